@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what kflan's build, tests and lab need on a fresh Debian/Ubuntu machine:
+# Debian packages for the lab (systemd-nspawn hosts) and the npm dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi

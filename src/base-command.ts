@@ -1,0 +1,64 @@
+/**
+ * Shared flags and error reporting for every command. Commands stay thin: parse, call the core,
+ * show the result.
+ */
+import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+import {resolve} from 'node:path'
+import {hintOf, KflanError, messageOf} from './errors.js'
+import {loadInventory} from './inventory/load.js'
+import {formatDiagnostic} from './inventory/diagnostics.js'
+import type {Cluster} from './inventory/model.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static baseFlags = {
+    inventory: Flags.string({
+      char: 'i',
+      summary: 'Inventory file (YAML).',
+      helpValue: 'FILE',
+      required: true,
+    }),
+    'state-dir': Flags.string({
+      summary: 'Directory for the cluster state (PKI, known_hosts, logs). Default: ./.kflan/<cluster>.',
+      env: 'KFLAN_STATE_DIR',
+      helpValue: 'DIR',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+
+  public async init(): Promise<void> {
+    await super.init()
+    const {flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      args: this.ctor.args,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+  }
+
+  /** Loads the inventory (exit 2 with every problem listed) and prints its warnings. */
+  protected cluster(opts: {checkFiles?: boolean} = {}): Cluster {
+    const {cluster, warnings} = loadInventory(this.flags.inventory, opts)
+    for (const w of warnings) this.logToStderr(formatDiagnostic(this.flags.inventory, w))
+    return cluster
+  }
+
+  protected stateDir(cluster: Cluster): string {
+    return resolve(this.flags['state-dir'] ?? `.kflan/${cluster.name}`)
+  }
+
+  protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof Errors.ExitError || err instanceof Errors.CLIError) throw err
+    if (err instanceof KflanError || hintOf(err) !== undefined) {
+      const hint = hintOf(err)
+      this.logToStderr(`Error: ${messageOf(err)}${hint ? `\n  hint: ${hint}` : ''}`)
+      this.exit(err instanceof KflanError ? err.exitCode : 1)
+    }
+    this.logToStderr(`kflan bug: ${err.stack ?? err}\nPlease report this with the command you ran.`)
+    this.exit(1)
+  }
+}

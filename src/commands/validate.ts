@@ -1,0 +1,18 @@
+import {BaseCommand} from '../base-command.js'
+import {describeTopology} from '../inventory/topology.js'
+
+export default class Validate extends BaseCommand<typeof Validate> {
+  static summary = 'Check an inventory and print the resolved topology.'
+  static description =
+    'Reports every problem at once with file:line:column, the field and a hint (exit 2), or prints which host runs what. No host is contacted.'
+  static examples = ['<%= config.bin %> validate -i inventories/example.yaml']
+  static enableJsonFlag = true
+  static flags = {}
+
+  async run(): Promise<unknown> {
+    const cluster = this.cluster({checkFiles: true})
+    const topology = describeTopology(cluster)
+    this.log(topology.text)
+    return topology.json
+  }
+}

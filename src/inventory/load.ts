@@ -1,0 +1,190 @@
+/**
+ * Loading an inventory: YAML → schema → semantic checks → Cluster. Reports every problem at once,
+ * each with file:line:column, the field path and a hint. Touches no host.
+ */
+import {readFileSync} from 'node:fs'
+import {resolve} from 'node:path'
+import {LineCounter, parseDocument} from 'yaml'
+import {z, type ZodIssue, type ZodTypeAny} from 'zod'
+import {InputError} from '../errors.js'
+import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic} from './diagnostics.js'
+import {inventorySchema} from './schema.js'
+import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
+import type {Cluster} from './model.js'
+
+export interface LoadResult {
+  cluster?: Cluster
+  diagnostics: Diagnostic[]
+}
+
+export class InventoryError extends InputError {
+  readonly diagnostics: Diagnostic[]
+  readonly file: string
+
+  constructor(file: string, diagnostics: Diagnostic[]) {
+    const errors = diagnostics.filter((d) => d.severity === 'error')
+    super(
+      `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} in the inventory:\n` +
+        diagnostics.map((d) => '  ' + formatDiagnostic(file, d)).join('\n'),
+      {hint: 'fix the fields above and run `kflan validate -i ' + file + '` again (docs/inventory.md lists every field)'},
+    )
+    this.name = 'InventoryError'
+    this.diagnostics = diagnostics
+    this.file = file
+  }
+}
+
+/** Parses inventory text. `file` is used for messages and to resolve relative tarball paths. */
+export function parseInventory(text: string, file: string, opts: {checkFiles?: boolean} = {}): LoadResult {
+  const lc = new LineCounter()
+  const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false, uniqueKeys: true})
+  const diagnostics: Diagnostic[] = []
+  for (const e of doc.errors) {
+    const p = lc.linePos(e.pos[0])
+    diagnostics.push({
+      severity: 'error',
+      path: [],
+      message: `YAML syntax: ${e.message.split('\n')[0]}`,
+      hint: 'check indentation and quoting around this position',
+      line: p.line,
+      column: p.col,
+    })
+  }
+  if (diagnostics.length > 0) return {diagnostics}
+
+  const raw: unknown = doc.toJS() ?? {}
+  const parsed = inventorySchema.safeParse(raw)
+  let cluster: Cluster | undefined
+  if (parsed.success) {
+    diagnostics.push(...checkInventory(parsed.data))
+    if (!diagnostics.some((d) => d.severity === 'error')) {
+      cluster = resolveCluster(parsed.data, resolve(file))
+      if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster))
+    }
+  } else {
+    for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue))
+    // Report the cross-field problems too, where dropping the offending fields leaves a valid shape.
+    const repaired = inventorySchema.safeParse(dropIssues(raw, parsed.error.issues))
+    if (repaired.success) {
+      const reported = new Set(diagnostics.map((d) => formatPath(d.path)))
+      diagnostics.push(...checkInventory(repaired.data).filter((d) => !reported.has(formatPath(d.path))))
+    }
+  }
+  for (const d of diagnostics) {
+    if (d.line !== undefined) continue
+    const pos = locate(doc, lc, d.path, (d as {atKey?: boolean}).atKey === true)
+    if (pos) Object.assign(d, pos)
+  }
+  for (const d of diagnostics) delete (d as {atKey?: boolean}).atKey
+  diagnostics.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
+  if (diagnostics.some((d) => d.severity === 'error')) return {diagnostics}
+  return {cluster, diagnostics}
+}
+
+/** Loads and validates; throws InventoryError (exit 2) listing every problem. Warnings are returned. */
+export function loadInventory(file: string, opts: {checkFiles?: boolean} = {}): {cluster: Cluster; warnings: Diagnostic[]} {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new InputError(`cannot read inventory ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
+      hint: 'pass an existing inventory with -i FILE (see inventories/example.yaml)',
+    })
+  }
+  const result = parseInventory(text, file, opts)
+  if (!result.cluster) throw new InventoryError(file, result.diagnostics)
+  return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}
+}
+
+function fromZodIssue(issue: ZodIssue): Diagnostic[] {
+  const path = issue.path
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = keysAt(inventorySchema, path)
+      return issue.keys.map((k) => {
+        const guess = didYouMean(k, known)
+        return {
+          severity: 'error' as const,
+          path: [...path, k],
+          message: `unknown field "${k}"${guess ? `; did you mean "${guess}"?` : ''}`,
+          hint: known.length > 0 ? `fields allowed here: ${known.join(', ')}` : undefined,
+          atKey: true,
+        }
+      })
+    }
+    case 'invalid_type':
+      if (issue.received === 'undefined') {
+        return [{severity: 'error', path, message: 'required field is missing', hint: `expected ${issue.expected}`}]
+      }
+      return [{severity: 'error', path, message: `expected ${issue.expected}, got ${issue.received}`}]
+    case 'invalid_union_discriminator':
+      return [
+        {
+          severity: 'error',
+          path,
+          message: `unknown backend type`,
+          hint: `use one of: ${issue.options.map(String).join(', ')}`,
+        },
+      ]
+    case 'invalid_enum_value':
+      return [{severity: 'error', path, message: `"${issue.received}" is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
+    default:
+      return [{severity: 'error', path, message: issue.message}]
+  }
+}
+
+/** The object keys the schema allows at a path, for "did you mean". */
+function keysAt(schema: ZodTypeAny, path: (string | number)[]): string[] {
+  let s: ZodTypeAny | undefined = schema
+  const unwrap = (t: ZodTypeAny): ZodTypeAny => {
+    let cur = t
+    for (;;) {
+      if (cur instanceof z.ZodDefault) cur = cur._def.innerType
+      else if (cur instanceof z.ZodOptional) cur = cur._def.innerType
+      else if (cur instanceof z.ZodEffects) cur = cur._def.schema
+      else return cur
+    }
+  }
+  const keysOf = (t: ZodTypeAny): string[] => {
+    const u = unwrap(t)
+    if (u instanceof z.ZodObject) return Object.keys(u.shape)
+    if (u instanceof z.ZodDiscriminatedUnion) return [...new Set<string>((u.options as ZodTypeAny[]).flatMap((o) => keysOf(o)))]
+    return []
+  }
+  for (const seg of path) {
+    if (!s) return []
+    const u = unwrap(s)
+    if (u instanceof z.ZodArray && typeof seg === 'number') s = u.element
+    else if (u instanceof z.ZodObject) s = u.shape[seg as string]
+    else if (u instanceof z.ZodDiscriminatedUnion) {
+      s = u.options.map((o: ZodTypeAny) => (unwrap(o) as z.AnyZodObject).shape[seg as string]).find(Boolean)
+    } else return []
+  }
+  return s ? keysOf(s) : []
+}
+
+/** A copy of `raw` without the fields zod complained about (unknown keys, bad values), so defaults apply. */
+function dropIssues(raw: unknown, issues: ZodIssue[]): unknown {
+  const copy = structuredClone(raw)
+  let placeholders = 0
+  for (const issue of issues) {
+    const paths =
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((k) => [...issue.path, k])
+        : issue.code === 'invalid_union_discriminator'
+          ? [issue.path.slice(0, -1)] // the whole union member, so its default applies
+          : [issue.path]
+    for (const path of paths) {
+      let node = copy as Record<string | number, unknown> | undefined
+      for (const seg of path.slice(0, -1)) node = node?.[seg] as Record<string | number, unknown> | undefined
+      const last = path.at(-1)
+      if (!node || typeof node !== 'object' || last === undefined || Array.isArray(node)) continue
+      // Required identifiers get a placeholder so the rest of the file can still be checked;
+      // problems at these paths are already reported and filtered out by the caller.
+      if (last === 'address') node[last] = '0.0.0.0'
+      else if (last === 'name' || last === 'cluster') node[last] = `invalid-${placeholders++}`
+      else delete node[last]
+    }
+  }
+  return copy
+}

@@ -1,0 +1,182 @@
+/**
+ * The inventory file's shape (YAML). Structural rules live here; rules that relate fields to each
+ * other (duplicates, CIDR arithmetic, version compatibility) live in validate.ts.
+ * docs/inventory.md documents every field; keep the two in step.
+ */
+import {z} from 'zod'
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label: lower-case letters, digits and "-"')
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+
+const port = z.number().int().min(1).max(65535)
+
+const fingerprint = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an SSH fingerprint as `ssh-keygen -lf` prints it (SHA256:…)')
+
+const absPath = z.string().regex(/^\//, 'must be an absolute path')
+
+const version = z
+  .string()
+  .regex(/^v?\d+\.\d+\.\d+$/, 'must be a release version like 3.4.23')
+  .transform((v) => v.replace(/^v/, ''))
+
+/** Bastion (jump host) used to reach the hosts. */
+const bastion = z
+  .object({
+    address: z.string(),
+    port: port.default(22),
+    user: z.string().optional(),
+    identityFile: z.string().optional(),
+    passwordEnv: envName.optional(),
+    hostKey: fingerprint.optional(),
+  })
+  .strict()
+
+/** SSH settings; cluster-wide under `ssh:`, per host under `hosts[].ssh:`. */
+const sshFields = {
+  user: z.string().min(1).optional(),
+  port: port.optional(),
+  identityFile: z.string().optional(),
+  /** Environment variable holding the SSH password (never the password itself). */
+  passwordEnv: envName.optional(),
+  /** Environment variable holding the sudo password, for a non-root user. */
+  sudoPasswordEnv: envName.optional(),
+  /** Use the ssh-agent at $SSH_AUTH_SOCK. */
+  agent: z.boolean().optional(),
+  bastion: bastion.optional(),
+}
+
+const ssh = z.object(sshFields).strict()
+
+const host = z
+  .object({
+    name,
+    address: z.string(),
+    /** Interface flanneld uses (--iface); default: the one that carries `address`. */
+    interface: z.string().optional(),
+    /** Expected SSH host key fingerprint; lets kflan trust a host it has never seen. */
+    hostKey: fingerprint.optional(),
+    ssh: ssh.optional(),
+  })
+  .strict()
+
+const roles = z
+  .object({
+    masters: z.array(z.string()).default([]),
+    nodes: z.array(z.string()).default([]),
+    /** Hosts running an etcd member; default: the masters. */
+    etcd: z.array(z.string()).optional(),
+    /** Hosts running flanneld (and docker); default: the nodes. */
+    flannel: z.array(z.string()).optional(),
+  })
+  .strict()
+
+const etcd = z
+  .object({
+    version,
+    /** Release tarball: a local path (relative to the inventory file) or an https:// URL. */
+    tarball: z.string().min(1),
+    /** sha256 of the tarball; required for a URL, checked for a path when given. */
+    sha256: z.string().regex(/^[a-f0-9]{64}$/).optional(),
+    dataDir: absPath.default('/var/lib/etcd/default.etcd'),
+    installDir: absPath.default('/opt/etcd'),
+    clientPort: port.default(2379),
+    peerPort: port.default(2380),
+    token: z.string().min(1).default('etcd-cluster'),
+    /** Extra subject alternative names for the server certificates (IPs or DNS names). */
+    extraSans: z.array(z.string()).default([]),
+  })
+  .strict()
+
+const vxlan = z
+  .object({
+    type: z.literal('vxlan'),
+    vni: z.number().int().min(1).max(16_777_215).default(1),
+    port: port.default(8472),
+    directRouting: z.boolean().default(false),
+    mtu: z.number().int().min(576).max(9000).optional(),
+  })
+  .strict()
+
+const hostGw = z.object({type: z.literal('host-gw')}).strict()
+
+const udp = z
+  .object({
+    type: z.literal('udp'),
+    port: port.default(8285),
+  })
+  .strict()
+
+export const backendTypes = ['vxlan', 'host-gw', 'udp'] as const
+
+const flannel = z
+  .object({
+    version,
+    tarball: z.string().min(1),
+    sha256: z.string().regex(/^[a-f0-9]{64}$/).optional(),
+    installDir: absPath.default('/opt/flannel'),
+    /** The pod network (flannel's "Network"). */
+    network: z.string(),
+    subnetLen: z.number().int().min(1).max(30).optional(),
+    subnetMin: z.string().optional(),
+    subnetMax: z.string().optional(),
+    backend: z.discriminatedUnion('type', [vxlan, hostGw, udp]).default({type: 'vxlan'}),
+    prefix: z
+      .string()
+      .regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute etcd key prefix without a trailing "/"')
+      .default('/coreos.com/network'),
+    ipMasq: z.boolean().default(true),
+    /** Default interface for flanneld (--iface); a host's own `interface` wins. */
+    interface: z.string().optional(),
+    /** flanneld's --healthz-port (flannel's own default is 0, off); kflan turns it on for doctor. 0 = off. */
+    healthzPort: z.number().int().min(0).max(65535).default(8471),
+    subnetFile: absPath.default('/run/flannel/subnet.env'),
+  })
+  .strict()
+
+const docker = z
+  .object({
+    /** Make docker.service start with $DOCKER_NETWORK_OPTIONS from flannel. */
+    enabled: z.boolean().default(true),
+    /** Install docker from the distribution's packages when it is missing. */
+    install: z.boolean().default(false),
+  })
+  .strict()
+
+const pki = z
+  .object({
+    keyAlgorithm: z.enum(['ecdsa', 'rsa']).default('ecdsa'),
+    validityDays: z.number().int().min(1).max(36_500).default(3650),
+  })
+  .strict()
+
+const preflight = z
+  .object({
+    /** firewalld: `disable` it (the guides' way) or `open` the etcd and backend ports. */
+    firewall: z.enum(['disable', 'open']).default('disable'),
+    /** Maximum clock skew between hosts before a warning, in seconds. */
+    maxClockSkew: z.number().positive().default(1),
+  })
+  .strict()
+
+export const inventorySchema = z
+  .object({
+    cluster: name,
+    ssh: ssh.default({}),
+    hosts: z.array(host).min(1, 'at least one host is required'),
+    roles,
+    etcd,
+    flannel,
+    docker: docker.default({}),
+    pki: pki.default({}),
+    preflight: preflight.default({}),
+  })
+  .strict()
+
+export type RawInventory = z.output<typeof inventorySchema>
+export type SshSettings = z.output<typeof ssh>
+export type BackendSettings = RawInventory['flannel']['backend']

@@ -1,0 +1,247 @@
+/** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
+import {existsSync} from 'node:fs'
+import {homedir} from 'node:os'
+import {dirname, isAbsolute, join, resolve} from 'node:path'
+import {didYouMean, type Diagnostic} from './diagnostics.js'
+import {compareVersions, flannelEtcdApi, type Cluster, type Host, type SshTarget} from './model.js'
+import {
+  cidrContains,
+  cidrSize,
+  defaultSubnetLen,
+  intToIp,
+  ipToInt,
+  isIPAddress,
+  isIPv4,
+  parseCidr,
+  subnetBounds,
+} from './net.js'
+import type {RawInventory, SshSettings} from './schema.js'
+
+const dnsName = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+
+type Path = (string | number)[]
+
+export function checkInventory(inv: RawInventory): Diagnostic[] {
+  const out: Diagnostic[] = []
+  const error = (path: Path, message: string, hint?: string) => out.push({severity: 'error', path, message, hint})
+  const warn = (path: Path, message: string, hint?: string) => out.push({severity: 'warning', path, message, hint})
+
+  // Hosts: names and addresses unique and valid.
+  const names = new Map<string, number>()
+  const addresses = new Map<string, number>()
+  inv.hosts.forEach((h, i) => {
+    if (names.has(h.name)) error(['hosts', i, 'name'], `duplicate host name "${h.name}" (also hosts[${names.get(h.name)}])`, 'every host needs its own name')
+    else names.set(h.name, i)
+    if (!isIPv4(h.address)) {
+      error(['hosts', i, 'address'], `"${h.address}" is not an IPv4 address`, 'address is the IP etcd and flanneld bind to, e.g. 192.168.204.171')
+    } else if (addresses.has(h.address)) {
+      error(['hosts', i, 'address'], `duplicate address ${h.address} (also hosts[${addresses.get(h.address)}])`, 'every host needs its own address')
+    } else addresses.set(h.address, i)
+    if (h.interface !== undefined && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(h.interface)) {
+      error(['hosts', i, 'interface'], `"${h.interface}" is not a valid interface name`)
+    }
+  })
+
+  // Roles reference hosts.
+  const hostNames = inv.hosts.map((h) => h.name)
+  const roleLists: [keyof RawInventory['roles'], string[] | undefined][] = [
+    ['masters', inv.roles.masters],
+    ['nodes', inv.roles.nodes],
+    ['etcd', inv.roles.etcd],
+    ['flannel', inv.roles.flannel],
+  ]
+  for (const [role, list] of roleLists) {
+    const seen = new Set<string>()
+    list?.forEach((n, j) => {
+      if (!names.has(n)) {
+        const guess = didYouMean(n, hostNames)
+        error(['roles', role, j], `unknown host "${n}"${guess ? `; did you mean "${guess}"?` : ''}`, `hosts are: ${hostNames.join(', ')}`)
+      }
+      if (seen.has(n)) error(['roles', role, j], `"${n}" is listed twice`)
+      seen.add(n)
+    })
+  }
+  const etcdList = inv.roles.etcd ?? inv.roles.masters
+  if (etcdList.length === 0) {
+    error(['roles'], 'no etcd member', 'list etcd hosts under roles.etcd, or masters under roles.masters (etcd defaults to the masters)')
+  } else if (etcdList.length % 2 === 0) {
+    warn(['roles', inv.roles.etcd ? 'etcd' : 'masters'], `${etcdList.length} etcd members tolerate no more failures than ${etcdList.length - 1} would`, 'use an odd number of etcd members (1, 3, 5)')
+  }
+  const flannelList = inv.roles.flannel ?? inv.roles.nodes
+  if (flannelList.length === 0) {
+    warn(['roles'], 'no host runs flanneld', 'list nodes under roles.nodes, or hosts under roles.flannel')
+  }
+  const withRole = new Set([...inv.roles.masters, ...inv.roles.nodes, ...etcdList, ...flannelList])
+  inv.hosts.forEach((h, i) => {
+    if (!withRole.has(h.name)) warn(['hosts', i, 'name'], `host "${h.name}" has no role and will not be touched`, 'add it to roles.masters or roles.nodes')
+  })
+
+  // Flannel network arithmetic (mirrors flannel's pkg/subnet/config.go checks).
+  const net = parseCidr(inv.flannel.network)
+  if (typeof net === 'string') {
+    error(['flannel', 'network'], net)
+  } else {
+    const len = inv.flannel.subnetLen ?? defaultSubnetLen(net)
+    const lenPath: Path = ['flannel', inv.flannel.subnetLen === undefined ? 'network' : 'subnetLen']
+    if (len <= net.prefix) {
+      error(lenPath, `subnetLen /${len} must be longer than the network's /${net.prefix}`, `e.g. subnetLen: ${Math.min(net.prefix + 8, 28)}`)
+    } else if (len > 28) {
+      error(lenPath, `subnetLen /${len} is longer than /28, which flannel rejects`)
+    } else {
+      const step = 2 ** (32 - len)
+      const bounds = subnetBounds(net, len)
+      let min = bounds.min
+      let max = bounds.max
+      for (const key of ['subnetMin', 'subnetMax'] as const) {
+        const v = inv.flannel[key]
+        if (v === undefined) continue
+        if (!isIPv4(v)) {
+          error(['flannel', key], `"${v}" is not an IPv4 address`)
+          continue
+        }
+        const n = ipToInt(v)
+        if (!cidrContains(net, n)) error(['flannel', key], `${v} is outside the network ${inv.flannel.network}`)
+        else if ((n - net.base) % step !== 0) error(['flannel', key], `${v} is not on a /${len} boundary`, `e.g. ${intToIp(net.base + Math.floor((n - net.base) / step) * step)}`)
+        else if (key === 'subnetMin') min = n
+        else max = n
+      }
+      if (min > max) {
+        error(['flannel', 'subnetMin'], `subnetMin ${intToIp(min)} is above subnetMax ${intToIp(max)}`, 'swap them')
+      } else {
+        const count = (max - min) / step + 1
+        if (count < 2) {
+          error(lenPath, `only ${count} subnet of /${len} fits between subnetMin and subnetMax`, 'flannel needs at least 2; use a longer subnetLen or a larger network')
+        } else if (count < flannelList.length) {
+          error(lenPath, `${count} subnets of /${len} for ${flannelList.length} flannel hosts`, 'use a longer subnetLen or a larger network')
+        }
+      }
+      if (cidrSize(net) < 4) error(['flannel', 'network'], 'network is too small')
+    }
+    inv.hosts.forEach((h, i) => {
+      if (isIPv4(h.address) && cidrContains(net, ipToInt(h.address))) {
+        error(['hosts', i, 'address'], `host address ${h.address} lies inside the pod network ${inv.flannel.network}`, 'choose a pod network that does not overlap the hosts\' network')
+      }
+    })
+  }
+
+  // Versions: the API flannel reads must be one etcd serves.
+  if (flannelEtcdApi(inv.flannel.version) === 'v2' && compareVersions(inv.etcd.version, '3.6.0') >= 0) {
+    error(
+      ['flannel', 'version'],
+      `flannel ${inv.flannel.version} reads its config through the etcd v2 API, which etcd ${inv.etcd.version} no longer serves`,
+      'use flannel 0.18.0 or newer (etcd v3 API), or etcd 3.5 or older (kflan then enables --enable-v2)',
+    )
+  }
+  if (compareVersions(inv.etcd.version, '3.4.0') < 0) {
+    warn(['etcd', 'version'], `etcd ${inv.etcd.version} is older than 3.4 and untested with kflan`)
+  }
+  if (compareVersions(inv.flannel.version, '0.10.0') < 0) {
+    warn(['flannel', 'version'], `flannel ${inv.flannel.version} is older than 0.10 and untested with kflan`)
+  }
+  if (inv.etcd.clientPort === inv.etcd.peerPort) {
+    error(['etcd', 'peerPort'], `peerPort equals clientPort (${inv.etcd.clientPort})`)
+  }
+  inv.etcd.extraSans.forEach((s, i) => {
+    if (!isIPAddress(s) && !dnsName.test(s)) error(['etcd', 'extraSans', i], `"${s}" is neither an IP address nor a DNS name`)
+  })
+  for (const key of ['etcd', 'flannel'] as const) {
+    const t = inv[key].tarball
+    if (/^[a-z]+:\/\//i.test(t)) {
+      if (!/^https?:\/\//.test(t)) error([key, 'tarball'], `unsupported URL scheme in "${t}"`, 'use an https:// URL or a local path')
+      else if (!inv[key].sha256) error([key, 'sha256'], 'a tarball fetched from a URL needs its sha256', 'add sha256: <hex digest of the release tarball>')
+    }
+  }
+  return out
+}
+
+/** Local files the inventory points at (tarballs, identity files). Run before contacting hosts. */
+export function checkLocalFiles(inv: RawInventory, c: Cluster): Diagnostic[] {
+  const out: Diagnostic[] = []
+  for (const key of ['etcd', 'flannel'] as const) {
+    const t = c[key].tarball
+    if (!/^https?:\/\//.test(t) && !existsSync(t)) {
+      out.push({severity: 'error', path: [key, 'tarball'], message: `file not found: ${t}`, hint: "relative paths are resolved against the inventory file's directory"})
+    }
+  }
+  const reported = new Set<string>()
+  c.hosts.forEach((h, i) => {
+    const f = h.ssh.identityFile
+    if (!f || existsSync(f) || reported.has(f)) return
+    reported.add(f)
+    const path = inv.hosts[i].ssh?.identityFile ? ['hosts', i, 'ssh', 'identityFile'] : ['ssh', 'identityFile']
+    out.push({severity: 'error', path, message: `identity file not found: ${f}`, hint: 'point ssh.identityFile at your private key, or use agent: true'})
+  })
+  return out
+}
+
+function expandPath(p: string, base: string): string {
+  if (p === '~' || p.startsWith('~/')) return join(homedir(), p.slice(1))
+  return isAbsolute(p) ? p : resolve(base, p)
+}
+
+function resolveSsh(base: SshSettings, own: SshSettings | undefined, dir: string): SshTarget {
+  const m = {...base, ...own}
+  return {
+    user: m.user ?? 'root',
+    port: m.port ?? 22,
+    identityFile: m.identityFile ? expandPath(m.identityFile, dir) : undefined,
+    passwordEnv: m.passwordEnv,
+    sudoPasswordEnv: m.sudoPasswordEnv,
+    agent: m.agent ?? false,
+    bastion: m.bastion
+      ? {
+          ...m.bastion,
+          user: m.bastion.user ?? m.user ?? 'root',
+          identityFile: m.bastion.identityFile ? expandPath(m.bastion.identityFile, dir) : m.identityFile ? expandPath(m.identityFile, dir) : undefined,
+        }
+      : undefined,
+  }
+}
+
+/** Applies defaults and roles. Call only on an inventory that passed checkInventory without errors. */
+export function resolveCluster(inv: RawInventory, file: string): Cluster {
+  const dir = dirname(file)
+  const etcd = new Set(inv.roles.etcd ?? inv.roles.masters)
+  const flannel = new Set(inv.roles.flannel ?? inv.roles.nodes)
+  const masters = new Set(inv.roles.masters)
+  const nodes = new Set(inv.roles.nodes)
+  const hosts: Host[] = inv.hosts.map((h) => ({
+    name: h.name,
+    address: h.address,
+    interface: h.interface ?? inv.flannel.interface,
+    hostKey: h.hostKey,
+    ssh: resolveSsh(inv.ssh, h.ssh, dir),
+    roles: {master: masters.has(h.name), node: nodes.has(h.name), etcd: etcd.has(h.name), flannel: flannel.has(h.name)},
+  }))
+  const net = parseCidr(inv.flannel.network)
+  if (typeof net === 'string') throw new Error(`resolveCluster on an invalid inventory: ${net}`)
+  const subnetLen = inv.flannel.subnetLen ?? defaultSubnetLen(net)
+  const bounds = subnetBounds(net, subnetLen)
+  const etcdApi = flannelEtcdApi(inv.flannel.version)
+  const tarball = (t: string) => (/^https?:\/\//.test(t) ? t : expandPath(t, dir))
+  return {
+    name: inv.cluster,
+    source: file,
+    hosts,
+    etcd: {...inv.etcd, tarball: tarball(inv.etcd.tarball), enableV2: etcdApi === 'v2'},
+    flannel: {
+      version: inv.flannel.version,
+      tarball: tarball(inv.flannel.tarball),
+      sha256: inv.flannel.sha256,
+      installDir: inv.flannel.installDir,
+      network: inv.flannel.network,
+      subnetLen,
+      subnetMin: inv.flannel.subnetMin ?? intToIp(bounds.min),
+      subnetMax: inv.flannel.subnetMax ?? intToIp(bounds.max),
+      backend: inv.flannel.backend,
+      prefix: inv.flannel.prefix,
+      ipMasq: inv.flannel.ipMasq,
+      healthzPort: inv.flannel.healthzPort,
+      subnetFile: inv.flannel.subnetFile,
+      etcdApi,
+    },
+    docker: inv.docker,
+    pki: inv.pki,
+    preflight: inv.preflight,
+  }
+}

@@ -1,0 +1,124 @@
+import {describe, expect, it} from 'vitest'
+import {parseInventory} from '../../src/inventory/load.js'
+import {formatDiagnostic} from '../../src/inventory/diagnostics.js'
+import {clusterFrom, exampleCluster, minimalInventory} from './helpers.js'
+
+function problems(text: string) {
+  const r = parseInventory(text, 'inv.yaml')
+  return r.diagnostics.map((d) => ({...d, text: formatDiagnostic('inv.yaml', d)}))
+}
+
+function errorsOf(text: string) {
+  return problems(text).filter((d) => d.severity === 'error')
+}
+
+describe('inventory loading', () => {
+  it('resolves the guides\' topology: etcd on all three, flannel + docker on the nodes', () => {
+    const c = exampleCluster('example')
+    const roles = Object.fromEntries(c.hosts.map((h) => [h.name, h.roles]))
+    expect(roles.master01).toEqual({master: true, node: false, etcd: true, flannel: false})
+    expect(roles.node01).toEqual({master: false, node: true, etcd: true, flannel: true})
+    expect(roles.node02).toEqual({master: false, node: true, etcd: true, flannel: true})
+    expect(c.flannel).toMatchObject({subnetLen: 24, subnetMin: '172.17.1.0', subnetMax: '172.17.255.0', etcdApi: 'v3', prefix: '/coreos.com/network'})
+    expect(c.etcd).toMatchObject({dataDir: '/var/lib/etcd/default.etcd', installDir: '/opt/etcd', enableV2: false})
+  })
+
+  it('defaults etcd to the masters and flannel to the nodes; per-host ssh overrides the defaults', () => {
+    const c = exampleCluster('ha')
+    expect(c.hosts.filter((h) => h.roles.etcd).map((h) => h.name)).toEqual(['master1', 'master2', 'master3'])
+    expect(c.hosts.filter((h) => h.roles.flannel).map((h) => h.name)).toEqual(['node1', 'node2', 'node3'])
+    expect(c.hosts[0].ssh).toMatchObject({user: 'ops', port: 22, sudoPasswordEnv: 'KFLAN_SUDO_PASSWORD', bastion: {address: '203.0.113.10', user: 'jump', port: 22}})
+    const o = clusterFrom(minimalInventory().replace('{name: n2, address: 10.0.0.22}', '{name: n2, address: 10.0.0.22, ssh: {port: 2222, user: admin}}'))
+    expect(o.hosts[2].ssh).toMatchObject({port: 2222, user: 'admin'})
+    expect(o.hosts[1].ssh).toMatchObject({port: 22, user: 'root'})
+  })
+
+  it('resolves relative tarball paths against the inventory directory', () => {
+    const c = clusterFrom(minimalInventory(), '/srv/inv/cluster.yaml')
+    expect(c.etcd.tarball).toBe('/srv/inv/etcd.tgz')
+  })
+
+  it('reports YAML syntax errors with their position', () => {
+    const d = errorsOf('cluster: t\nhosts: [\n  - a: b\n')
+    expect(d.length).toBeGreaterThan(0)
+    expect(d[0].text).toMatch(/^inv\.yaml:\d+:\d+: error: YAML syntax/)
+  })
+
+  it('reports every problem at once, each with line, column, field and hint', () => {
+    const text = `cluster: t
+ssh: {usr: root}
+hosts:
+  - {name: m1, address: 10.0.0.11}
+  - {name: m1, address: 10.0.0.11}
+  - {name: n1, address: 10.0.0.300}
+roles:
+  masters: [m1]
+  nodes: [n9]
+etcd: {version: 3.4.23, tarball: e.tgz}
+flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {type: vxlam}}
+`
+    const d = errorsOf(text)
+    const by = (field: string) => d.find((x) => x.text.includes(` ${field}:`))
+    expect(by('ssh.usr')?.message).toBe('unknown field "usr"; did you mean "user"?')
+    expect(by('ssh.usr')).toMatchObject({line: 2, column: 7})
+    expect(by('hosts[1].name')?.message).toMatch(/duplicate host name "m1"/)
+    expect(by('hosts[1].address')?.message).toMatch(/duplicate address 10\.0\.0\.11/)
+    expect(by('hosts[2].address')).toMatchObject({line: 6, message: '"10.0.0.300" is not an IPv4 address'})
+    expect(by('roles.nodes[0]')?.message).toMatch(/unknown host "n9"; did you mean "n1"\?/)
+    expect(by('flannel.backend.type')).toMatchObject({message: 'unknown backend type', hint: 'use one of: vxlan, host-gw, udp'})
+    expect(d).toHaveLength(6)
+  })
+
+  it('reports missing required fields', () => {
+    const d = errorsOf('cluster: t\nhosts:\n  - {name: a}\nroles: {masters: [a]}\n')
+    expect(d.map((x) => x.text)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/hosts\[0\]\.address: required field is missing/),
+        expect.stringMatching(/etcd: required field is missing/),
+        expect.stringMatching(/flannel: required field is missing/),
+      ]),
+    )
+  })
+
+  it.each([
+    ['subnetLen: 16', /subnetLen \/16 must be longer than the network's \/16/],
+    ['subnetLen: 30', /longer than \/28/],
+    ['subnetLen: 17', /only 1 subnet of \/17/],
+    ['subnetMin: 10.245.0.0', /10\.245\.0\.0 is outside the network/],
+    ['subnetMin: 10.244.9.0\n  subnetMax: 10.244.2.0', /subnetMin 10\.244\.9\.0 is above subnetMax 10\.244\.2\.0/],
+    ['subnetMin: 10.244.1.7', /not on a \/24 boundary/],
+  ])('checks flannel subnet arithmetic: %s', (extra, message) => {
+    const text = minimalInventory().replace('network: 10.244.0.0/16', `network: 10.244.0.0/16\n  ${extra}`)
+    expect(errorsOf(text).map((d) => d.message).join('\n')).toMatch(message)
+  })
+
+  it('rejects an invalid network CIDR and one overlapping a host address', () => {
+    expect(errorsOf(minimalInventory().replace('10.244.0.0/16', '10.244.0.1/16'))[0].message).toMatch(/host bits set; did you mean 10\.244\.0\.0\/16/)
+    const overlap = errorsOf(minimalInventory().replace('10.244.0.0/16', '10.0.0.0/16'))
+    expect(overlap.map((d) => d.message)).toEqual(expect.arrayContaining([expect.stringMatching(/host address 10\.0\.0\.11 lies inside the pod network/)]))
+  })
+
+  it('requires an etcd member and warns about an even count', () => {
+    expect(errorsOf(minimalInventory().replace('masters: [m1]', 'masters: []'))[0].message).toBe('no etcd member')
+    const even = problems(minimalInventory().replace('masters: [m1]', 'masters: [m1]\n  etcd: [m1, n1]'))
+    expect(even.filter((d) => d.severity === 'error')).toEqual([])
+    expect(even.find((d) => d.severity === 'warning')?.message).toMatch(/2 etcd members tolerate no more failures than 1/)
+  })
+
+  it('rejects flannel older than 0.18 (etcd v2 API) with etcd 3.6, and enables v2 on older etcd', () => {
+    const v36 = minimalInventory().replace('3.4.23', '3.6.1').replace('0.26.1', '0.10.0')
+    expect(errorsOf(v36)[0].message).toMatch(/flannel 0\.10\.0 reads its config through the etcd v2 API, which etcd 3\.6\.1 no longer serves/)
+    const c = clusterFrom(minimalInventory().replace('0.26.1', 'v0.17.0'))
+    expect(c.flannel).toMatchObject({version: '0.17.0', etcdApi: 'v2'})
+    expect(c.etcd.enableV2).toBe(true)
+  })
+
+  it('requires a sha256 for a tarball URL', () => {
+    const d = errorsOf(minimalInventory().replace('tarball: etcd.tgz', 'tarball: https://example.invalid/etcd.tgz'))
+    expect(d[0].text).toMatch(/etcd\.sha256: a tarball fetched from a URL needs its sha256/)
+  })
+
+  it('accepts the seed topology and the HA example without problems', () => {
+    for (const c of [exampleCluster('example'), exampleCluster('ha')]) expect(c.hosts.length).toBeGreaterThan(2)
+  })
+})
