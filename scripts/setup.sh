@@ -19,6 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# `npm install` rather than `npm ci`: the lock file as npm 11 writes it here lacks the
+# other-platform optional packages (rollup's), which `npm ci` then rejects as out of sync
+# (npm/cli#4828). `npm install` installs the locked versions all the same.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
