@@ -1,0 +1,11 @@
+/** The SSH layer: connections, host keys, commands, files, uploads, facts. */
+export * from './errors.js'
+export * from './hostkeys.js'
+export * from './logger.js'
+export * from './shell.js'
+export * from './ssh.js'
+export * from './files.js'
+export * from './diff.js'
+export * from './tarball.js'
+export * from './upload.js'
+export * from './facts.js'
