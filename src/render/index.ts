@@ -134,6 +134,7 @@ function flannelFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
 function dockerDropIn(c: Cluster, ctx: RenderContext): FileSpec {
   const content = renderTemplate('docker-flannel.conf', {
     dockerOptsFile: DOCKER_OPTS_FILE,
+    subnetFile: c.flannel.subnetFile,
     execStart: ctx.dockerExecStart ?? DEFAULT_DOCKER_EXECSTART,
     network: c.flannel.network,
   })

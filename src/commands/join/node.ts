@@ -1,0 +1,68 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {ensureClusterPki} from '../../cluster-pki.js'
+import {didYouMean} from '../../inventory/diagnostics.js'
+import {etcdMembers, hostByName} from '../../inventory/model.js'
+import {InputError, KflanError, hintOf, messageOf} from '../../errors.js'
+import {joinPhases} from '../../phases/index.js'
+import {changeReport, warningReport} from '../../report.js'
+import {newLogger, runSession} from '../../session.js'
+
+export default class JoinNode extends BaseCommand<typeof JoinNode> {
+  static summary = 'Add a node from the inventory to an initialised cluster.'
+  static description =
+    'For a host newly added to the inventory as a node: preflight, binaries, the flanneld client certificate, flanneld and the docker drop-in, then a doctor run limited to that host. Existing hosts are not changed (an etcd member is only read from). Joining a node that is already joined changes nothing.'
+  static examples = ['<%= config.bin %> join node node03 -i inventory.yaml']
+  static args = {
+    name: Args.string({description: 'The node\'s name in the inventory.', required: true}),
+  }
+  static flags = {
+    'dry-run': Flags.boolean({summary: 'Print what would change on the node; change nothing.'}),
+    'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host key of a host never seen before.'}),
+    'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(JoinNode)
+    const cluster = this.cluster({checkFiles: true})
+    const host = hostByName(cluster, args.name)
+    if (!host) {
+      const guess = didYouMean(args.name, cluster.hosts.map((h) => h.name))
+      throw new InputError(`${args.name} is not a host in ${this.flags.inventory}${guess ? `; did you mean ${guess}?` : ''}`, {
+        hint: 'add the host under hosts: and roles.nodes: in the inventory first',
+      })
+    }
+    if (!host.roles.node || !host.roles.flannel) {
+      throw new InputError(`${args.name} is not a node${host.roles.node ? ' running flanneld' : ''} in ${this.flags.inventory}`, {
+        hint: host.roles.node ? 'add it to roles.flannel (or drop roles.flannel to default to the nodes)' : 'list it under roles.nodes; `join node` only adds nodes (etcd members are set up by `kflan init`)',
+      })
+    }
+    const stateDir = this.stateDir(cluster)
+    const pki = await ensureClusterPki(cluster, stateDir)
+    const reissued = pki.certificates.filter((c) => c.action !== 'reused')
+    if (reissued.length > 0) {
+      throw new KflanError(`the PKI changed (${reissued.map((c) => `${c.action} ${c.name}`).join(', ')}): existing hosts need it`, {
+        hint: 'run `kflan init` to roll out the certificates; `join node` does not change existing hosts',
+      })
+    }
+    const logger = newLogger(stateDir, 'join')
+    // One etcd member is connected too, read-only: leases are checked there.
+    const observer = etcdMembers(cluster).find((m) => m.name !== host.name)
+    const hosts = observer ? [host, observer] : [host]
+    const {ctx, error} = await runSession(cluster, stateDir, hosts, joinPhases, {
+      dryRun: flags['dry-run'],
+      force: false,
+      ignorePreflight: new Set((flags['ignore-preflight-errors'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)),
+      concurrency: 2,
+      acceptNewHostKeys: flags['accept-new-host-keys'],
+      output: 'auto',
+    }, logger, new Set([host.name]))
+    for (const w of warningReport(ctx)) this.logToStderr(w)
+    if (error) {
+      if (ctx.changed) this.logToStderr(`\nchanges made before the failure:\n${changeReport(ctx)}`)
+      throw new KflanError(`join ${messageOf(error)}\nlog: ${logger.file}`, {hint: hintOf(error) ?? 'fix the cause and run `kflan join node` again'})
+    }
+    this.log(changeReport(ctx))
+    this.log(`log: ${logger.file}`)
+  }
+}

@@ -1,0 +1,54 @@
+/** etcdctl command lines run on an etcd member over SSH, with kflan's client certificate. */
+import {clientUrl, etcdMembers, type Cluster, type Host} from './inventory/model.js'
+import {etcdPaths} from './render/paths.js'
+
+/** etcdctl (v3 API) against the given members (default: all), e.g. etcdctl(c, 'endpoint health'). */
+export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
+  const p = etcdPaths(c)
+  return [
+    'ETCDCTL_API=3',
+    `${p.bin}/etcdctl`,
+    `--cacert=${p.ssl}/ca.pem`,
+    `--cert=${p.ssl}/kflan.pem`,
+    `--key=${p.ssl}/kflan-key.pem`,
+    `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
+    '--dial-timeout=2s',
+    '--command-timeout=5s',
+    args,
+  ].join(' ')
+}
+
+/** etcdctl through the v2 API (flannel < 0.18 reads its config there). */
+export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
+  const p = etcdPaths(c)
+  return [
+    'ETCDCTL_API=2',
+    `${p.bin}/etcdctl`,
+    `--ca-file=${p.ssl}/ca.pem`,
+    `--cert-file=${p.ssl}/kflan.pem`,
+    `--key-file=${p.ssl}/kflan-key.pem`,
+    `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
+    '--timeout=2s',
+    '--total-timeout=5s',
+    args,
+  ].join(' ')
+}
+
+export interface EndpointHealth {
+  endpoint: string
+  health: boolean
+  error?: string
+}
+
+/** Parses `etcdctl endpoint health -w json` (one JSON array; etcd 3.4+). */
+export function parseEndpointHealth(stdout: string): EndpointHealth[] {
+  const start = stdout.indexOf('[')
+  if (start < 0) return []
+  try {
+    const arr = JSON.parse(stdout.slice(start)) as {endpoint: string; health: boolean; error?: string}[]
+    return arr.map((e) => ({endpoint: e.endpoint, health: e.health === true, error: e.error}))
+  } catch {
+    return []
+  }
+}
+

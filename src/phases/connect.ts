@@ -1,0 +1,27 @@
+/** connect: one SSH connection per host (host key verified), then its facts in one round trip. */
+import {gatherFacts} from '../remote/facts.js'
+import {BastionPool, Remote, targetFromHost} from '../remote/ssh.js'
+import type {Phase} from './context.js'
+
+export interface ConnectSettings {
+  knownHostsPath: string
+  acceptNewHostKeys: boolean
+}
+
+export function connectPhase(s: ConnectSettings): Phase {
+  const bastionPool = new BastionPool()
+  return {
+    name: 'connect',
+    title: 'connect and gather facts',
+    hosts: (ctx) => ctx.hosts,
+    async runHost(ctx, h) {
+      h.remote = await Remote.connect(targetFromHost(h.host), {
+        knownHostsPath: s.knownHostsPath,
+        acceptNew: s.acceptNewHostKeys,
+        logger: ctx.logger,
+        bastionPool,
+      })
+      h.facts = await gatherFacts(h.remote, {etcdDataDir: ctx.cluster.etcd.dataDir})
+    },
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from
+ * flannel, ordered after flanneld. Docker restarts only when the drop-in changed or docker0 is
+ * not at the host's flannel gateway address.
+ */
+import {KflanError} from '../errors.js'
+import {DOCKER_DROPIN} from '../render/paths.js'
+import type {HostRun, Phase} from './context.js'
+import {applyFiles, daemonReload, desiredFiles, unitStates, waitFor} from './common.js'
+
+export const dockerPhase: Phase = {
+  name: 'docker',
+  title: 'docker on the flannel subnet',
+  hosts: (ctx) => (ctx.cluster.docker.enabled ? ctx.targets.filter((h) => h.host.roles.flannel) : []),
+
+  async runHost(ctx, h) {
+    await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN))
+    await daemonReload(ctx, h)
+    const st = (await unitStates(h, ['docker'])).get('docker')!
+    if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable docker', () => h.remote.run('systemctl enable docker'))
+    const bridge = await docker0(h)
+    const want = h.flannelSubnet
+    const matches = (b: {address?: string; mtu?: number}) => want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
+    if (st.active !== 'active' || h.restart.has('docker') || (!ctx.dryRun && !matches(bridge))) {
+      const why =
+        st.active !== 'active' ? 'not running' : h.restart.has('docker') ? 'drop-in changed' : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
+      await ctx.wet(h, `restart docker (${why})`, () => h.remote.run('systemctl restart docker', {timeoutMs: 60_000}))
+    }
+    h.restart.delete('docker')
+    if (ctx.dryRun || want === undefined) return
+    let now = bridge
+    const ok = await waitFor(async () => {
+      now = await docker0(h)
+      return matches(now)
+    }, 10_000, 300)
+    if (!ok) {
+      throw new KflanError(`docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`, {
+        hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
+      })
+    }
+  },
+}
+
+/** docker0's IPv4 address with prefix, and its MTU. */
+export async function docker0(h: HostRun): Promise<{address?: string; mtu?: number}> {
+  const r = await h.remote.exec('ip -4 -o addr show dev docker0 2>/dev/null; cat /sys/class/net/docker0/mtu 2>/dev/null')
+  const addr = /inet (\d+\.\d+\.\d+\.\d+\/\d+)/.exec(r.stdout)?.[1]
+  const mtu = /^(\d+)\s*$/m.exec(r.stdout)?.[1]
+  return {address: addr, mtu: mtu ? Number(mtu) : undefined}
+}

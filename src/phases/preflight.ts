@@ -1,0 +1,172 @@
+/**
+ * preflight: checks that stop the run (kubeadm style: `[ERROR Name]: message`, downgraded with
+ * --ignore-preflight-errors=Name), then the host preparation every guide does by hand: swap off,
+ * SELinux permissive, firewalld, br_netfilter, sysctls, hostname and /etc/hosts.
+ */
+import {KflanError} from '../errors.js'
+import type {Cluster, Host} from '../inventory/model.js'
+import {withHostsBlock} from '../render/index.js'
+import {MODULES_FILE, SYSCTL_FILE} from '../render/paths.js'
+import {readFiles, writeFiles} from '../remote/files.js'
+import {interfaceWithAddress, type HostFacts} from '../remote/facts.js'
+import {shq} from '../remote/shell.js'
+import type {HostRun, Phase, RunContext} from './context.js'
+import {applyFiles, desiredFiles} from './common.js'
+
+export interface Finding {
+  name: string
+  severity: 'error' | 'warning'
+  message: string
+}
+
+/** The checks that must pass before kflan changes anything on a host (pure). */
+export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
+  const out: Finding[] = []
+  const error = (name: string, message: string) => out.push({name, severity: 'error', message})
+  const warning = (name: string, message: string) => out.push({name, severity: 'warning', message})
+  if (f.os.family === 'other') error('OS', `unsupported OS "${f.os.prettyName || f.os.id}": kflan supports the Debian/Ubuntu and RHEL/CentOS/Rocky families`)
+  if (!f.systemd.running) error('Systemd', 'systemd is not running: kflan runs etcd, flanneld and docker as systemd units')
+  if (f.arch !== 'x86_64' && /amd64/.test(`${c.etcd.tarball} ${c.flannel.tarball}`)) {
+    error('Arch', `host is ${f.arch} but the release tarballs are linux-amd64`)
+  }
+  if (!interfaceWithAddress(f, h.address)) {
+    const have = f.interfaces.flatMap((i) => i.addresses.filter((a) => a.family === 'inet').map((a) => `${i.name} ${a.address}`))
+    error('HostAddress', `${h.address} (the inventory address) is not on any interface; the host has ${have.join(', ') || 'no IPv4 address'}`)
+  }
+  if (h.interface && h.roles.flannel && !f.interfaces.some((i) => i.name === h.interface)) {
+    error('Interface', `interface ${h.interface} (flanneld --iface) does not exist; the host has ${f.interfaces.map((i) => i.name).join(', ')}`)
+  }
+  const missingTools = ['sha256sum', 'base64', 'tar', 'ip', 'systemctl'].filter((t) => f.tools[t] === false)
+  if (missingTools.length > 0) error('Tools', `missing commands: ${missingTools.join(', ')}`)
+  if (h.roles.flannel && c.docker.enabled && !f.docker.installed && !c.docker.install) {
+    error('Docker', 'docker is not installed on this flannel host')
+  }
+  if (h.roles.flannel && f.tools.iptables === false) error('Iptables', 'iptables is not installed (flanneld and docker need it)')
+  if (h.roles.etcd && !f.etcd.unit.active) {
+    const tcp = (port: number) => f.listening.some((s) => s.proto === 'tcp' && s.port === port)
+    for (const port of [c.etcd.clientPort, c.etcd.peerPort]) {
+      if (tcp(port)) error(`Port-${port}`, `TCP port ${port} is already in use, but etcd.service is not running`)
+    }
+    if (f.etcd.hasMember && !f.etcd.unit.exists) {
+      warning('ExistingEtcdData', `${f.etcd.dataDir} already holds an etcd member that kflan did not start; etcd will reuse it`)
+    }
+  }
+  const b = c.flannel.backend
+  if (h.roles.flannel && b.type !== 'host-gw' && !f.flanneld.unit.active) {
+    if (f.listening.some((s) => s.proto === 'udp' && s.port === b.port)) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
+  }
+  return out
+}
+
+/** /etc/fstab with swap entries commented out (pure). */
+export function commentOutSwap(fstab: string): string {
+  return fstab
+    .split('\n')
+    .map((line) => (/^\s*[^#\s]+\s+\S+\s+swap\s/.test(line) ? `# ${line} # disabled by kflan` : line))
+    .join('\n')
+}
+
+/** /etc/selinux/config with SELINUX=disabled (pure). */
+export function selinuxDisabled(config: string): string {
+  return /^SELINUX=/m.test(config) ? config.replace(/^SELINUX=.*$/m, 'SELINUX=disabled') : `${config.replace(/\n?$/, '\n')}SELINUX=disabled\n`
+}
+
+export const preflightPhase: Phase = {
+  name: 'preflight',
+  title: 'preflight and host preparation',
+  hosts: (ctx) => ctx.targets,
+
+  async runHost(ctx, h) {
+    const findings = preflightChecks(ctx.cluster, h.host, h.facts)
+    const ignored = (n: string) => ctx.options.ignorePreflight.has('all') || ctx.options.ignorePreflight.has(n.toLowerCase())
+    const errors = findings.filter((f) => f.severity === 'error' && !ignored(f.name))
+    for (const f of findings.filter((x) => !errors.includes(x))) ctx.warn(h, `[WARNING ${f.name}]: ${f.message}`)
+    if (errors.length > 0) {
+      throw new KflanError(`preflight checks failed:\n${errors.map((e) => `      [ERROR ${e.name}]: ${e.message}`).join('\n')}`, {
+        hint: `fix the host, or skip a check with --ignore-preflight-errors=${errors.map((e) => e.name).join(',')}`,
+      })
+    }
+    await prepareHost(ctx, h)
+  },
+
+  async runCluster(ctx) {
+    const skews = ctx.hosts.map((h) => ({h, s: h.facts.clock.skewMs}))
+    const min = Math.min(...skews.map((x) => x.s))
+    const max = Math.max(...skews.map((x) => x.s))
+    const spread = (max - min) / 1000
+    if (spread > ctx.cluster.preflight.maxClockSkew) {
+      const ahead = skews.find((x) => x.s === max)!.h.host.name
+      const behind = skews.find((x) => x.s === min)!.h.host.name
+      ctx.warn(undefined, `[WARNING ClockSkew]: clocks differ by ${spread.toFixed(1)} s between ${ahead} and ${behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`)
+    }
+  },
+}
+
+async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
+  const f = h.facts
+  const c = ctx.cluster
+  const wantsSelinux = f.selinux.present && f.selinux.configMode !== undefined && f.selinux.configMode !== 'disabled'
+  const current = await readFiles(h.remote, ['/etc/hosts', '/etc/fstab', ...(wantsSelinux ? ['/etc/selinux/config'] : [])])
+  const text = (p: string) => current.get(p)?.toString('utf8')
+
+  // Files first: the managed /etc/hosts block, fstab without swap, SELinux config, sysctl, modules.
+  const edits = []
+  const hosts = text('/etc/hosts') ?? ''
+  edits.push({path: '/etc/hosts', mode: 0o644, content: withHostsBlock(hosts, c)})
+  const fstab = text('/etc/fstab')
+  if (fstab !== undefined && commentOutSwap(fstab) !== fstab) edits.push({path: '/etc/fstab', mode: 0o644, content: commentOutSwap(fstab)})
+  const sel = text('/etc/selinux/config')
+  if (sel !== undefined && selinuxDisabled(sel) !== sel) edits.push({path: '/etc/selinux/config', mode: 0o644, content: selinuxDisabled(sel)})
+  const changes = await writeFiles(h.remote, edits, {dryRun: ctx.dryRun})
+  for (const ch of changes) {
+    if (ch.result === 'unchanged') continue
+    h.changes.push(`${ctx.dryRun ? 'would edit' : 'edited'} ${ch.path}${ch.backup ? ` (original kept in ${ch.backup})` : ''}`)
+    if (ch.diff) h.diffs.push(ch.diff)
+  }
+  const kernelFiles = await applyFiles(ctx, h, desiredFiles(ctx, h).filter((x) => x.path === SYSCTL_FILE || x.path === MODULES_FILE))
+
+  if (f.swap.active) await ctx.wet(h, 'swapoff -a', () => h.remote.run('swapoff -a'))
+  if (f.selinux.mode === 'enforcing') await ctx.wet(h, 'setenforce 0', () => h.remote.run('setenforce 0'))
+  if (f.firewalld.active) {
+    if (c.preflight.firewall === 'disable') {
+      await ctx.wet(h, 'stop and disable firewalld', () => h.remote.run('systemctl disable --now firewalld'))
+    } else {
+      const ports = firewallPorts(c, h.host)
+      const q = ports.map((p) => `firewall-cmd --query-port=${p} >/dev/null || echo ${p}`).join('; ')
+      const missing = (await h.remote.run(q)).stdout.split('\n').filter(Boolean)
+      if (missing.length > 0) {
+        await ctx.wet(h, `open firewalld ports ${missing.join(' ')}`, () =>
+          h.remote.run(`${missing.map((p) => `firewall-cmd --permanent --add-port=${p} && firewall-cmd --add-port=${p}`).join(' && ')}`),
+        )
+      }
+    }
+  }
+  // br_netfilter may be built into the kernel (then /proc/sys/net/bridge exists and modprobe
+  // has nothing to load); only a missing sysctl directory after modprobe is an error.
+  if (!f.brNetfilter.procDir) {
+    await ctx.wet(h, 'modprobe br_netfilter', () =>
+      h.remote.run('modprobe br_netfilter 2>/dev/null; test -d /proc/sys/net/bridge || { echo "br_netfilter is not available: /proc/sys/net/bridge is missing" >&2; exit 1; }'),
+    )
+  }
+  const s = f.sysctl
+  if (kernelFiles.includes(SYSCTL_FILE) || !s.ipForward || !s.bridgeNfCallIptables || s.bridgeNfCallIp6tables === false) {
+    await ctx.wet(h, `sysctl -p ${SYSCTL_FILE}`, () => h.remote.run(`sysctl -q -p ${SYSCTL_FILE}`))
+  }
+  if (f.hostname !== h.host.name) {
+    const n = shq(h.host.name)
+    await ctx.wet(h, `set hostname ${h.host.name} (was ${f.hostname})`, () =>
+      h.remote.run(`hostnamectl set-hostname ${n} 2>/dev/null || { hostname ${n} && echo ${n} > /etc/hostname; }`),
+    )
+  }
+}
+
+function firewallPorts(c: Cluster, h: Host): string[] {
+  const ports: string[] = []
+  if (h.roles.etcd) ports.push(`${c.etcd.clientPort}/tcp`, `${c.etcd.peerPort}/tcp`)
+  if (h.roles.flannel) {
+    const b = c.flannel.backend
+    if (b.type !== 'host-gw') ports.push(`${b.port}/udp`)
+    if (c.flannel.healthzPort > 0) ports.push(`${c.flannel.healthzPort}/tcp`)
+  }
+  return ports
+}

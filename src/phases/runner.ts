@@ -1,0 +1,89 @@
+/**
+ * Runs phases in order with listr2: a task per phase, a subtask per host, hosts concurrently.
+ * A host that fails lets the others finish the phase; then the run stops with every failure.
+ */
+import {Listr, type ListrTask} from 'listr2'
+import {hintOf, KflanError, messageOf} from '../errors.js'
+import {HostFailure, type Phase, type RunContext} from './context.js'
+
+export interface RunnerOptions {
+  /** 'auto': the default renderer on a TTY, the simple one otherwise; 'silent' for tests. */
+  output: 'auto' | 'silent'
+}
+
+export class PhaseFailedError extends KflanError {
+  constructor(
+    readonly phase: string,
+    readonly failures: HostFailure[],
+  ) {
+    const n = failures.length
+    const lines = failures.map((f) => {
+      const hint = hintOf(f.cause)
+      return `  - ${f.host}: ${messageOf(f.cause)}${hint ? `\n      hint: ${hint}` : ''}`
+    })
+    super(`failed on ${n} host${n === 1 ? '' : 's'} in phase ${phase}:\n${lines.join('\n')}`)
+    this.name = 'PhaseFailedError'
+  }
+}
+
+export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOptions): Promise<void> {
+  const tasks: ListrTask[] = []
+  for (const phase of phases) {
+    const failures: HostFailure[] = []
+    const hosts = () => phase.hosts(ctx)
+    if (phase.runHost) {
+      const runHost = phase.runHost.bind(phase)
+      tasks.push({
+        title: phase.title,
+        skip: () => (hosts().length === 0 ? 'no host needs it' : false),
+        task: (_, task) =>
+          task.newListr(
+            hosts().map((h) => ({
+              title: h.host.name,
+              task: async (_c, sub) => {
+                const before = h.changes.length
+                try {
+                  await runHost(ctx, h)
+                } catch (error) {
+                  failures.push(new HostFailure(h.host.name, phase.name, error))
+                  throw error
+                }
+                const n = h.changes.length - before
+                sub.title = `${h.host.name}: ${n === 0 ? 'ok' : `${n} change${n === 1 ? '' : 's'}${ctx.dryRun ? ' planned' : ''}`}`
+              },
+            })),
+            {concurrent: ctx.options.concurrency, exitOnError: false},
+          ),
+      })
+      // The gate: after every host finished the phase, stop if any failed.
+      tasks.push({
+        task: () => {
+          if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
+        },
+      })
+    }
+    if (phase.runCluster) {
+      const runCluster = phase.runCluster.bind(phase)
+      tasks.push({
+        title: phase.runHost ? `${phase.title}: cluster` : phase.title,
+        task: async () => {
+          try {
+            await runCluster(ctx)
+          } catch (error) {
+            if (error instanceof PhaseFailedError) throw error
+            throw new PhaseFailedError(phase.name, [new HostFailure('cluster', phase.name, error)])
+          }
+        },
+      })
+    }
+  }
+  const list = new Listr(tasks, {
+    concurrent: false,
+    exitOnError: true,
+    renderer: opts.output === 'silent' ? 'silent' : 'default',
+    fallbackRenderer: 'simple',
+    rendererOptions: {collapseErrors: false},
+    collectErrors: false,
+  })
+  await list.run()
+}

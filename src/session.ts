@@ -1,0 +1,69 @@
+/**
+ * A run against hosts: the log file, the run context, the phases, and closing every connection
+ * whatever happens. Shared by init, join node, doctor and reset.
+ */
+import {mkdirSync} from 'node:fs'
+import {join} from 'node:path'
+import type {Cluster, Host} from './inventory/model.js'
+import {FileLogger} from './remote/logger.js'
+import {closeAll, type Remote} from './remote/ssh.js'
+import type {HostFacts} from './remote/facts.js'
+import {RunContext, type HostRun, type Phase, type RunOptions} from './phases/context.js'
+import {connectPhase} from './phases/connect.js'
+import {runPhases, type RunnerOptions} from './phases/runner.js'
+
+export interface SessionOptions extends RunOptions, RunnerOptions {
+  acceptNewHostKeys: boolean
+}
+
+export function knownHostsPath(stateDir: string): string {
+  return join(stateDir, 'known_hosts')
+}
+
+export function newLogger(stateDir: string, command: string): FileLogger {
+  const dir = join(stateDir, 'logs')
+  mkdirSync(dir, {recursive: true, mode: 0o700})
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  return new FileLogger(join(dir, `${command}-${stamp}.log`), 'text')
+}
+
+export function newHostRun(host: Host): HostRun {
+  return {
+    host,
+    remote: undefined as unknown as Remote, // set by the connect phase
+    facts: undefined as unknown as HostFacts,
+    changes: [],
+    diffs: [],
+    restart: new Set(),
+    daemonReload: false,
+  }
+}
+
+export interface SessionResult {
+  ctx: RunContext
+  /** Set when a phase failed: the run stopped after that phase. */
+  error?: unknown
+}
+
+/** Connects to `hosts`, runs the phases, and always closes the connections and the log. */
+export async function runSession(
+  cluster: Cluster,
+  stateDir: string,
+  hosts: Host[],
+  phases: Phase[],
+  opts: SessionOptions,
+  logger: FileLogger,
+  targets?: Set<string>,
+): Promise<SessionResult> {
+  const ctx = new RunContext(cluster, stateDir, hosts.map(newHostRun), opts, logger, targets)
+  try {
+    const connect = connectPhase({knownHostsPath: knownHostsPath(stateDir), acceptNewHostKeys: opts.acceptNewHostKeys})
+    await runPhases(ctx, [connect, ...phases], opts)
+    return {ctx}
+  } catch (error) {
+    return {ctx, error}
+  } finally {
+    await closeAll(ctx.hosts.map((h) => h.remote).filter(Boolean))
+    logger.close()
+  }
+}

@@ -1,0 +1,111 @@
+import {describe, expect, it} from 'vitest'
+import {commentOutSwap, preflightChecks, selinuxDisabled} from '../../src/phases/preflight.js'
+import {vendorExecStart} from '../../src/phases/common.js'
+import {parseLeases, parseSubnetEnv, subnetOfGateway} from '../../src/flannel-state.js'
+import {incompatibleChanges, parseNetworkConfig} from '../../src/netconfig.js'
+import {parseEndpointHealth, etcdctl} from '../../src/etcdctl.js'
+import type {HostFacts} from '../../src/remote/facts.js'
+import {exampleCluster} from './helpers.js'
+
+function facts(over: Partial<HostFacts> = {}): HostFacts {
+  const unit = {loadState: 'not-found', activeState: 'inactive', exists: false, active: false}
+  return {
+    hostname: 'node01',
+    os: {id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12', family: 'debian'},
+    kernel: '6.1',
+    arch: 'x86_64',
+    systemd: {present: true, running: true, version: 252},
+    swap: {active: false, devices: []},
+    selinux: {present: false},
+    firewalld: {installed: false, active: false, state: 'inactive'},
+    sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
+    brNetfilter: {loaded: true, procDir: true, module: false},
+    docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS', unit: {...unit, exists: true, dropInPaths: []}},
+    etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: false, nonEmpty: false, hasMember: false, unit},
+    flanneld: {unit},
+    listening: [{proto: 'tcp', address: '0.0.0.0', port: 22}],
+    ports: {tcp2379: false, tcp2380: false, udp8472: false},
+    interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '192.168.204.173', prefixLen: 24}]}],
+    clock: {remoteMs: 0, skewMs: 0, uncertaintyMs: 1},
+    iptables: {present: true, forwardPolicy: 'ACCEPT'},
+    tools: {sha256sum: true, base64: true, tar: true, ip: true, systemctl: true, iptables: true},
+    gatherMs: 5,
+    warnings: [],
+    ...over,
+  }
+}
+
+describe('preflight checks', () => {
+  const c = exampleCluster('example')
+  const node01 = c.hosts[1]
+  const names = (f: HostFacts) => preflightChecks(c, node01, f).map((x) => `${x.severity}:${x.name}`)
+
+  it('passes a prepared Debian host', () => {
+    expect(names(facts())).toEqual([])
+  })
+
+  it('names each failed check like kubeadm', () => {
+    expect(names(facts({interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '10.0.2.15', prefixLen: 24}]}]}))).toEqual(['error:HostAddress'])
+    expect(names(facts({docker: {...facts().docker, installed: false}}))).toEqual(['error:Docker'])
+    expect(names(facts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}]}))).toEqual(['error:Port-2379'])
+    expect(names(facts({listening: [{proto: 'udp', address: '0.0.0.0', port: 8472}]}))).toEqual(['error:Port-8472'])
+    expect(names(facts({systemd: {present: false, running: false}}))).toEqual(['error:Systemd'])
+    expect(names(facts({arch: 'aarch64'}))).toEqual(['error:Arch'])
+    expect(names(facts({os: {id: 'alpine', idLike: [], versionId: '3', prettyName: 'Alpine', family: 'other'}}))).toEqual(['error:OS'])
+  })
+
+  it('accepts ports held by kflan\'s own running etcd and warns about foreign etcd data', () => {
+    const running = {loadState: 'loaded', activeState: 'active', exists: true, active: true}
+    expect(names(facts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}], etcd: {...facts().etcd, unit: running}}))).toEqual([])
+    expect(names(facts({etcd: {...facts().etcd, exists: true, nonEmpty: true, hasMember: true}}))).toEqual(['warning:ExistingEtcdData'])
+  })
+})
+
+describe('host preparation edits', () => {
+  it('comments out swap lines in /etc/fstab and nothing else', () => {
+    const fstab = 'UUID=1 / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n# /old none swap sw 0 0\n'
+    const out = commentOutSwap(fstab)
+    expect(out).toBe('UUID=1 / ext4 defaults 0 1\n# /swapfile none swap sw 0 0 # disabled by kflan\n# /old none swap sw 0 0\n')
+    expect(commentOutSwap(out)).toBe(out)
+  })
+
+  it('sets SELINUX=disabled', () => {
+    expect(selinuxDisabled('SELINUX=enforcing\nSELINUXTYPE=targeted\n')).toBe('SELINUX=disabled\nSELINUXTYPE=targeted\n')
+    expect(selinuxDisabled('SELINUXTYPE=targeted')).toBe('SELINUXTYPE=targeted\nSELINUX=disabled\n')
+  })
+
+  it('takes docker\'s ExecStart without kflan\'s own addition', () => {
+    expect(vendorExecStart('/usr/sbin/dockerd -H fd:// $DOCKER_OPTS $DOCKER_NETWORK_OPTIONS')).toBe('/usr/sbin/dockerd -H fd:// $DOCKER_OPTS')
+    expect(vendorExecStart('/usr/bin/dockerd -H fd://')).toBe('/usr/bin/dockerd -H fd://')
+  })
+})
+
+describe('flannel and etcd state parsers', () => {
+  it('parses the subnet file', () => {
+    expect(parseSubnetEnv('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n')).toEqual({network: '10.5.0.0/16', subnet: '10.5.72.1/24', mtu: 1450, ipMasq: false})
+    expect(subnetOfGateway('10.5.72.1/24')).toBe('10.5.72.0/24')
+  })
+
+  it('parses leases from etcdctl get --prefix', () => {
+    const out = '/coreos.com/network/subnets/10.5.72.0-24\n{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}\n/coreos.com/network/subnets/10.5.9.0-24\n{"PublicIP":"192.168.64.4","PublicIPv6":null,"BackendType":"host-gw"}\n'
+    expect(parseLeases(out)).toEqual([
+      {key: '/coreos.com/network/subnets/10.5.72.0-24', subnet: '10.5.72.0/24', publicIp: '192.168.64.3', backendType: 'vxlan', vtepMac: 'c6:d2:32:6f:8f:44'},
+      {key: '/coreos.com/network/subnets/10.5.9.0-24', subnet: '10.5.9.0/24', publicIp: '192.168.64.4', backendType: 'host-gw', vtepMac: undefined},
+    ])
+  })
+
+  it('tells which network config changes flannel cannot apply at runtime', () => {
+    const cur = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":1}}')!
+    expect(incompatibleChanges(cur, {...cur})).toEqual([])
+    expect(incompatibleChanges(cur, {...cur, Network: '10.245.0.0/16'})).toEqual(['Network 10.244.0.0/16 → 10.245.0.0/16'])
+    expect(incompatibleChanges(cur, {...cur, Backend: {Type: 'host-gw'}})[0]).toMatch(/^Backend/)
+    expect(parseNetworkConfig('not json')).toBeUndefined()
+  })
+
+  it('parses endpoint health and builds etcdctl lines with the client certificate', () => {
+    const out = '[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2ms"},{"endpoint":"https://10.0.0.2:2379","health":false,"error":"context deadline exceeded"}]'
+    expect(parseEndpointHealth(out)).toEqual([{endpoint: 'https://10.0.0.1:2379', health: true, error: undefined}, {endpoint: 'https://10.0.0.2:2379', health: false, error: 'context deadline exceeded'}])
+    const c = exampleCluster('example')
+    expect(etcdctl(c, 'member list')).toBe('ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem --endpoints=https://192.168.204.171:2379,https://192.168.204.173:2379,https://192.168.204.175:2379 --dial-timeout=2s --command-timeout=5s member list')
+  })
+})
