@@ -3,6 +3,7 @@
  * hosts, out of the inventory's release tarballs. Each tarball crosses the wire at most once per
  * host, uncompressed by ssh, and not at all when the installed binaries already match.
  */
+import {join} from 'node:path'
 import {binaries} from '../render/index.js'
 import {installFromTarball} from '../remote/upload.js'
 import type {Phase} from './context.js'
@@ -21,7 +22,7 @@ export const binariesPhase: Phase = {
         h.remote,
         tarball,
         list.map((s) => ({member: s.member, dest: s.dest})),
-        {dryRun: ctx.dryRun},
+        {dryRun: ctx.dryRun, localCacheDir: join(ctx.stateDir, 'cache'), known: h.fileStates},
       )
       if (upload?.result === 'uploaded') h.changes.push(`uploaded ${tarball.split('/').pop()}`)
       for (const r of results) {

@@ -1,7 +1,8 @@
 /** Helpers every phase uses: writing rendered files and acting on what changed. */
-import {renderHost, type FileSpec} from '../render/index.js'
+import {binaries, renderHost, type FileSpec} from '../render/index.js'
 import {pkiFiles} from '../cluster-pki.js'
-import {writeFiles} from '../remote/files.js'
+import {statFiles, writeFiles} from '../remote/files.js'
+import type {UnitState} from '../remote/facts.js'
 import type {HostRun, RunContext} from './context.js'
 
 const rendered = new WeakMap<HostRun, FileSpec[]>()
@@ -14,6 +15,15 @@ export function desiredFiles(ctx: RunContext, h: HostRun): FileSpec[] {
     rendered.set(h, files)
   }
   return files
+}
+
+/**
+ * Reads the state of every file and binary this run manages on the host in one round trip
+ * (binaries by rsync-style quick check), for the phases to use.
+ */
+export async function prefetchFileStates(ctx: RunContext, h: HostRun, extra: string[] = []): Promise<void> {
+  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest)])]
+  h.fileStates = await statFiles(h.remote, paths, {quick: true})
 }
 
 /**
@@ -30,7 +40,8 @@ export function vendorExecStart(execStart: string | undefined): string | undefin
  */
 export async function applyFiles(ctx: RunContext, h: HostRun, specs: FileSpec[]): Promise<string[]> {
   if (specs.length === 0) return []
-  const changes = await writeFiles(h.remote, specs, {dryRun: ctx.dryRun})
+  const changes = await writeFiles(h.remote, specs, {dryRun: ctx.dryRun, known: h.fileStates})
+  for (const s of specs) h.fileStates?.delete(s.path)
   const changed: string[] = []
   for (const c of changes) {
     if (c.result === 'unchanged') continue
@@ -55,16 +66,9 @@ export async function daemonReload(ctx: RunContext, h: HostRun): Promise<void> {
   h.daemonReload = false
 }
 
-/** State of systemd units in one round trip. */
-export async function unitStates(h: HostRun, units: string[]): Promise<Map<string, {active: string; enabled: string}>> {
-  const script = units.map((u) => `printf '%s %s %s\\n' ${u} "$(systemctl is-active ${u} 2>/dev/null)" "$(systemctl is-enabled ${u} 2>/dev/null)"`).join('\n')
-  const r = await h.remote.run('sh -s', {stdin: script + '\n'})
-  const out = new Map<string, {active: string; enabled: string}>()
-  for (const line of r.stdout.split('\n')) {
-    const [u, active = '', enabled = ''] = line.trim().split(/\s+/)
-    if (u) out.set(u, {active: active || 'unknown', enabled: enabled || 'unknown'})
-  }
-  return out
+/** A unit's state from the facts, in systemctl's words. */
+export function unitState(u: UnitState): {active: string; enabled: string} {
+  return {active: u.activeState || 'unknown', enabled: u.unitFileState ?? 'unknown'}
 }
 
 /** Polls `check` until it returns true or the deadline passes. */

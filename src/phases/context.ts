@@ -8,6 +8,7 @@ import type {Service} from '../render/index.js'
 import type {HostFacts} from '../remote/facts.js'
 import type {Logger} from '../remote/logger.js'
 import type {Remote} from '../remote/ssh.js'
+import type {RemoteFileState} from '../remote/files.js'
 
 export interface HostRun {
   host: Host
@@ -21,6 +22,11 @@ export interface HostRun {
   restart: Set<Service>
   /** A unit file or drop-in changed: systemd must reload before the next start. */
   daemonReload: boolean
+  /**
+   * The state of every file kflan manages on the host, read once at the start (preflight); each
+   * phase uses and drops its entries, so a converged host needs no further stat round trip.
+   */
+  fileStates?: Map<string, RemoteFileState>
   /** Set by the etcd phase: etcd.service was active before this run touched it. */
   etcdActive?: boolean
   /** Set by the flannel phase: the host's lease, from its subnet file. */
@@ -39,6 +45,7 @@ export interface RunOptions {
 
 export class RunContext {
   readonly warnings: string[] = []
+  readonly startedAt = performance.now()
 
   /**
    * The hosts this run may change. The others in `hosts` are only read (e.g. an etcd member

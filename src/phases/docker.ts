@@ -6,7 +6,7 @@
 import {KflanError} from '../errors.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import type {HostRun, Phase} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitStates, waitFor} from './common.js'
+import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
 
 export const dockerPhase: Phase = {
   name: 'docker',
@@ -16,7 +16,7 @@ export const dockerPhase: Phase = {
   async runHost(ctx, h) {
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN))
     await daemonReload(ctx, h)
-    const st = (await unitStates(h, ['docker'])).get('docker')!
+    const st = unitState(h.facts.docker.unit) // as found before this run touched it
     if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable docker', () => h.remote.run('systemctl enable docker'))
     const bridge = await docker0(h)
     const want = h.flannelSubnet

@@ -8,7 +8,7 @@ import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitStates, waitFor} from './common.js'
+import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
 
 const HEALTH_TIMEOUT_MS = 60_000
 
@@ -21,7 +21,7 @@ export const etcdPhase: Phase = {
     const p = etcdPaths(ctx.cluster)
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.conf || f.path === p.unit))
     await daemonReload(ctx, h)
-    const st = (await unitStates(h, ['etcd'])).get('etcd')!
+    const st = unitState(h.facts.etcd.unit) // as found before this run touched it
     if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable etcd', () => h.remote.run('systemctl enable etcd'))
     h.etcdActive = st.active === 'active'
   },

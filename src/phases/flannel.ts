@@ -8,7 +8,7 @@ import {parseLeases, parseSubnetEnv, subnetOfGateway, type Lease} from '../flann
 import {flannelPaths} from '../render/paths.js'
 import {shq} from '../remote/shell.js'
 import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitStates, waitFor} from './common.js'
+import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
 
 const START_TIMEOUT_MS = 45_000
 
@@ -22,7 +22,7 @@ export const flannelPhase: Phase = {
     const p = flannelPaths(c)
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.unit))
     await daemonReload(ctx, h)
-    const st = (await unitStates(h, ['flanneld'])).get('flanneld')!
+    const st = unitState(h.facts.flanneld.unit) // as found before this run touched it
     if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable flanneld', () => h.remote.run('systemctl enable flanneld'))
     const subnetFile = c.flannel.subnetFile
     if (st.active !== 'active') {

@@ -11,7 +11,7 @@ import {readFiles, writeFiles} from '../remote/files.js'
 import {interfaceWithAddress, type HostFacts} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
 import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, desiredFiles} from './common.js'
+import {applyFiles, desiredFiles, prefetchFileStates} from './common.js'
 
 export interface Finding {
   name: string
@@ -86,6 +86,7 @@ export const preflightPhase: Phase = {
         hint: `fix the host, or skip a check with --ignore-preflight-errors=${errors.map((e) => e.name).join(',')}`,
       })
     }
+    await prefetchFileStates(ctx, h, ['/etc/hosts', '/etc/fstab', '/etc/selinux/config'])
     await prepareHost(ctx, h)
   },
 
@@ -117,7 +118,7 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
   if (fstab !== undefined && commentOutSwap(fstab) !== fstab) edits.push({path: '/etc/fstab', mode: 0o644, content: commentOutSwap(fstab)})
   const sel = text('/etc/selinux/config')
   if (sel !== undefined && selinuxDisabled(sel) !== sel) edits.push({path: '/etc/selinux/config', mode: 0o644, content: selinuxDisabled(sel)})
-  const changes = await writeFiles(h.remote, edits, {dryRun: ctx.dryRun})
+  const changes = await writeFiles(h.remote, edits, {dryRun: ctx.dryRun, known: h.fileStates})
   for (const ch of changes) {
     if (ch.result === 'unchanged') continue
     h.changes.push(`${ctx.dryRun ? 'would edit' : 'edited'} ${ch.path}${ch.backup ? ` (original kept in ${ch.backup})` : ''}`)

@@ -26,6 +26,11 @@ export class PhaseFailedError extends KflanError {
   }
 }
 
+/** Phase boundaries in the log, with the time since the run started. */
+function mark(ctx: RunContext, phase: string, part: string): void {
+  ctx.logger.log('-', {ts: new Date().toISOString(), kind: 'note', message: `phase ${phase} (${part}) at +${Math.round(performance.now() - ctx.startedAt)} ms`})
+}
+
 export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOptions): Promise<void> {
   const tasks: ListrTask[] = []
   for (const phase of phases) {
@@ -36,8 +41,9 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
       tasks.push({
         title: phase.title,
         skip: () => (hosts().length === 0 ? 'no host needs it' : false),
-        task: (_, task) =>
-          task.newListr(
+        task: (_, task) => {
+          mark(ctx, phase.name, 'hosts')
+          return task.newListr(
             hosts().map((h) => ({
               title: h.host.name,
               task: async (_c, sub) => {
@@ -53,7 +59,8 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
               },
             })),
             {concurrent: ctx.options.concurrency, exitOnError: false},
-          ),
+          )
+        },
       })
       // The gate: after every host finished the phase, stop if any failed.
       tasks.push({
@@ -67,6 +74,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
       tasks.push({
         title: phase.runHost ? `${phase.title}: cluster` : phase.title,
         task: async () => {
+          mark(ctx, phase.name, 'cluster')
           try {
             await runCluster(ctx)
           } catch (error) {

@@ -64,13 +64,15 @@ export interface FileChange {
 export interface WriteOptions {
   /** Compute results and diffs, change nothing. */
   dryRun?: boolean
+  /** States read earlier in this run (statFiles); paths missing here are read now. */
+  known?: Map<string, RemoteFileState>
   /** kflan's state dir on the host (managed list, backups). Default /var/lib/kflan; tests change it. */
   stateDir?: string
 }
 
 /** Paths of kflan's bookkeeping under a state dir. */
-export function statePaths(stateDir = KFLAN_STATE_DIR): {stateDir: string; managed: string; backup: string; cache: string} {
-  return {stateDir, managed: `${stateDir}/managed`, backup: `${stateDir}/backup`, cache: `${stateDir}/cache`}
+export function statePaths(stateDir = KFLAN_STATE_DIR): {stateDir: string; managed: string; backup: string; cache: string; hashes: string} {
+  return {stateDir, managed: `${stateDir}/managed`, backup: `${stateDir}/backup`, cache: `${stateDir}/cache`, hashes: `${stateDir}/hashes`}
 }
 
 export const sha256hex = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -83,13 +85,18 @@ export function checkRemotePath(p: string): void {
 }
 
 /** The shell script that prints the state of many files at once (pure). */
-export function statScript(paths: string[], stateDir = KFLAN_STATE_DIR): string {
+export function statScript(paths: string[], stateDir = KFLAN_STATE_DIR, opts: {quick?: boolean} = {}): string {
   paths.forEach(checkRemotePath)
-  const {managed: MANAGED_LIST, backup: BACKUP_DIR} = statePaths(stateDir)
+  const {managed: MANAGED_LIST, backup: BACKUP_DIR, hashes: HASHES} = statePaths(stateDir)
   const q = paths.map(shq).join(' ')
+  // quick: rsync's quick check for big files (binaries): a file whose size and mtime equal what
+  // kflan recorded when it installed it keeps the recorded sha256 instead of being hashed again.
+  const hash = opts.quick
+    ? `set -- $(stat -L -c '%a %U:%G %s %Y' -- "$p"); s=$(awk -v p="$p" -v z="$3" -v t="$4" '$1==p && $2==z && $3==t {print $4; exit}' ${HASHES} 2>/dev/null); [ -n "$s" ] || { s=$(sha256sum < "$p") || s=x; };`
+    : `s=$(sha256sum < "$p") || s=x; set -- $(stat -L -c '%a %U:%G %s' -- "$p");`
   return [
     `for p in ${q}; do`,
-    `  if [ -f "$p" ]; then s=$(sha256sum < "$p") || s=x; set -- $(stat -L -c '%a %U:%G %s' -- "$p"); printf 'F\\t%s\\t%s\\t%s\\t%s\\t%s' "$p" "\${s%% *}" "$1" "$2" "$3";`,
+    `  if [ -f "$p" ]; then ${hash} printf 'F\\t%s\\t%s\\t%s\\t%s\\t%s' "$p" "\${s%% *}" "$1" "$2" "$3";`,
     `  elif [ -e "$p" ] || [ -L "$p" ]; then printf 'X\\t%s' "$p";`,
     `  else printf 'N\\t%s' "$p"; fi`,
     `  if [ -f ${MANAGED_LIST} ] && grep -qxF -- "$p" ${MANAGED_LIST}; then printf '\\tM'; else printf '\\t-'; fi`,
@@ -126,10 +133,17 @@ export function parseStatOutput(out: string): Map<string, RemoteFileState> {
   return m
 }
 
+/** States from `opts.known` where present; the rest in one round trip. */
+export async function statKnown(remote: Remote, paths: string[], opts: {stateDir?: string; quick?: boolean; known?: Map<string, RemoteFileState>} = {}): Promise<Map<string, RemoteFileState>> {
+  const missing = paths.filter((p) => !opts.known?.has(p))
+  const read = await statFiles(remote, missing, opts)
+  return new Map(paths.map((p) => [p, opts.known?.get(p) ?? read.get(p)!]))
+}
+
 /** Reads the state of many remote files in one round trip. */
-export async function statFiles(remote: Remote, paths: string[], opts: {stateDir?: string} = {}): Promise<Map<string, RemoteFileState>> {
+export async function statFiles(remote: Remote, paths: string[], opts: {stateDir?: string; quick?: boolean} = {}): Promise<Map<string, RemoteFileState>> {
   if (paths.length === 0) return new Map()
-  const r = await remote.run(statScript(paths, opts.stateDir))
+  const r = await remote.run(statScript(paths, opts.stateDir, {quick: opts.quick}))
   const m = parseStatOutput(r.stdout)
   for (const p of paths) if (!m.has(p)) throw new RemoteCommandError({host: remote.name, command: 'stat files', code: r.code, stderr: `no state reported for ${p}`})
   return m
@@ -231,7 +245,7 @@ export async function writeFiles(remote: Remote, specs: FileSpec[], opts: WriteO
     if (seen.has(s.path)) throw new Error(`${s.path} given twice in one write batch`)
     seen.add(s.path)
   }
-  const states = await statFiles(remote, specs.map((s) => s.path), opts)
+  const states = await statKnown(remote, specs.map((s) => s.path), opts)
   const items = specs.map((spec) => ({spec, change: planFile(spec, states.get(spec.path)!, opts.stateDir)}))
   const todo = items.filter((i) => i.change.result !== 'unchanged')
 

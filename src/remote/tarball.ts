@@ -4,6 +4,7 @@
  */
 import {createHash} from 'node:crypto'
 import {createReadStream, promises as fsp} from 'node:fs'
+import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 
 export interface TarMember {
@@ -88,18 +89,42 @@ export function listTar(tar: Buffer): TarMember[] {
   return out
 }
 
-const cache = new Map<string, {key: string; members: TarMember[]}>()
+const cache = new Map<string, {key: string; members: Promise<TarMember[]>}>()
 
-/** Lists a local .tar.gz (or .tar), cached per path and mtime: 5 hosts parse it once. */
-export async function listTarball(file: string): Promise<TarMember[]> {
+/**
+ * Lists a local .tar.gz (or .tar) with each member's sha256, cached per path, size and mtime: in
+ * memory (hosts working at once share one parse) and, given `persistDir`, on disk (the next run
+ * parses nothing).
+ */
+export async function listTarball(file: string, persistDir?: string): Promise<TarMember[]> {
   const st = await fsp.stat(file)
-  const key = `${st.size}:${st.mtimeMs}`
+  const key = `${file}:${st.size}:${st.mtimeMs}`
   const hit = cache.get(file)
   if (hit && hit.key === key) return hit.members
+  const members = readMembers(file, key, persistDir)
+  cache.set(file, {key, members})
+  members.catch(() => cache.delete(file))
+  return members
+}
+
+async function readMembers(file: string, key: string, persistDir?: string): Promise<TarMember[]> {
+  const disk = persistDir ? path.join(persistDir, `tarball-${createHash('sha256').update(key).digest('hex').slice(0, 32)}.json`) : undefined
+  if (disk) {
+    try {
+      return JSON.parse(await fsp.readFile(disk, 'utf8')) as TarMember[]
+    } catch {
+      /* not cached yet */
+    }
+  }
   let buf = await fsp.readFile(file)
   if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf)
   const members = listTar(buf)
-  cache.set(file, {key, members})
+  if (disk) {
+    await fsp.mkdir(path.dirname(disk), {recursive: true, mode: 0o700})
+    const tmp = `${disk}.${process.pid}.tmp`
+    await fsp.writeFile(tmp, JSON.stringify(members))
+    await fsp.rename(tmp, disk)
+  }
   return members
 }
 

@@ -9,7 +9,7 @@ import {performance} from 'node:perf_hooks'
 import {randomBytes} from 'node:crypto'
 
 import {RemoteCommandError} from './errors.js'
-import {KFLAN_STATE_DIR, checkRemotePath, statFiles, statePaths} from './files.js'
+import {KFLAN_STATE_DIR, checkRemotePath, statFiles, statKnown, statePaths, type RemoteFileState} from './files.js'
 import {shq} from './shell.js'
 import type {Remote} from './ssh.js'
 import {findMember, hashLocalFile, listTarball} from './tarball.js'
@@ -139,13 +139,13 @@ export async function installFromTarball(
   remote: Remote,
   tarball: string,
   members: MemberInstall[],
-  opts: {dryRun?: boolean; method?: UploadMethod; stateDir?: string} = {},
+  opts: {dryRun?: boolean; method?: UploadMethod; stateDir?: string; localCacheDir?: string; known?: Map<string, RemoteFileState>} = {},
 ): Promise<{results: InstallResult[]; upload?: UploadResult}> {
-  const {managed: MANAGED_LIST, backup: BACKUP_DIR, cache: CACHE_DIR} = statePaths(opts.stateDir)
-  const list = await listTarball(tarball)
+  const {managed: MANAGED_LIST, backup: BACKUP_DIR, cache: CACHE_DIR, hashes: HASHES} = statePaths(opts.stateDir)
+  const list = await listTarball(tarball, opts.localCacheDir)
   const wanted = members.map((m) => ({...m, mode: m.mode ?? 0o755, entry: findMember(list, m.member)}))
   wanted.forEach((w) => checkRemotePath(w.dest))
-  const states = await statFiles(remote, wanted.map((w) => w.dest), opts)
+  const states = await statKnown(remote, wanted.map((w) => w.dest), {...opts, quick: true})
   const results: InstallResult[] = []
   const todo: (typeof wanted[number] & {created: boolean; backup: boolean})[] = []
   for (const w of wanted) {
@@ -184,6 +184,12 @@ export async function installFromTarball(
     }
     lines.push(`cp -- ${src} ${shq(tmp)} && chmod ${t.mode.toString(8)} ${shq(tmp)} && chown root:root ${shq(tmp)} && mv -f -- ${shq(tmp)} ${shq(t.dest)} || { rm -f -- ${shq(tmp)}; exit 1; }`)
     if (t.created) lines.push(`grep -qxF -- ${shq(t.dest)} ${MANAGED_LIST} 2>/dev/null || printf '%s\\n' ${shq(t.dest)} >> ${MANAGED_LIST}`)
+    // Record size, mtime and sha256 for the next run's quick check (statScript's `quick`).
+    if (!/\s/.test(t.dest)) {
+      lines.push(
+        `set -- $(stat -c '%s %Y' -- ${shq(t.dest)}) && { awk -v p=${shq(t.dest)} '$1!=p' ${HASHES} 2>/dev/null; echo ${shq(t.dest)} "$1" "$2" ${t.entry.sha256}; } > ${HASHES}.new && mv -f ${HASHES}.new ${HASHES}`,
+      )
+    }
   }
   await remote.run('sh -s', {stdin: `${lines.join('\n')}\n`})
   return {results, upload}

@@ -62,6 +62,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** Text fed to stdin. */
   input?: string
+  /** Environment of the command (default: this process's). */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Why the lab cannot run on this machine, or undefined when it can. */
@@ -89,9 +91,9 @@ export function requireLab(): boolean {
 
 /** Runs a command; resolves with its exit code and output (throws on failure when check). */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const {check = true, timeoutMs = 120_000, input} = opts
+  const {check = true, timeoutMs = 120_000, input, env} = opts
   return new Promise((resolvePromise, reject) => {
-    const child = execFile(cmd, args, {timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8'}, (error, stdout, stderr) => {
+    const child = execFile(cmd, args, {timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8', env}, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
       const result = {code, stdout, stderr}
       if (check && code !== 0) {

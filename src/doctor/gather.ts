@@ -1,0 +1,384 @@
+/**
+ * Gathering: per host, ONE script prints every section the checks need (slow probes such as
+ * etcdctl and firewall-cmd run in the background inside it), plus two tiny commands on parallel
+ * channels of the same connection: the private keys (never logged, never printed) and the clock.
+ * Script building and parsing are pure; only the functions at the bottom do I/O.
+ */
+import {performance} from 'node:perf_hooks'
+
+import {etcdctl, etcdctlV2} from '../etcdctl.js'
+import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
+import {DOCKER_DROPIN, etcdPaths, flannelPaths} from '../render/paths.js'
+import {computeSkew, parseExecStart, parseIpAddr, parseSystemctlShow, splitSections} from '../remote/facts.js'
+import {shq} from '../remote/shell.js'
+import type {Remote} from '../remote/ssh.js'
+import type {EtcdView, HostData, PingResult, Route, RunOut, UnitStatus, VxlanLink} from './types.js'
+
+/** etcdctl bounds for the doctor: a dead member must not hold the run for long. */
+const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
+
+/** The files the checks read on a host: certificates, the subnet file, the docker drop-in. */
+export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[]} {
+  const pub: string[] = []
+  const keys: string[] = []
+  if (h.roles.etcd) {
+    const {ssl} = etcdPaths(c)
+    pub.push(`${ssl}/ca.pem`, `${ssl}/server.pem`, `${ssl}/peer.pem`, `${ssl}/kflan.pem`)
+    keys.push(`${ssl}/server-key.pem`, `${ssl}/peer-key.pem`, `${ssl}/kflan-key.pem`)
+  }
+  if (h.roles.flannel) {
+    const {ssl} = flannelPaths(c)
+    pub.push(`${ssl}/ca.pem`, `${ssl}/flanneld.pem`, c.flannel.subnetFile)
+    keys.push(`${ssl}/flanneld-key.pem`)
+    if (c.docker.enabled) pub.push(DOCKER_DROPIN)
+  }
+  return {public: pub, keys}
+}
+
+export function vxlanDevice(c: Cluster): string | undefined {
+  const b = c.flannel.backend
+  return b.type === 'vxlan' ? `flannel.${b.vni}` : undefined
+}
+
+/** Ports a host needs open: etcd's on members, the backend's on flannel hosts. */
+export function neededPorts(c: Cluster, h: Host): string[] {
+  const ports: string[] = []
+  if (h.roles.etcd) ports.push(`${c.etcd.clientPort}/tcp`, `${c.etcd.peerPort}/tcp`)
+  const b = c.flannel.backend
+  if (h.roles.flannel && b.type !== 'host-gw') ports.push(`${b.port}/udp`)
+  return ports
+}
+
+/** endpoint health and status of `members`, each asked on its own endpoint (a dead one cannot delay another). */
+function endpointJobs(c: Cluster, members: Host[]): [string, string][] {
+  const all = etcdMembers(c)
+  return members.flatMap((m): [string, string][] => {
+    const i = all.findIndex((x) => x.name === m.name)
+    return [
+      [`eh-${i}`, etcdctl(c, `endpoint health -w json ${ETCD_TIMEOUTS}`, [m])],
+      [`es-${i}`, etcdctl(c, `endpoint status -w json ${ETCD_TIMEOUTS}`, [m])],
+    ]
+  })
+}
+
+/** The background jobs an etcd member runs (health/status per member index, reads). */
+function etcdJobs(c: Cluster, h: Host): [string, string][] {
+  const jobs = endpointJobs(c, [h])
+  const self = [h]
+  const p = c.flannel.prefix
+  // Serializable reads answer from the member's own store: config and leases stay readable
+  // when quorum is lost (and the health check says so).
+  jobs.push(['members', etcdctl(c, `member list -w json ${ETCD_TIMEOUTS}`, self)])
+  jobs.push(['alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`, self)])
+  jobs.push(['cfg3', etcdctl(c, `get ${shq(`${p}/config`)} --print-value-only --consistency=s ${ETCD_TIMEOUTS}`, self)])
+  jobs.push(['cfg2', etcdctlV2(c, `get ${shq(`${p}/config`)}`, self)])
+  if (c.flannel.etcdApi === 'v3') {
+    jobs.push(['leases', etcdctl(c, `get ${shq(`${p}/subnets/`)} --prefix --consistency=s ${ETCD_TIMEOUTS}`, self)])
+  } else {
+    const ls = etcdctlV2(c, `ls ${shq(`${p}/subnets`)}`, self)
+    jobs.push(['leases', `for k in $(${ls}); do echo "$k"; ${etcdctlV2(c, 'get "$k"', self)}; done`])
+  }
+  return jobs
+}
+
+const PRELUDE = [
+  'LC_ALL=C; export LC_ALL',
+  `s() { printf '\\n@@kflan:%s@@\\n' "$1"; }`,
+  'has() { command -v "$1" >/dev/null 2>&1; }',
+  'T=$(mktemp -d /tmp/kflan-doctor.XXXXXX) || exit 97',
+  `trap 'rm -rf "$T"' EXIT`,
+  // j NAME CMD: CMD in the background; stdout, stderr and exit code become sections NAME, NAME--err, NAME--rc.
+  `j() { ( eval "$2" >"$T/$1.o" 2>"$T/$1.e"; echo $? >"$T/$1.r" ) & }`,
+]
+
+function jobLines(jobs: [string, string][]): {start: string[]; collect: string[]} {
+  return {
+    start: jobs.map(([n, cmd]) => `j ${n} ${shq(cmd)}`),
+    collect: jobs.length === 0 ? [] : ['wait', `for n in ${jobs.map(([n]) => n).join(' ')}; do s "$n"; cat "$T/$n.o"; s "$n--err"; cat "$T/$n.e"; s "$n--rc"; cat "$T/$n.r" 2>/dev/null; done`],
+  }
+}
+
+/** The checks script for one host (pure). */
+export function doctorScript(c: Cluster, h: Host): string {
+  const jobs: [string, string][] = []
+  if (h.roles.etcd) jobs.push(...etcdJobs(c, h))
+  jobs.push(['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'])
+  jobs.push(['firewalld', 'if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ]; then echo "state=active"; firewall-cmd --list-all; else echo "state=$(systemctl is-active firewalld 2>/dev/null)"; fi'])
+  const {start, collect} = jobLines(jobs)
+  const files = hostFiles(c, h).public
+  const units = ['etcd.service', 'flanneld.service', 'docker.service']
+  const dev = vxlanDevice(c)
+  const lines = [
+    ...PRELUDE,
+    ...start,
+    's swaps; cat /proc/swaps 2>/dev/null',
+    's selinux; if has getenforce; then echo "getenforce=$(getenforce 2>/dev/null)"; elif [ -r /sys/fs/selinux/enforce ]; then echo "enforce=$(cat /sys/fs/selinux/enforce)"; fi',
+    's sysctl; for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do if [ -r /proc/sys/$k ]; then echo "$k=$(cat /proc/sys/$k)"; fi; done; if [ -d /proc/sys/net/bridge ]; then echo bridge-dir=1; fi',
+    `s units; systemctl show ${units.join(' ')} -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p ExecStart -p DropInPaths 2>/dev/null`,
+  ]
+  if (h.roles.etcd) {
+    lines.push(
+      's etcd-quota; pid=$(systemctl show -p MainPID --value etcd.service 2>/dev/null); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | grep -- "--quota-backend-bytes"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_QUOTA_BACKEND_BYTES="; fi',
+    )
+  }
+  files.forEach((f, i) => lines.push(`s file-${i}; if [ -r ${shq(f)} ]; then echo present; cat ${shq(f)}; else echo absent; fi`))
+  if (h.roles.flannel) {
+    lines.push('s addrs; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }')
+    lines.push('s routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }')
+    if (dev) lines.push(`s vxlan; ip -j -d link show dev ${shq(dev)} 2>/dev/null`)
+    if (c.docker.enabled) {
+      lines.push('s dockerd; pid=$(systemctl show -p MainPID --value docker.service 2>/dev/null); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
+    }
+  }
+  lines.push(...collect, 's end', '')
+  return lines.join('\n')
+}
+
+/** Prints the private keys (run with logOutput: false; the output never leaves memory). */
+export function keysScript(paths: string[]): string {
+  return [
+    `s() { printf '\\n@@kflan:%s@@\\n' "$1"; }`,
+    ...paths.map((p, i) => `s key-${i}; if [ -r ${shq(p)} ]; then echo present; cat ${shq(p)}; else echo absent; fi`),
+    's end',
+    '',
+  ].join('\n')
+}
+
+/** Health and status of other members' endpoints, run on a reachable member for unreachable ones. */
+export function proxyScript(c: Cluster, members: Host[]): string {
+  const {start, collect} = jobLines(endpointJobs(c, members))
+  return [...PRELUDE, ...start, ...collect, 's end', ''].join('\n')
+}
+
+function kv(text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    const i = line.indexOf('=')
+    if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
+  }
+  return out
+}
+
+function fileSection(body: string | undefined): string | undefined {
+  if (body === undefined) return undefined
+  const nl = body.indexOf('\n')
+  const head = nl < 0 ? body : body.slice(0, nl)
+  if (head.trim() !== 'present') return undefined
+  return nl < 0 ? '' : body.slice(nl + 1)
+}
+
+function runOut(sec: Map<string, string>, name: string): RunOut {
+  if (!sec.has(name)) return {stdout: '', stderr: '', rc: null}
+  const rc = (sec.get(`${name}--rc`) ?? '').trim()
+  return {stdout: sec.get(name) ?? '', stderr: sec.get(`${name}--err`) ?? '', rc: /^\d+$/.test(rc) ? Number(rc) : null}
+}
+
+function parseUnits(text: string): HostData['units'] {
+  const out: HostData['units'] = {}
+  for (const r of parseSystemctlShow(text)) {
+    const u: UnitStatus = {
+      load: r.LoadState ?? '',
+      active: r.ActiveState ?? '',
+      sub: r.SubState ?? '',
+      mainPid: Number(r.MainPID ?? 0) || 0,
+      execStart: parseExecStart(r.ExecStart),
+      dropIns: (r.DropInPaths ?? '').split(/\s+/).filter(Boolean),
+    }
+    if (r.Id === 'etcd.service') out.etcd = u
+    else if (r.Id === 'flanneld.service') out.flanneld = u
+    else if (r.Id === 'docker.service') out.docker = u
+  }
+  return out
+}
+
+/** `ip -j -4 route show` (or its text form). */
+export function parseRoutes(text: string): Route[] {
+  const t = text.trim()
+  if (t.startsWith('[')) {
+    try {
+      const arr = JSON.parse(t) as {dst: string; gateway?: string; dev?: string; flags?: string[]}[]
+      return arr.map((r) => ({dst: r.dst, gateway: r.gateway, dev: r.dev, flags: r.flags ?? []}))
+    } catch {
+      return []
+    }
+  }
+  const out: Route[] = []
+  for (const line of t.replace(/^#text\n?/, '').split('\n')) {
+    const f = line.trim().split(/\s+/)
+    if (!f[0]) continue
+    const at = (k: string) => {
+      const i = f.indexOf(k)
+      return i >= 0 ? f[i + 1] : undefined
+    }
+    out.push({dst: f[0], gateway: at('via'), dev: at('dev'), flags: f.includes('onlink') ? ['onlink'] : []})
+  }
+  return out
+}
+
+export function parseVxlan(text: string): VxlanLink | undefined {
+  const t = text.trim()
+  if (!t.startsWith('[')) return undefined
+  try {
+    const [l] = JSON.parse(t) as {ifname: string; mtu?: number; flags?: string[]; linkinfo?: {info_kind?: string; info_data?: {id?: number; local?: string; port?: number}}}[]
+    if (!l) return undefined
+    const d = l.linkinfo?.info_data
+    return {name: l.ifname, mtu: l.mtu, up: (l.flags ?? []).includes('UP'), kind: l.linkinfo?.info_kind, vni: d?.id, local: d?.local, port: d?.port}
+  } catch {
+    return undefined
+  }
+}
+
+function parseSwaps(text: string): HostData['swaps'] {
+  return text
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 3 && f[0].startsWith('/'))
+    .map((f) => ({path: f[0], type: f[1], sizeKb: Number(f[2])}))
+}
+
+/** `firewall-cmd --list-all` → which of `ports` are open (port, a known service, or zone target ACCEPT). */
+export function parseFirewalld(text: string, ports: string[]): HostData['firewalld'] {
+  const state = kv(text.split('\n')[0] ?? '').state ?? ''
+  if (state !== 'active') return {state, ports: []}
+  const field = (k: string) => new RegExp(`^\\s*${k}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim() ?? ''
+  const target = field('target')
+  const listed = new Set(field('ports').split(/\s+/).filter(Boolean))
+  const services = new Set(field('services').split(/\s+/).filter(Boolean))
+  const byService: Record<string, string[]> = {'etcd-client': ['2379/tcp'], 'etcd-server': ['2380/tcp']}
+  const viaService = new Set([...services].flatMap((s) => byService[s] ?? []))
+  return {
+    state,
+    ports: ports.map((p) => ({port: p, open: target === 'ACCEPT' || listed.has(p) || viaService.has(p)})),
+  }
+}
+
+/** Parses the checks script's output and the keys output (pure). */
+export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = '', clock?: HostData['clock']): HostData {
+  const sec = splitSections(out)
+  const get = (n: string) => sec.get(n) ?? ''
+  const missingTools: string[] = []
+
+  const se = kv(get('selinux'))
+  const ge = se.getenforce?.toLowerCase()
+  const selinux: HostData['selinux'] =
+    ge === 'enforcing' || ge === 'permissive' || ge === 'disabled' ? ge : se.enforce !== undefined ? (se.enforce === '1' ? 'enforcing' : 'permissive') : undefined
+
+  const sc = kv(get('sysctl'))
+  const ipt = runOut(sec, 'iptables')
+  let iptables: HostData['iptables']
+  if (ipt.stdout.trim().startsWith('#missing')) missingTools.push('iptables')
+  else iptables = {rules: ipt.stdout, error: ipt.rc === 0 ? undefined : (ipt.stderr.trim() || `iptables exited ${ipt.rc}`)}
+
+  const files: Record<string, string | undefined> = {}
+  const {public: pub, keys} = hostFiles(c, h)
+  pub.forEach((f, i) => (files[f] = fileSection(sec.get(`file-${i}`))))
+  const ksec = splitSections(keysOut)
+  keys.forEach((f, i) => (files[f] = fileSection(ksec.get(`key-${i}`))))
+
+  let etcd: EtcdView | undefined
+  if (h.roles.etcd) {
+    const q = get('etcd-quota')
+    const qm = /--quota-backend-bytes[= ](\d+)/.exec(q) ?? /ETCD_QUOTA_BACKEND_BYTES=(\d+)/.exec(q)
+    etcd = {
+      quotaBytes: qm ? Number(qm[1]) : undefined,
+      endpoints: parseEndpointJobs(c, sec),
+      memberList: runOut(sec, 'members'),
+      alarms: runOut(sec, 'alarms'),
+      configV3: runOut(sec, 'cfg3'),
+      configV2: runOut(sec, 'cfg2'),
+      leases: runOut(sec, 'leases'),
+    }
+  }
+
+  const warnings: string[] = []
+  return {
+    clock,
+    swaps: parseSwaps(get('swaps')),
+    selinux,
+    firewalld: parseFirewalld(runOut(sec, 'firewalld').stdout, neededPorts(c, h)),
+    ipForward: sc['net/ipv4/ip_forward'],
+    bridgeNfCallIptables: sc['net/bridge/bridge-nf-call-iptables'],
+    bridgeDir: sc['bridge-dir'] === '1',
+    iptables,
+    units: parseUnits(get('units')),
+    etcd,
+    files,
+    addrs: sec.has('addrs') ? parseIpAddr(get('addrs').replace(/^#text\n?/, ''), warnings) : [],
+    routes: sec.has('routes') ? parseRoutes(get('routes')) : [],
+    vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
+    dockerCmdline: get('dockerd').trim() || undefined,
+    missingTools,
+  }
+}
+
+/** eh-<i> / es-<i> sections → per member name. */
+export function parseEndpointJobs(c: Cluster, sec: Map<string, string>): EtcdView['endpoints'] {
+  const out: EtcdView['endpoints'] = {}
+  etcdMembers(c).forEach((m, i) => {
+    if (sec.has(`eh-${i}`) || sec.has(`es-${i}`)) out[m.name] = {health: runOut(sec, `eh-${i}`), status: runOut(sec, `es-${i}`)}
+  })
+  return out
+}
+
+/** Pings from `source` (its docker0 address) to every target, all at once (pure). */
+export function pingScript(source: string, targets: {address: string}[]): string {
+  const lines = [
+    'LC_ALL=C; export LC_ALL',
+    'command -v ping >/dev/null 2>&1 || { echo "#no-ping"; exit 0; }',
+    `p() { out=$(ping -n -q -c 1 -W 1 -I "$1" "$2" 2>&1); rc=$?; printf '%s %s %s\\n' "$2" "$rc" "$(printf '%s' "$out" | sed -n 's|^rtt[^=]*= \\([0-9.]*\\)/.*|\\1|p')"; }`,
+    ...targets.map((t) => `p ${shq(source)} ${shq(t.address)} &`),
+    'wait',
+    '',
+  ]
+  return lines.join('\n')
+}
+
+export function parsePingOutput(out: string, targets: {target: string; address: string}[]): PingResult[] {
+  if (out.includes('#no-ping')) return targets.map((t) => ({...t, ok: false, detail: 'ping is not installed on the source host'}))
+  const seen = new Map<string, {rc: number; rtt?: number}>()
+  for (const line of out.split('\n')) {
+    const [addr, rc, rtt] = line.trim().split(/\s+/)
+    if (addr && rc !== undefined && /^\d+$/.test(rc)) seen.set(addr, {rc: Number(rc), rtt: rtt ? Number(rtt) : undefined})
+  }
+  return targets.map((t) => {
+    const r = seen.get(t.address)
+    if (!r) return {...t, ok: false, detail: 'no answer from the ping script'}
+    if (r.rc === 0) return {...t, ok: true, rttMs: r.rtt}
+    return {...t, ok: false, detail: r.rc === 1 ? 'no reply within 1 s' : `ping exited ${r.rc}`}
+  })
+}
+
+// ---------------------------------------------------------------- I/O
+
+const SCRIPT_TIMEOUT_MS = 20_000
+
+/** One host: the checks script, the keys and the clock, on three channels at once. */
+export async function gatherHost(remote: Remote, c: Cluster, h: Host): Promise<HostData> {
+  const {keys} = hostFiles(c, h)
+  const main = remote.run('sh -s', {stdin: doctorScript(c, h), timeoutMs: SCRIPT_TIMEOUT_MS})
+  const secret = keys.length > 0 ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs: SCRIPT_TIMEOUT_MS}) : Promise.resolve({stdout: ''})
+  const clock = (async () => {
+    const sendWall = Date.now()
+    const t0 = performance.now()
+    const r = await remote.exec('date +%s.%N', {sudo: false, timeoutMs: 5000})
+    const elapsed = performance.now() - t0
+    if (r.code !== 0) return undefined
+    const k = computeSkew(r.stdout, sendWall, sendWall + elapsed)
+    return Number.isFinite(k.skewMs) ? {skewMs: k.skewMs, uncertaintyMs: k.uncertaintyMs} : undefined
+  })()
+  const [m, k, ck] = await Promise.all([main, secret, clock])
+  return parseDoctorOutput(c, h, m.stdout, k.stdout, ck)
+}
+
+/** Endpoint health/status of unreachable members, asked from a reachable member. */
+export async function proxyEndpoints(remote: Remote, c: Cluster, members: Host[]): Promise<EtcdView['endpoints']> {
+  const r = await remote.run('sh -s', {stdin: proxyScript(c, members), timeoutMs: SCRIPT_TIMEOUT_MS})
+  return parseEndpointJobs(c, splitSections(r.stdout))
+}
+
+export async function pingFrom(remote: Remote, source: string, targets: {target: string; address: string}[]): Promise<PingResult[]> {
+  if (targets.length === 0) return []
+  const r = await remote.run('sh -s', {stdin: pingScript(source, targets), timeoutMs: 10_000})
+  return parsePingOutput(r.stdout, targets)
+}

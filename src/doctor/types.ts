@@ -1,0 +1,177 @@
+/**
+ * The doctor's data model: what is gathered from each host (parsed, no I/O here), and what every
+ * check returns. The evaluation modules (host, etcd, certs, network, flannel, docker, dataplane)
+ * are pure functions from a DoctorInput to CheckResults.
+ */
+import type {Cluster, Host} from '../inventory/model.js'
+import type {Interface} from '../remote/facts.js'
+
+export type Status = 'ok' | 'warn' | 'fail'
+
+export interface CheckResult {
+  /** Stable id: `group.name`, e.g. `etcd.health`, `host.ip-forward`. */
+  id: string
+  scope: 'cluster' | 'host'
+  /** The host, for host-scoped results. */
+  host?: string
+  status: Status
+  /** What was seen. */
+  message: string
+  /** What to do about it (warn and fail). */
+  hint?: string
+}
+
+export interface DoctorReport {
+  cluster: string
+  /** False when any result failed (warnings are allowed). */
+  ok: boolean
+  /** The hosts the run was limited to (`--host`), if any. */
+  limitedTo?: string[]
+  summary: {ok: number; warn: number; fail: number}
+  /** Wall time of the run, ms. */
+  durationMs: number
+  results: CheckResult[]
+}
+
+/** A command's outcome; rc null when it did not run or was killed. */
+export interface RunOut {
+  stdout: string
+  stderr: string
+  rc: number | null
+}
+
+export interface UnitStatus {
+  /** `loaded`, `not-found`, ... */
+  load: string
+  /** `active`, `inactive`, `failed`, ... */
+  active: string
+  sub: string
+  mainPid: number
+  /** ExecStart as systemd resolved it (argv joined), for docker. */
+  execStart?: string
+  dropIns: string[]
+}
+
+export interface Route {
+  dst: string
+  gateway?: string
+  dev?: string
+  flags: string[]
+}
+
+export interface VxlanLink {
+  name: string
+  mtu?: number
+  up: boolean
+  kind?: string
+  vni?: number
+  local?: string
+  port?: number
+}
+
+/** Everything the checks script read on one host (parsed). */
+export interface HostData {
+  /** This host's clock against the local one. */
+  clock?: {skewMs: number; uncertaintyMs: number}
+  swaps: {path: string; type: string; sizeKb: number}[]
+  /** undefined: no SELinux on the host. */
+  selinux?: 'enforcing' | 'permissive' | 'disabled'
+  firewalld: {state: string; ports: {port: string; open: boolean}[]}
+  /** Raw values of /proc/sys/...; undefined when the file is missing. */
+  ipForward?: string
+  bridgeNfCallIptables?: string
+  /** /proc/sys/net/bridge exists (br_netfilter loaded or built in). */
+  bridgeDir: boolean
+  /** `iptables -S` of the filter table; undefined when iptables is missing. */
+  iptables?: {rules: string; error?: string}
+  units: {etcd?: UnitStatus; flanneld?: UnitStatus; docker?: UnitStatus}
+  /** Etcd members only: the member's own view (its endpoint), plus members it checked for others. */
+  etcd?: EtcdView
+  /** Files read from the host by absolute path; undefined when missing. Keys included (never printed). */
+  files: Record<string, string | undefined>
+  addrs: Interface[]
+  routes: Route[]
+  vxlan?: VxlanLink
+  /** docker's main process command line. */
+  dockerCmdline?: string
+  /** Tools missing on the host that a check needed. */
+  missingTools: string[]
+}
+
+export interface EtcdView {
+  /** --quota-backend-bytes of the running member (undefined: etcd's default). */
+  quotaBytes?: number
+  /** endpoint health / status (-w json) per member name, as seen from this host. */
+  endpoints: Record<string, {health: RunOut; status: RunOut}>
+  memberList: RunOut
+  alarms: RunOut
+  configV3: RunOut
+  configV2: RunOut
+  leases: RunOut
+}
+
+export type ConnectProblem = 'unreachable' | 'hostkey' | 'auth' | 'error'
+
+export interface HostState {
+  host: Host
+  /** SSH worked (host key verified, logged in). */
+  connected: boolean
+  error?: {kind: ConnectProblem; message: string; hint?: string}
+  hostKey?: {fingerprint: string; keyType: string; action: string}
+  data?: HostData
+  /** Connected, but the checks script failed. */
+  gatherError?: string
+}
+
+export interface PingResult {
+  /** Target host name. */
+  target: string
+  address: string
+  ok: boolean
+  rttMs?: number
+  detail?: string
+}
+
+export interface DoctorInput {
+  cluster: Cluster
+  /** Every host the run looked at, in inventory order. */
+  hosts: HostState[]
+  /** The state dir's CA (PEM), when there is one. */
+  localCaPem?: string
+  /** Pings by source host name. */
+  pings: Map<string, PingResult[]>
+  now: Date
+  /** Limit host checks to these hosts (`--host`). */
+  selected?: Set<string>
+}
+
+/** Builds results for one check id. */
+export function resultFor(id: string, host?: string) {
+  const scope: CheckResult['scope'] = host === undefined ? 'cluster' : 'host'
+  const make = (status: Status, message: string, hint?: string): CheckResult => ({id, scope, ...(host === undefined ? {} : {host}), status, message, ...(hint && status !== 'ok' ? {hint} : {})})
+  return {
+    ok: (message: string) => make('ok', message),
+    warn: (message: string, hint?: string) => make('warn', message, hint),
+    fail: (message: string, hint?: string) => make('fail', message, hint),
+    status: make,
+  }
+}
+
+/** Hosts with data (connected and gathered). */
+export function withData(input: DoctorInput): (HostState & {data: HostData})[] {
+  return input.hosts.filter((h): h is HostState & {data: HostData} => h.data !== undefined)
+}
+
+export function stateOf(input: DoctorInput, name: string): HostState | undefined {
+  return input.hosts.find((h) => h.host.name === name)
+}
+
+/** "a, b and c" */
+export function listing(items: string[]): string {
+  if (items.length <= 1) return items.join('')
+  return `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`
+}
+
+export function plural(n: number, word: string, pluralWord = `${word}s`): string {
+  return `${n} ${n === 1 ? word : pluralWord}`
+}
