@@ -11,7 +11,8 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB=$REPO/test/lab/lab.sh
-LAB_DIR=${KFLAN_LAB_DIR:-$REPO/.lab}
+LAB_ID=${KFLAN_LAB_ID:-0}
+LAB_DIR=${KFLAN_LAB_DIR:-$REPO/.lab${LAB_ID#0}}
 CACHE=${KFLAN_LAB_CACHE:-/var/cache/kflan-lab}
 RUNS=3 MASTERS=3 NODES=2
 

@@ -59,11 +59,32 @@ export async function applyFiles(ctx: RunContext, h: HostRun, specs: FileSpec[])
   return changed
 }
 
-/** `systemctl daemon-reload` once, when a unit or drop-in changed. */
-export async function daemonReload(ctx: RunContext, h: HostRun): Promise<void> {
-  if (!h.daemonReload) return
-  await ctx.wet(h, 'systemctl daemon-reload', () => h.remote.run('systemctl daemon-reload'))
+export interface Step {
+  /** What the change log says. */
+  what: string
+  cmd: string
+}
+
+/**
+ * Runs systemd steps in one round trip (recording each as a change), preceded by
+ * `systemctl daemon-reload` when a unit or drop-in changed.
+ */
+export async function systemd(ctx: RunContext, h: HostRun, steps: Step[], opts: {timeoutMs?: number} = {}): Promise<void> {
+  const all = h.daemonReload ? [{what: 'systemctl daemon-reload', cmd: 'systemctl daemon-reload'}, ...steps] : steps
   h.daemonReload = false
+  if (all.length === 0) return
+  for (const s of all.slice(0, -1)) h.changes.push(s.what)
+  await ctx.wet(h, all.at(-1)!.what, () => h.remote.run(all.map((s) => s.cmd).join(' && '), {timeoutMs: opts.timeoutMs}))
+}
+
+/** `systemctl enable UNIT` when the facts say it is not enabled. */
+export function enableStep(unit: string, enabled: string): Step[] {
+  return enabled === 'enabled' ? [] : [{what: `systemctl enable ${unit}`, cmd: `systemctl enable ${unit}`}]
+}
+
+/** Starts a unit without waiting for it (Type=notify units wait for their peers or leases). */
+export function startStep(unit: string): Step {
+  return {what: `start ${unit}`, cmd: `{ systemctl reset-failed ${unit} 2>/dev/null || true; } && systemctl start --no-block ${unit}`}
 }
 
 /** A unit's state from the facts, in systemctl's words. */

@@ -6,7 +6,7 @@
 import {KflanError} from '../errors.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import type {HostRun, Phase} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
+import {applyFiles, desiredFiles, enableStep, systemd, unitState, waitFor} from './common.js'
 
 export const dockerPhase: Phase = {
   name: 'docker',
@@ -15,17 +15,17 @@ export const dockerPhase: Phase = {
 
   async runHost(ctx, h) {
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN))
-    await daemonReload(ctx, h)
     const st = unitState(h.facts.docker.unit) // as found before this run touched it
-    if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable docker', () => h.remote.run('systemctl enable docker'))
+    const steps = enableStep('docker', st.enabled)
     const bridge = await docker0(h)
     const want = h.flannelSubnet
     const matches = (b: {address?: string; mtu?: number}) => want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
     if (st.active !== 'active' || h.restart.has('docker') || (!ctx.dryRun && !matches(bridge))) {
       const why =
         st.active !== 'active' ? 'not running' : h.restart.has('docker') ? 'drop-in changed' : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
-      await ctx.wet(h, `restart docker (${why})`, () => h.remote.run('systemctl restart docker', {timeoutMs: 60_000}))
+      steps.push({what: `restart docker (${why})`, cmd: 'systemctl restart docker'})
     }
+    await systemd(ctx, h, steps, {timeoutMs: 90_000})
     h.restart.delete('docker')
     if (ctx.dryRun || want === undefined) return
     let now = bridge

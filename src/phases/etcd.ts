@@ -8,7 +8,7 @@ import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
+import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
 
 const HEALTH_TIMEOUT_MS = 60_000
 
@@ -20,9 +20,8 @@ export const etcdPhase: Phase = {
   async runHost(ctx, h) {
     const p = etcdPaths(ctx.cluster)
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.conf || f.path === p.unit))
-    await daemonReload(ctx, h)
     const st = unitState(h.facts.etcd.unit) // as found before this run touched it
-    if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable etcd', () => h.remote.run('systemctl enable etcd'))
+    await systemd(ctx, h, enableStep('etcd', st.enabled))
     h.etcdActive = st.active === 'active'
   },
 
@@ -34,7 +33,7 @@ export const etcdPhase: Phase = {
     // only become ready when enough peers are up.
     await Promise.all(
       down.map((h) =>
-        ctx.wet(h, 'start etcd', () => h.remote.run('systemctl reset-failed etcd 2>/dev/null; systemctl start --no-block etcd')),
+        systemd(ctx, h, [startStep('etcd')]),
       ),
     )
     for (const h of down) h.restart.delete('etcd')

@@ -8,7 +8,7 @@ import {parseLeases, parseSubnetEnv, subnetOfGateway, type Lease} from '../flann
 import {flannelPaths} from '../render/paths.js'
 import {shq} from '../remote/shell.js'
 import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, daemonReload, desiredFiles, unitState, waitFor} from './common.js'
+import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
 
 const START_TIMEOUT_MS = 45_000
 
@@ -21,15 +21,12 @@ export const flannelPhase: Phase = {
     const c = ctx.cluster
     const p = flannelPaths(c)
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.unit))
-    await daemonReload(ctx, h)
     const st = unitState(h.facts.flanneld.unit) // as found before this run touched it
-    if (st.enabled !== 'enabled') await ctx.wet(h, 'systemctl enable flanneld', () => h.remote.run('systemctl enable flanneld'))
     const subnetFile = c.flannel.subnetFile
-    if (st.active !== 'active') {
-      await ctx.wet(h, 'start flanneld', () => h.remote.run('systemctl reset-failed flanneld 2>/dev/null; systemctl start --no-block flanneld'))
-    } else if (h.restart.has('flanneld')) {
-      await ctx.wet(h, 'restart flanneld', () => h.remote.run('systemctl restart --no-block flanneld'))
-    }
+    const steps = enableStep('flanneld', st.enabled)
+    if (st.active !== 'active') steps.push(startStep('flanneld'))
+    else if (h.restart.has('flanneld')) steps.push({what: 'restart flanneld', cmd: 'systemctl restart --no-block flanneld'})
+    await systemd(ctx, h, steps)
     h.restart.delete('flanneld')
     if (ctx.dryRun) return
     let env = ''
