@@ -1,0 +1,69 @@
+/** kflan join node against real lab hosts: a cluster initialised without one node, then grown. */
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+import {fileStamps, kflan, labInventory, parseEnv, tempStateDir, unitStamps} from './kflan-helpers.js'
+
+/** The lab inventory without lab-n3 (the spare host). */
+const withoutSpare = (t: string) =>
+  t
+    .replace(/ {2}- name: lab-n3\n(?: {4}.*\n)*/, '')
+    .replace(/, lab-n3\]/g, ']')
+
+async function docker0(h: string): Promise<string> {
+  return parseEnv((await sshExec(h, 'cat /run/flannel/subnet.env')).stdout).FLANNEL_SUBNET.split('/')[0]
+}
+
+describe.skipIf(!requireLab())('kflan join node', () => {
+  let hosts: LabHost[]
+  let before: string
+  let full: string
+  const state = tempStateDir()
+  const existing = ['lab-m1', 'lab-n1', 'lab-n2']
+  const stamps = () =>
+    Promise.all(
+      existing.map(async (h) => (await unitStamps(h, ['etcd', 'flanneld', 'docker'])) + (await fileStamps(h, ['/etc/hosts', '/etc/systemd/system/flanneld.service', '/opt/etcd/cfg/etcd.conf', '/run/flannel/docker']))),
+    )
+
+  beforeAll(async () => {
+    hosts = await labUp({masters: 1, nodes: 3})
+    before = labInventory(withoutSpare)
+    full = labInventory()
+    const r = await kflan(['init', '-i', before, '--state-dir', state])
+    if (r.code !== 0) throw new Error(`init failed:\n${r.stdout}\n${r.stderr}`)
+  })
+  afterAll(async () => {
+    await labDown()
+  })
+
+  it('refuses a name that is not in the inventory, or not a node (exit 2)', async () => {
+    const unknown = await kflan(['join', 'node', 'lab-n9', '-i', full, '--state-dir', state])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toMatch(/lab-n9 is not a host in .*; did you mean lab-n\d\?/)
+    const master = await kflan(['join', 'node', 'lab-m1', '-i', full, '--state-dir', state])
+    expect(master.code).toBe(2)
+    expect(master.stderr).toMatch(/lab-m1 is not a node/)
+  })
+
+  it('sets up the new node without touching the existing hosts, and its pods reach the others', async () => {
+    const was = await stamps()
+    const r = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state])
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
+    expect(r.stdout).toMatch(/lab-n3: changed \d+/)
+    expect(r.stdout).not.toMatch(/lab-(m1|n1|n2): changed/)
+    expect(await stamps()).toEqual(was)
+    const mine = await docker0('lab-n3')
+    for (const other of ['lab-n1', 'lab-n2']) {
+      const theirs = await docker0(other)
+      const ping = await sshExec('lab-n3', `ping -c 2 -W 2 -I ${mine} ${theirs}`, {check: false})
+      expect(ping.code, `lab-n3 → ${other}: ${ping.stdout}`).toBe(0)
+      const back = await sshExec(other, `ping -c 1 -W 2 -I ${theirs} ${mine}`, {check: false})
+      expect(back.code, `${other} → lab-n3`).toBe(0)
+    }
+  })
+
+  it('changes nothing when the node is joined again', async () => {
+    const r = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('nothing changed')
+  })
+})
