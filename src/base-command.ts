@@ -8,6 +8,8 @@ import {hintOf, KflanError, messageOf} from './errors.js'
 import {loadInventory} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
+import {changeReport, warningReport} from './report.js'
+import type {SessionResult} from './session.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -49,6 +51,20 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected stateDir(cluster: Cluster): string {
     return resolve(this.flags['state-dir'] ?? `.kflan/${cluster.name}`)
+  }
+
+  /**
+   * Prints what a run against hosts did: warnings, then the changes, and the log path. On failure,
+   * what was changed before it, then the error (exit 1) with its hint.
+   */
+  protected finishRun(verb: string, {ctx, error}: SessionResult, logFile: string): void {
+    for (const w of warningReport(ctx)) this.logToStderr(w)
+    if (error) {
+      if (ctx.changed) this.logToStderr(`\nchanges made before the failure (re-run after fixing the cause; it continues from there):\n${changeReport(ctx)}`)
+      throw new KflanError(`${verb} ${messageOf(error)}\nlog: ${logFile}`, {hint: hintOf(error) ?? `fix the cause and run \`kflan ${verb}\` again: it picks up where it stopped`})
+    }
+    this.log(changeReport(ctx))
+    this.log(`log: ${logFile}`)
   }
 
   protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {

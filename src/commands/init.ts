@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {ensureClusterPki, pkiSummary} from '../cluster-pki.js'
-import {KflanError, messageOf, hintOf} from '../errors.js'
+import {KflanError} from '../errors.js'
 import {initPhases} from '../phases/index.js'
-import {changeReport, warningReport} from '../report.js'
+import {parseIgnored} from '../phases/preflight.js'
 import {newLogger, runSession} from '../session.js'
 import {confirm} from '../prompt.js'
 
@@ -35,21 +35,14 @@ export default class Init extends BaseCommand<typeof Init> {
     for (const line of pkiSummary(pki)) this.log(`pki: ${line}`)
     const logger = newLogger(stateDir, flags['dry-run'] ? 'init-dry-run' : 'init')
     const hosts = cluster.hosts.filter((h) => h.roles.etcd || h.roles.flannel)
-    const {ctx, error} = await runSession(cluster, stateDir, hosts, initPhases, {
+    const result = await runSession(cluster, stateDir, hosts, initPhases, {
       dryRun: flags['dry-run'],
       force: flags.force,
-      ignorePreflight: new Set((flags['ignore-preflight-errors'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)),
+      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
       concurrency: flags.concurrency,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: 'auto',
     }, logger)
-    for (const w of warningReport(ctx)) this.logToStderr(w)
-    if (error) {
-      const done = ctx.hosts.filter((h) => h.changes.length > 0)
-      if (done.length > 0) this.logToStderr(`\nchanges made before the failure (re-run init after fixing the cause; it continues from here):\n${changeReport(ctx)}`)
-      throw new KflanError(`init ${messageOf(error)}\nlog: ${logger.file}`, {hint: hintOf(error) ?? 'fix the cause and run `kflan init` again: it picks up where it stopped'})
-    }
-    this.log(changeReport(ctx))
-    this.log(`log: ${logger.file}`)
+    this.finishRun('init', result, logger.file)
   }
 }

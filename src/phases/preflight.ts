@@ -58,6 +58,11 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   return out
 }
 
+/** `--ignore-preflight-errors=Swap,Port-2379` → the lower-cased names (or `all`). */
+export function parseIgnored(flag: string | undefined): Set<string> {
+  return new Set((flag ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+}
+
 /** /etc/fstab with swap entries commented out (pure). */
 export function commentOutSwap(fstab: string): string {
   return fstab

@@ -3,9 +3,9 @@ import {BaseCommand} from '../../base-command.js'
 import {ensureClusterPki} from '../../cluster-pki.js'
 import {didYouMean} from '../../inventory/diagnostics.js'
 import {etcdMembers, hostByName} from '../../inventory/model.js'
-import {InputError, KflanError, hintOf, messageOf} from '../../errors.js'
+import {InputError, KflanError} from '../../errors.js'
 import {joinPhases} from '../../phases/index.js'
-import {changeReport, warningReport} from '../../report.js'
+import {parseIgnored} from '../../phases/preflight.js'
 import {newLogger, runSession} from '../../session.js'
 
 export default class JoinNode extends BaseCommand<typeof JoinNode> {
@@ -49,20 +49,14 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     // One etcd member is connected too, read-only: leases are checked there.
     const observer = etcdMembers(cluster).find((m) => m.name !== host.name)
     const hosts = observer ? [host, observer] : [host]
-    const {ctx, error} = await runSession(cluster, stateDir, hosts, joinPhases, {
+    const result = await runSession(cluster, stateDir, hosts, joinPhases, {
       dryRun: flags['dry-run'],
       force: false,
-      ignorePreflight: new Set((flags['ignore-preflight-errors'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)),
+      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
       concurrency: 2,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: 'auto',
     }, logger, new Set([host.name]))
-    for (const w of warningReport(ctx)) this.logToStderr(w)
-    if (error) {
-      if (ctx.changed) this.logToStderr(`\nchanges made before the failure:\n${changeReport(ctx)}`)
-      throw new KflanError(`join ${messageOf(error)}\nlog: ${logger.file}`, {hint: hintOf(error) ?? 'fix the cause and run `kflan join node` again'})
-    }
-    this.log(changeReport(ctx))
-    this.log(`log: ${logger.file}`)
+    this.finishRun('join node', result, logger.file)
   }
 }
