@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates)
+debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates util-linux)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

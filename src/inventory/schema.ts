@@ -140,10 +140,11 @@ const flannel = z
 
 const docker = z
   .object({
-    /** Make docker.service start with $DOCKER_NETWORK_OPTIONS from flannel. */
+    /**
+     * Make docker.service start with $DOCKER_NETWORK_OPTIONS from flannel. Docker itself must be
+     * installed (a preflight error says so): kflan does not install packages.
+     */
     enabled: z.boolean().default(true),
-    /** Install docker from the distribution's packages when it is missing. */
-    install: z.boolean().default(false),
   })
   .strict()
 

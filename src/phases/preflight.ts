@@ -38,8 +38,8 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   }
   const missingTools = ['sha256sum', 'base64', 'tar', 'ip', 'systemctl'].filter((t) => f.tools[t] === false)
   if (missingTools.length > 0) error('Tools', `missing commands: ${missingTools.join(', ')}`)
-  if (h.roles.flannel && c.docker.enabled && !f.docker.installed && !c.docker.install) {
-    error('Docker', 'docker is not installed on this flannel host')
+  if (h.roles.flannel && c.docker.enabled && !f.docker.installed) {
+    error('Docker', 'docker is not installed on this flannel host: install it from the distribution (docker.io, docker-ce) first, or set docker.enabled: false')
   }
   if (h.roles.flannel && f.tools.iptables === false) error('Iptables', 'iptables is not installed (flanneld and docker need it)')
   if (h.roles.etcd && !f.etcd.unit.active) {
