@@ -9,14 +9,20 @@ missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+# The lab builds its etcd bundle with `apt-get download etcd-server etcd-client`: the package
+# lists must know them.
+lists_stale=0
+apt-cache policy etcd-server 2>/dev/null | grep -q 'Candidate: [0-9]' || lists_stale=1
+if [ ${#missing[@]} -gt 0 ] || [ $lists_stale -eq 1 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them with apt-get)" >&2
+    echo "setup: missing Debian packages or package lists: ${missing[*]:-apt-get update} (run as root)" >&2
     exit 1
   fi
-  echo "setup: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
 # `npm install` rather than `npm ci`: the lock file as npm 11 writes it here lacks the
