@@ -6,7 +6,7 @@
 import type {Cluster} from '../inventory/model.js'
 import {DOCKER_OPTS_FILE} from '../render/paths.js'
 import {splitSections} from '../remote/facts.js'
-import {statePaths} from '../remote/files.js'
+import {parseStatOutput, statePaths, type RemoteFileState} from '../remote/files.js'
 import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
 
@@ -16,10 +16,11 @@ export const RESET_DOCKER_DROPIN = '/run/systemd/system/docker.service.d/zz-kfla
 export interface ResetFacts {
   /** /var/lib/kflan exists. */
   stateDir: boolean
-  /** Entries of /var/lib/kflan/managed: files kflan created. */
-  managed: string[]
-  /** Original paths that have a backup under /var/lib/kflan/backup. */
-  backups: string[]
+  /**
+   * Every file in /var/lib/kflan/managed (kflan created it) or with a backup under
+   * /var/lib/kflan/backup (kflan overwrote it), with its state; no content hashes (not needed).
+   */
+  files: Map<string, RemoteFileState>
   /** `iptables -S` of the filter and nat tables; undefined when iptables is missing. */
   iptables?: {filter: string[]; nat: string[]}
   /** `ip -4 route show` lines. */
@@ -43,8 +44,15 @@ export function resetFactsScript(c: Cluster, stateDir?: string): string {
     `s() { printf '\\n@@kflan:%s@@\\n' "$1"; }`,
     'has() { command -v "$1" >/dev/null 2>&1; }',
     `s state; if [ -d ${shq(sp.stateDir)} ]; then echo exists=1; fi`,
-    `s managed; cat ${shq(sp.managed)} 2>/dev/null`,
-    `s backups; if [ -d ${shq(sp.backup)} ]; then (cd ${shq(sp.backup)} && find . ! -type d | sed 's|^\\.||'); fi`,
+    `M=${shq(sp.managed)}; B=${shq(sp.backup)}`,
+    // kind (F file, X other, N none), path, managed (M/-), backup (B/-), mode: parseStatOutput's format.
+    `s files; { cat "$M" 2>/dev/null; if [ -d "$B" ]; then (cd "$B" && find . ! -type d | sed 's|^\\.||'); fi; } | sort -u | while IFS= read -r p; do`,
+    `  case "$p" in /*) ;; *) continue ;; esac`,
+    `  if grep -qxF -- "$p" "$M" 2>/dev/null; then m=M; else m=-; fi`,
+    `  if [ -e "$B$p" ] || [ -L "$B$p" ]; then b=B; else b=-; fi`,
+    `  if [ -f "$p" ]; then printf 'F\\t%s\\t-\\t%s\\t-\\t0\\t%s\\t%s\\n' "$p" "$(stat -L -c %a -- "$p")" "$m" "$b";`,
+    `  elif [ -e "$p" ] || [ -L "$p" ]; then printf 'X\\t%s\\t%s\\t%s\\n' "$p" "$m" "$b"; else printf 'N\\t%s\\t%s\\t%s\\n' "$p" "$m" "$b"; fi`,
+    `done`,
     `s ipt-filter; if has iptables; then iptables -w -S 2>&1; else echo '#missing'; fi`,
     `s ipt-nat; if has iptables; then iptables -w -t nat -S 2>&1; else echo '#missing'; fi`,
     's routes; ip -4 route show 2>/dev/null',
@@ -79,8 +87,7 @@ export function parseResetFacts(out: string): ResetFacts {
   }
   return {
     stateDir: lines(sec.get('state')).includes('exists=1'),
-    managed: [...new Set(lines(sec.get('managed')).filter((l) => l.startsWith('/')))],
-    backups: lines(sec.get('backups')).filter((l) => l.startsWith('/')),
+    files: parseStatOutput(sec.get('files') ?? ''),
     iptables: filter && nat ? {filter, nat} : undefined,
     routes: lines(sec.get('routes')),
     runFiles: lines(sec.get('run')),

@@ -1,0 +1,146 @@
+/**
+ * etcd for `kflan reset`: the flannel leases to delete and, when one member is reset alone,
+ * whether the others keep quorum (pure parts first, then the calls through an etcd member).
+ */
+import type {Cluster, Host} from '../inventory/model.js'
+import {etcdctl, etcdctlV2, parseEndpointHealth} from '../etcdctl.js'
+import {parseLeases, type Lease} from '../flannel-state.js'
+import {shq} from '../remote/shell.js'
+import type {Remote} from '../remote/ssh.js'
+
+export interface EtcdMember {
+  /** Hex member ID, as etcdctl prints and `member remove` takes it. */
+  id: string
+  status: string
+  name: string
+  peerUrls: string[]
+  clientUrls: string[]
+}
+
+/** Parses `etcdctl member list -w simple` (pure): `ID, status, name, peers, clients, learner`. */
+export function parseMemberList(stdout: string): EtcdMember[] {
+  const out: EtcdMember[] = []
+  for (const line of stdout.split('\n')) {
+    const f = line.split(',').map((x) => x.trim())
+    if (f.length < 5 || !/^[0-9a-f]+$/.test(f[0])) continue
+    const urls = (s: string) => s.split(/\s+/).filter(Boolean)
+    out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
+  }
+  return out
+}
+
+export const quorum = (n: number): number => Math.floor(n / 2) + 1
+
+export type MemberCheck =
+  | {ok: true; member?: EtcdMember; othersUp: number; total: number}
+  | {ok: false; message: string; hint: string}
+
+/**
+ * Whether one member may be stopped (or removed, with --purge-data) while the others keep
+ * quorum (pure). `healthy` holds the client URLs that answered `endpoint health`.
+ */
+export function checkMemberReset(members: EtcdMember[], healthy: Set<string>, target: {name: string; peerUrl: string}, remove: boolean): MemberCheck {
+  const member = members.find((m) => m.name === target.name || m.peerUrls.includes(target.peerUrl))
+  const total = members.length
+  if (!member) return {ok: true, othersUp: members.filter((m) => m.clientUrls.some((u) => healthy.has(u))).length, total}
+  const others = members.filter((m) => m !== member)
+  const othersUp = others.filter((m) => m.clientUrls.some((u) => healthy.has(u))).length
+  if (total === 1) {
+    return {
+      ok: false,
+      message: `${target.name} is the cluster's only etcd member: resetting it alone would take etcd away from every flanneld`,
+      hint: 'reset every host (kflan reset without --host)',
+    }
+  }
+  const need = remove ? quorum(total - 1) : quorum(total)
+  if (othersUp < need) {
+    const what = remove ? `removing ${target.name} leaves ${total - 1} members, of which ${othersUp} are up` : `stopping ${target.name} leaves ${othersUp} of ${total} members up`
+    return {
+      ok: false,
+      message: `${what}; etcd needs ${need} for quorum`,
+      hint: 'bring the other etcd members back first (`etcdctl endpoint health`), or reset every host (kflan reset without --host)',
+    }
+  }
+  return {ok: true, member, othersUp, total}
+}
+
+/** The leases of the given hosts (by the PublicIP flanneld registered: the host's address). */
+export function leasesOf(leases: Lease[], hosts: Host[]): {host: Host; lease: Lease}[] {
+  const out: {host: Host; lease: Lease}[] = []
+  for (const lease of leases) {
+    const host = hosts.find((h) => h.address === lease.publicIp)
+    if (host) out.push({host, lease})
+  }
+  return out
+}
+
+/** An etcd member reachable over SSH, with etcdctl and kflan's client certificate on it. */
+export interface EtcdVia {
+  name: string
+  remote: Remote
+}
+
+/** Leases in etcd, through the API flannel uses (v3 for flannel >= 0.18, v2 before). */
+export async function readAllLeases(c: Cluster, via: EtcdVia): Promise<Lease[]> {
+  const prefix = `${c.flannel.prefix}/subnets`
+  if (c.flannel.etcdApi === 'v2') {
+    // Alternate key and value lines, as `etcdctl get --prefix` prints them in v3.
+    const script = `for k in $(${etcdctlV2(c, `ls ${shq(prefix)}`)} 2>/dev/null); do echo "$k"; ${etcdctlV2(c, 'get "$k"')}; done`
+    const r = await via.remote.run(script)
+    return parseLeases(r.stdout)
+  }
+  const r = await via.remote.run(etcdctl(c, `get ${shq(`${prefix}/`)} --prefix`))
+  return parseLeases(r.stdout)
+}
+
+export async function deleteLease(c: Cluster, via: EtcdVia, key: string): Promise<void> {
+  await via.remote.run(c.flannel.etcdApi === 'v2' ? etcdctlV2(c, `rm ${shq(key)}`) : etcdctl(c, `del ${shq(key)}`))
+}
+
+/** Members and the client URLs that answer, or undefined when etcd does not answer through this member. */
+export async function etcdStatus(c: Cluster, via: EtcdVia): Promise<{members: EtcdMember[]; healthy: Set<string>} | undefined> {
+  const list = await via.remote.exec(etcdctl(c, 'member list -w simple'), {timeoutMs: 15_000})
+  if (list.code !== 0) return undefined
+  const members = parseMemberList(list.stdout)
+  const h = await via.remote.exec(etcdctl(c, 'endpoint health -w json'), {timeoutMs: 15_000})
+  const healthy = new Set(parseEndpointHealth(h.stdout).filter((e) => e.health).map((e) => e.endpoint))
+  return {members, healthy}
+}
+
+/**
+ * `member remove`. etcd's strict reconfiguration check counts only peers connected for 5 s
+ * (HealthInterval): right after a member (re)started it answers "unhealthy cluster", so that is
+ * retried for a while.
+ */
+export async function removeMember(c: Cluster, via: EtcdVia, id: string, timeoutMs = 30_000): Promise<void> {
+  const cmd = etcdctl(c, `member remove ${shq(id)}`)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const r = await via.remote.exec(cmd, {timeoutMs: 20_000})
+    if (r.code === 0 || /member .* not found/i.test(r.stderr)) return
+    if (!/unhealthy cluster|not enough started members/i.test(r.stderr) || Date.now() >= deadline) {
+      await via.remote.run(cmd, {timeoutMs: 20_000}) // one last try that reports the error
+      return
+    }
+    await new Promise((res) => setTimeout(res, 1000))
+  }
+}
+
+/** Parses `etcdctl endpoint status -w simple` (pure): the endpoints that are raft leader. */
+export function parseLeaderEndpoints(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .map((l) => l.split(',').map((x) => x.trim()))
+    .filter((f) => f.length >= 5 && /^https?:\/\//.test(f[0]) && f[4] === 'true')
+    .map((f) => f[0])
+}
+
+/**
+ * The client URL of the current leader, if etcd answers. Stopping the leader last keeps a
+ * shutdown quick: a leader that stops while its peers stop too waits ~7 s for a leadership
+ * transfer that cannot happen.
+ */
+export async function leaderEndpoint(c: Cluster, via: EtcdVia): Promise<string | undefined> {
+  const r = await via.remote.exec(etcdctl(c, 'endpoint status -w simple'), {timeoutMs: 15_000})
+  return parseLeaderEndpoints(r.stdout)[0]
+}
