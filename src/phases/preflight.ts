@@ -48,7 +48,7 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
       if (tcp(port)) error(`Port-${port}`, `TCP port ${port} is already in use, but etcd.service is not running`)
     }
     if (f.etcd.hasMember && !f.etcd.unit.exists) {
-      warning('ExistingEtcdData', `${f.etcd.dataDir} already holds an etcd member that kflan did not start; etcd will reuse it`)
+      warning('ExistingEtcdData', `${f.etcd.dataDir} already holds etcd member data (left by an earlier cluster, or by \`kflan reset\` without --purge-data): etcd will reuse it`)
     }
   }
   const b = c.flannel.backend
