@@ -12,7 +12,7 @@ import {DOCKER_DROPIN, etcdPaths, flannelPaths} from '../render/paths.js'
 import {computeSkew, parseExecStart, parseIpAddr, parseSystemctlShow, splitSections} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
-import type {EtcdView, HostData, PingResult, Route, RunOut, UnitStatus, VxlanLink} from './types.js'
+import type {ClusterReads, EtcdView, HostData, PingResult, Route, RunOut, UnitStatus, VxlanLink} from './types.js'
 
 /** etcdctl bounds for the doctor: a dead member must not hold the run for long. */
 const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
@@ -61,22 +61,21 @@ function endpointJobs(c: Cluster, members: Host[]): [string, string][] {
   })
 }
 
-/** The background jobs an etcd member runs (health/status per member index, reads). */
-function etcdJobs(c: Cluster, h: Host): [string, string][] {
-  const jobs = endpointJobs(c, [h])
-  const self = [h]
+/**
+ * The cluster reads, asked of every endpoint (etcdctl fails over when one is down); serializable
+ * reads answer from a member's own store, so config and leases stay readable without quorum.
+ */
+function readJobs(c: Cluster): [string, string][] {
   const p = c.flannel.prefix
-  // Serializable reads answer from the member's own store: config and leases stay readable
-  // when quorum is lost (and the health check says so).
-  jobs.push(['members', etcdctl(c, `member list -w json ${ETCD_TIMEOUTS}`, self)])
-  jobs.push(['alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`, self)])
-  jobs.push(['cfg3', etcdctl(c, `get ${shq(`${p}/config`)} --print-value-only --consistency=s ${ETCD_TIMEOUTS}`, self)])
-  jobs.push(['cfg2', etcdctlV2(c, `get ${shq(`${p}/config`)}`, self)])
-  if (c.flannel.etcdApi === 'v3') {
-    jobs.push(['leases', etcdctl(c, `get ${shq(`${p}/subnets/`)} --prefix --consistency=s ${ETCD_TIMEOUTS}`, self)])
-  } else {
-    const ls = etcdctlV2(c, `ls ${shq(`${p}/subnets`)}`, self)
-    jobs.push(['leases', `for k in $(${ls}); do echo "$k"; ${etcdctlV2(c, 'get "$k"', self)}; done`])
+  const jobs: [string, string][] = [
+    ['members', etcdctl(c, `member list -w json ${ETCD_TIMEOUTS}`)],
+    ['alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`)],
+    ['keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)],
+    ...etcdMembers(c).map((m, i): [string, string] => [`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m])]),
+  ]
+  if (c.flannel.etcdApi === 'v2') {
+    const ls = etcdctlV2(c, `--no-sync ls ${shq(`${p}/subnets`)}`)
+    jobs.push(['leases2', `for k in $(${ls}); do echo "$k"; ${etcdctlV2(c, '--no-sync get "$k"')}; done`])
   }
   return jobs
 }
@@ -98,27 +97,31 @@ function jobLines(jobs: [string, string][]): {start: string[]; collect: string[]
   }
 }
 
-/** The checks script for one host (pure). */
-export function doctorScript(c: Cluster, h: Host): string {
+/** The checks script for one host (pure). `reads`: this member also does the cluster reads. */
+export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}): string {
   const jobs: [string, string][] = []
-  if (h.roles.etcd) jobs.push(...etcdJobs(c, h))
+  if (h.roles.etcd) jobs.push(...endpointJobs(c, [h]))
+  if (opts.reads) jobs.push(...readJobs(c))
   jobs.push(['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'])
-  jobs.push(['firewalld', 'if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ]; then echo "state=active"; firewall-cmd --list-all; else echo "state=$(systemctl is-active firewalld 2>/dev/null)"; fi'])
+  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
   const {start, collect} = jobLines(jobs)
   const files = hostFiles(c, h).public
-  const units = ['etcd.service', 'flanneld.service', 'docker.service']
   const dev = vxlanDevice(c)
   const lines = [
     ...PRELUDE,
+    // One systemctl call for every unit (each call is a D-Bus round trip to PID 1).
+    'systemctl show etcd.service flanneld.service docker.service firewalld.service -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p ExecStart -p DropInPaths >"$T/units" 2>/dev/null',
+    // unit NAME PROPERTY: a property of one unit from that output.
+    `unit() { awk -v id="$1" -v p="$2=" 'BEGIN { RS = "" } index("\\n" $0 "\\n", "\\nId=" id "\\n") { n = split($0, l, "\\n"); for (i = 1; i <= n; i++) if (index(l[i], p) == 1) print substr(l[i], length(p) + 1) }' "$T/units"; }`,
     ...start,
     's swaps; cat /proc/swaps 2>/dev/null',
     's selinux; if has getenforce; then echo "getenforce=$(getenforce 2>/dev/null)"; elif [ -r /sys/fs/selinux/enforce ]; then echo "enforce=$(cat /sys/fs/selinux/enforce)"; fi',
     's sysctl; for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do if [ -r /proc/sys/$k ]; then echo "$k=$(cat /proc/sys/$k)"; fi; done; if [ -d /proc/sys/net/bridge ]; then echo bridge-dir=1; fi',
-    `s units; systemctl show ${units.join(' ')} -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p ExecStart -p DropInPaths 2>/dev/null`,
+    's units; cat "$T/units"',
   ]
   if (h.roles.etcd) {
     lines.push(
-      's etcd-quota; pid=$(systemctl show -p MainPID --value etcd.service 2>/dev/null); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | grep -- "--quota-backend-bytes"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_QUOTA_BACKEND_BYTES="; fi',
+      's etcd-quota; pid=$(unit etcd.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | grep -- "--quota-backend-bytes"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_QUOTA_BACKEND_BYTES="; fi',
     )
   }
   files.forEach((f, i) => lines.push(`s file-${i}; if [ -r ${shq(f)} ]; then echo present; cat ${shq(f)}; else echo absent; fi`))
@@ -127,7 +130,7 @@ export function doctorScript(c: Cluster, h: Host): string {
     lines.push('s routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }')
     if (dev) lines.push(`s vxlan; ip -j -d link show dev ${shq(dev)} 2>/dev/null`)
     if (c.docker.enabled) {
-      lines.push('s dockerd; pid=$(systemctl show -p MainPID --value docker.service 2>/dev/null); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
+      lines.push('s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
     }
   }
   lines.push(...collect, 's end', '')
@@ -144,9 +147,12 @@ export function keysScript(paths: string[]): string {
   ].join('\n')
 }
 
-/** Health and status of other members' endpoints, run on a reachable member for unreachable ones. */
-export function proxyScript(c: Cluster, members: Host[]): string {
-  const {start, collect} = jobLines(endpointJobs(c, members))
+/**
+ * Second round, only when needed: health and status of members nobody could log in to, and the
+ * cluster reads when the member meant to do them could not.
+ */
+export function followUpScript(c: Cluster, opts: {members: Host[]; reads: boolean}): string {
+  const {start, collect} = jobLines([...endpointJobs(c, opts.members), ...(opts.reads ? readJobs(c) : [])])
   return [...PRELUDE, ...start, ...collect, 's end', ''].join('\n')
 }
 
@@ -280,15 +286,7 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
   if (h.roles.etcd) {
     const q = get('etcd-quota')
     const qm = /--quota-backend-bytes[= ](\d+)/.exec(q) ?? /ETCD_QUOTA_BACKEND_BYTES=(\d+)/.exec(q)
-    etcd = {
-      quotaBytes: qm ? Number(qm[1]) : undefined,
-      endpoints: parseEndpointJobs(c, sec),
-      memberList: runOut(sec, 'members'),
-      alarms: runOut(sec, 'alarms'),
-      configV3: runOut(sec, 'cfg3'),
-      configV2: runOut(sec, 'cfg2'),
-      leases: runOut(sec, 'leases'),
-    }
+    etcd = {quotaBytes: qm ? Number(qm[1]) : undefined, endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
   }
 
   const warnings: string[] = []
@@ -309,6 +307,17 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
     vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
     dockerCmdline: get('dockerd').trim() || undefined,
     missingTools,
+  }
+}
+
+export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads | undefined {
+  if (!sec.has('members')) return undefined
+  return {
+    memberList: runOut(sec, 'members'),
+    alarms: runOut(sec, 'alarms'),
+    keysV3: runOut(sec, 'keys3'),
+    configV2: etcdMembers(c).flatMap((m, i) => (sec.has(`cfg2-${i}`) ? [{member: m.name, run: runOut(sec, `cfg2-${i}`)}] : [])),
+    leasesV2: sec.has('leases2') ? runOut(sec, 'leases2') : undefined,
   }
 }
 
@@ -354,9 +363,9 @@ export function parsePingOutput(out: string, targets: {target: string; address: 
 const SCRIPT_TIMEOUT_MS = 20_000
 
 /** One host: the checks script, the keys and the clock, on three channels at once. */
-export async function gatherHost(remote: Remote, c: Cluster, h: Host): Promise<HostData> {
+export async function gatherHost(remote: Remote, c: Cluster, h: Host, opts: {reads?: boolean} = {}): Promise<HostData> {
   const {keys} = hostFiles(c, h)
-  const main = remote.run('sh -s', {stdin: doctorScript(c, h), timeoutMs: SCRIPT_TIMEOUT_MS})
+  const main = remote.run('sh -s', {stdin: doctorScript(c, h, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
   const secret = keys.length > 0 ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs: SCRIPT_TIMEOUT_MS}) : Promise.resolve({stdout: ''})
   const clock = (async () => {
     const sendWall = Date.now()
@@ -371,10 +380,11 @@ export async function gatherHost(remote: Remote, c: Cluster, h: Host): Promise<H
   return parseDoctorOutput(c, h, m.stdout, k.stdout, ck)
 }
 
-/** Endpoint health/status of unreachable members, asked from a reachable member. */
-export async function proxyEndpoints(remote: Remote, c: Cluster, members: Host[]): Promise<EtcdView['endpoints']> {
-  const r = await remote.run('sh -s', {stdin: proxyScript(c, members), timeoutMs: SCRIPT_TIMEOUT_MS})
-  return parseEndpointJobs(c, splitSections(r.stdout))
+/** The second round on one member (see followUpScript). */
+export async function followUp(remote: Remote, c: Cluster, opts: {members: Host[]; reads: boolean}): Promise<{endpoints: EtcdView['endpoints']; reads?: ClusterReads}> {
+  const r = await remote.run('sh -s', {stdin: followUpScript(c, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
+  const sec = splitSections(r.stdout)
+  return {endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
 }
 
 export async function pingFrom(remote: Remote, source: string, targets: {target: string; address: string}[]): Promise<PingResult[]> {

@@ -101,13 +101,21 @@ export interface HostData {
 export interface EtcdView {
   /** --quota-backend-bytes of the running member (undefined: etcd's default). */
   quotaBytes?: number
-  /** endpoint health / status (-w json) per member name, as seen from this host. */
+  /** endpoint health / status (-w json) per member name, each asked on its own endpoint from this host. */
   endpoints: Record<string, {health: RunOut; status: RunOut}>
+  /** Cluster reads, on the one member that was asked for them (against every endpoint). */
+  reads?: ClusterReads
+}
+
+export interface ClusterReads {
   memberList: RunOut
   alarms: RunOut
-  configV3: RunOut
-  configV2: RunOut
-  leases: RunOut
+  /** v3 `get <prefix>/ --prefix -w json` (serializable): the network config and the leases. */
+  keysV3: RunOut
+  /** v2 `get <prefix>/config`, on each member's endpoint (v2 is served only by members started with --enable-v2). */
+  configV2: {member: string; run: RunOut}[]
+  /** v2 lease listing (key line, value line), only when flannel reads v2. */
+  leasesV2?: RunOut
 }
 
 export type ConnectProblem = 'unreachable' | 'hostkey' | 'auth' | 'error'
@@ -160,6 +168,12 @@ export function resultFor(id: string, host?: string) {
 /** Hosts with data (connected and gathered). */
 export function withData(input: DoctorInput): (HostState & {data: HostData})[] {
   return input.hosts.filter((h): h is HostState & {data: HostData} => h.data !== undefined)
+}
+
+/** The cluster reads and the member they came from (the first host that has them). */
+export function readsOf(input: DoctorInput): {reads: ClusterReads; from: string} | undefined {
+  const s = withData(input).find((x) => x.data.etcd?.reads)
+  return s ? {reads: s.data.etcd!.reads!, from: s.host.name} : undefined
 }
 
 export function stateOf(input: DoctorInput, name: string): HostState | undefined {

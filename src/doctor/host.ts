@@ -1,0 +1,264 @@
+/**
+ * SSH and host preparation (pure): reachability and host key, swap, SELinux, firewalld, iptables
+ * INPUT rules against kflan's ports, br_netfilter, bridge-nf-call-iptables, ip_forward, the
+ * FORWARD chain, and clock skew between hosts.
+ */
+import type {Cluster, Host} from '../inventory/model.js'
+import {neededPorts} from './gather.js'
+import {listing, resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
+
+export function sshChecks(input: DoctorInput): CheckResult[] {
+  return input.hosts.map((s) => {
+    const r = resultFor('ssh.reachable', s.host.name)
+    const t = s.host.ssh
+    const where = `${t.user}@${s.host.address}:${t.port}`
+    if (!s.connected) {
+      const e = s.error ?? {kind: 'error', message: 'not connected'}
+      const what = e.kind === 'hostkey' ? 'host key refused' : e.kind === 'auth' ? 'authentication failed' : 'unreachable'
+      const msg = e.message.startsWith(`${s.host.name}: `) ? e.message.slice(s.host.name.length + 2) : e.message
+      return r.fail(`${what}: ${msg}`, e.hint)
+    }
+    if (s.gatherError) return r.fail(`connected to ${where}, but the checks script failed: ${s.gatherError}`, `run \`sh -x\` on the host by hand; the command log in the state directory has the script`)
+    const k = s.hostKey
+    return r.ok(`${where}, host key ${k ? `${k.keyType} ${k.fingerprint} (${k.action === 'known' ? 'as recorded' : k.action === 'pinned' ? 'matches the inventory' : k.action})` : 'verified'}`)
+  })
+}
+
+/** iptables -S output → rules per chain and policies. */
+export function parseIptables(text: string): {policy: Map<string, string>; chains: Map<string, string[][]>} {
+  const policy = new Map<string, string>()
+  const chains = new Map<string, string[][]>()
+  for (const line of text.split('\n')) {
+    const t = tokenize(line.trim())
+    if (t[0] === '-P' && t.length >= 3) policy.set(t[1], t[2])
+    else if (t[0] === '-N' && t[1]) chains.set(t[1], chains.get(t[1]) ?? [])
+    else if (t[0] === '-A' && t[1]) chains.set(t[1], [...(chains.get(t[1]) ?? []), t.slice(2)])
+  }
+  return {policy, chains}
+}
+
+/** Splits an iptables-save style line, keeping "quoted comments" together. */
+function tokenize(line: string): string[] {
+  const out: string[] = []
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g
+  for (let m = re.exec(line); m; m = re.exec(line)) out.push(m[1] ?? m[2])
+  return out
+}
+
+interface RuleView {
+  target?: string
+  /** Match options other than comments, with their values (`!` kept as its own entry). */
+  matches: Map<string, string>
+  negated: Set<string>
+  raw: string[]
+}
+
+function viewRule(r: string[]): RuleView {
+  const matches = new Map<string, string>()
+  const negated = new Set<string>()
+  let target: string | undefined
+  for (let i = 0; i < r.length; i++) {
+    const tok = r[i]
+    if (tok === '!') {
+      if (r[i + 1]) negated.add(r[i + 1])
+      continue
+    }
+    if (tok === '-j' || tok === '-g') {
+      target = r[i + 1]
+      i++
+      continue
+    }
+    if (tok === '-m') {
+      i++ // module name: its options follow as their own tokens
+      continue
+    }
+    if (tok === '--comment') {
+      i++
+      continue
+    }
+    if (tok.startsWith('-')) {
+      const next = r[i + 1]
+      if (next !== undefined && !next.startsWith('-') && next !== '!') {
+        matches.set(tok, next)
+        i++
+      } else matches.set(tok, '')
+    }
+  }
+  return {target, matches, negated, raw: r}
+}
+
+const TERMINAL = new Set(['ACCEPT', 'DROP', 'REJECT', 'RETURN'])
+
+/**
+ * Whether pod traffic (`-s NET` and `-d NET`) makes it through the FORWARD chain: the policy, or
+ * an ACCEPT for the Network before any unconditional DROP, directly or in a chain jumped to
+ * (FLANNEL-FWD, DOCKER-USER, ...).
+ */
+export function forwardVerdict(rulesText: string, network: string): {ok: boolean; policy?: string; via: string[]} {
+  const {policy, chains} = parseIptables(rulesText)
+  const via: string[] = []
+  const walk = (chain: string, dir: '-s' | '-d', depth: number): 'ACCEPT' | 'DROP' | undefined => {
+    if (depth > 8) return undefined
+    for (const raw of chains.get(chain) ?? []) {
+      const r = viewRule(raw)
+      if (!r.target) continue
+      const keys = [...r.matches.keys()]
+      const unconditional = keys.length === 0
+      const forNet = keys.length === 1 && r.matches.get(dir) === network && !r.negated.has(dir)
+      if (!unconditional && !forNet) continue
+      if (r.target === 'ACCEPT') {
+        via.push(`${chain}: ${raw.join(' ')}`)
+        return 'ACCEPT'
+      }
+      if (r.target === 'DROP' || r.target === 'REJECT') return 'DROP'
+      if (r.target === 'RETURN') return undefined
+      if (!TERMINAL.has(r.target) && chains.has(r.target)) {
+        const v = walk(r.target, dir, depth + 1)
+        if (v) return v
+      }
+    }
+    return undefined
+  }
+  const pol = policy.get('FORWARD')
+  const s = walk('FORWARD', '-s', 0) ?? (pol === 'ACCEPT' ? 'ACCEPT' : 'DROP')
+  const d = walk('FORWARD', '-d', 0) ?? (pol === 'ACCEPT' ? 'ACCEPT' : 'DROP')
+  return {ok: s === 'ACCEPT' && d === 'ACCEPT', policy: pol, via: [...new Set(via)]}
+}
+
+/** INPUT rules that drop or reject one of `ports` ("8472/udp"), directly or in a chain INPUT jumps to. */
+export function blockingInputRules(rulesText: string, ports: string[]): {port: string; rule: string}[] {
+  const {chains} = parseIptables(rulesText)
+  const out: {port: string; rule: string}[] = []
+  const seen = new Set<string>()
+  const walk = (chain: string, depth: number) => {
+    if (depth > 8 || seen.has(chain)) return
+    seen.add(chain)
+    for (const raw of chains.get(chain) ?? []) {
+      const r = viewRule(raw)
+      if (!r.target) continue
+      if (r.target === 'DROP' || r.target === 'REJECT') {
+        const proto = r.negated.has('-p') ? undefined : r.matches.get('-p')
+        const dport = r.negated.has('--dport') ? undefined : (r.matches.get('--dport') ?? r.matches.get('--dports'))
+        if (!dport) continue // a rule for all ports is policy-like; not reported here
+        for (const p of ports) {
+          const [num, pr] = p.split('/')
+          if (proto && proto !== pr) continue
+          if (dport.split(',').some((d) => portIn(d, Number(num)))) out.push({port: p, rule: `-A ${chain} ${raw.join(' ')}`})
+        }
+      } else if (!TERMINAL.has(r.target) && chains.has(r.target)) walk(r.target, depth + 1)
+    }
+  }
+  walk('INPUT', 0)
+  return out
+}
+
+function portIn(spec: string, port: number): boolean {
+  const [a, b] = spec.split(':').map(Number)
+  return b === undefined ? a === port : port >= a && port <= b
+}
+
+export function hostChecks(input: DoctorInput): CheckResult[] {
+  const c = input.cluster
+  const out: CheckResult[] = []
+  for (const s of withData(input)) out.push(...hostPrep(c, s.host, s.data))
+  out.push(...clockSkew(input))
+  return out
+}
+
+export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
+  const out: CheckResult[] = []
+  const r = (id: string) => resultFor(id, h.name)
+
+  const swap = r('host.swap')
+  out.push(
+    d.swaps.length === 0
+      ? swap.ok('swap is off')
+      : swap.fail(`swap is on: ${d.swaps.map((x) => `${x.path} (${x.type}, ${Math.round(x.sizeKb / 1024)} MiB)`).join(', ')}`, 'run `swapoff -a` and comment out the swap lines in /etc/fstab (`kflan init` does both)'),
+  )
+
+  const se = r('host.selinux')
+  out.push(
+    d.selinux === 'enforcing'
+      ? se.fail('SELinux is enforcing', 'run `setenforce 0` and set SELINUX=disabled (or permissive) in /etc/selinux/config (`kflan init` does both)')
+      : se.ok(d.selinux ? `SELinux is ${d.selinux}` : 'no SELinux'),
+  )
+
+  const fw = r('host.firewalld')
+  if (d.firewalld.state !== 'active') out.push(fw.ok(`firewalld is not running${d.firewalld.state && d.firewalld.state !== 'inactive' ? ` (${d.firewalld.state})` : ''}`))
+  else {
+    const closed = d.firewalld.ports.filter((p) => !p.open).map((p) => p.port)
+    out.push(
+      closed.length === 0
+        ? fw.ok(`firewalld is running and allows ${listing(d.firewalld.ports.map((p) => p.port)) || 'what this host needs'}`)
+        : fw.fail(`firewalld is running and does not allow ${listing(closed)}`, `open them (\`${closed.map((p) => `firewall-cmd --permanent --add-port=${p}`).join(' && ')} && firewall-cmd --reload\`), or stop firewalld; \`kflan init\` does it per preflight.firewall`),
+    )
+  }
+
+  if (d.iptables && !d.iptables.error) {
+    const ports = neededPorts(c, h)
+    const blocked = blockingInputRules(d.iptables.rules, ports)
+    const ipr = r('host.iptables-input')
+    out.push(
+      blocked.length === 0
+        ? ipr.ok(`no iptables INPUT rule drops ${listing(ports) || 'kflan\'s ports'}`)
+        : ipr.fail(`iptables drops ${listing([...new Set(blocked.map((b) => b.port))])}: ${blocked.map((b) => b.rule).join('; ')}`, `delete the rule (\`iptables ${blocked[0].rule.replace(/^-A /, '-D ')}\`) and from wherever it is loaded at boot`),
+    )
+  }
+
+  const br = r('host.br-netfilter')
+  out.push(
+    d.bridgeDir
+      ? br.ok('br_netfilter is loaded (/proc/sys/net/bridge exists)')
+      : br.fail('br_netfilter is not loaded: /proc/sys/net/bridge is missing (flanneld 0.26+ exits without it)', 'run `modprobe br_netfilter` and list it in /etc/modules-load.d/ (`kflan init` does both)'),
+  )
+  if (d.bridgeDir) {
+    const nf = r('host.bridge-nf-call-iptables')
+    out.push(
+      d.bridgeNfCallIptables === '1'
+        ? nf.ok('net.bridge.bridge-nf-call-iptables = 1')
+        : nf.fail(`net.bridge.bridge-nf-call-iptables = ${d.bridgeNfCallIptables ?? '(missing)'}`, 'run `sysctl -w net.bridge.bridge-nf-call-iptables=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)'),
+    )
+  }
+
+  const fwd = r('host.ip-forward')
+  out.push(
+    d.ipForward === '1'
+      ? fwd.ok('net.ipv4.ip_forward = 1')
+      : fwd.fail(`net.ipv4.ip_forward = ${d.ipForward ?? '(missing)'}: the host does not route pod traffic`, 'run `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)'),
+  )
+
+  if (h.roles.flannel) {
+    const ch = r('host.forward-chain')
+    if (!d.iptables) out.push(ch.fail('iptables is not installed', 'install iptables: flanneld and docker need it'))
+    else if (d.iptables.error) out.push(ch.warn(`cannot read the FORWARD chain: ${d.iptables.error}`, 'run `iptables -S FORWARD` on the host'))
+    else {
+      const v = forwardVerdict(d.iptables.rules, c.flannel.network)
+      if (!v.ok) {
+        out.push(
+          ch.fail(
+            `the FORWARD chain drops pod traffic: policy ${v.policy ?? '?'} and no ACCEPT for ${c.flannel.network} in both directions`,
+            `add \`iptables -I FORWARD -s ${c.flannel.network} -j ACCEPT\` and \`-d ${c.flannel.network}\` (flanneld's FLANNEL-FWD or kflan's docker drop-in do this; docker >= 1.13 sets the policy to DROP)`,
+          ),
+        )
+      } else if (v.policy === 'ACCEPT' && v.via.length === 0) out.push(ch.ok('FORWARD policy ACCEPT'))
+      else out.push(ch.ok(`FORWARD policy ${v.policy}, pod traffic accepted by ${v.via.map((x) => x.split(':')[0]).filter((x, i, a) => a.indexOf(x) === i).join(', ')} rules for ${c.flannel.network}`))
+    }
+  }
+  return out
+}
+
+export function clockSkew(input: DoctorInput): CheckResult[] {
+  const readings = withData(input).flatMap((s) => (s.data.clock ? [{name: s.host.name, ...s.data.clock}] : []))
+  if (readings.length < 2) return []
+  const max = readings.reduce((a, b) => (b.skewMs > a.skewMs ? b : a))
+  const min = readings.reduce((a, b) => (b.skewMs < a.skewMs ? b : a))
+  const spread = (max.skewMs - min.skewMs) / 1000
+  // Only what the round trips cannot explain counts.
+  const certain = Math.max(0, spread - (max.uncertaintyMs + min.uncertaintyMs) / 1000)
+  const limit = input.cluster.preflight.maxClockSkew
+  const r = resultFor('host.clock-skew')
+  if (certain > limit) {
+    return [r.warn(`clocks differ by ${spread.toFixed(2)} s between ${max.name} (ahead) and ${min.name} (above preflight.maxClockSkew ${limit} s)`, 'run NTP (chrony or systemd-timesyncd) on every host: etcd leases and TLS validity need synchronised clocks')]
+  }
+  return [r.ok(`clocks of ${readings.length} hosts within ${spread.toFixed(2)} s (limit ${limit} s)`)]
+}
