@@ -50,6 +50,9 @@ describe.skipIf(!requireLab())('kflan join node', () => {
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/lab-n3: changed \d+/)
     expect(r.stdout).not.toMatch(/lab-(m1|n1|n2): changed/)
+    // join ends with a doctor run limited to the new node, pings included.
+    expect(r.stdout).toMatch(/dataplane\.ping/)
+    expect(r.stdout).toMatch(/flannel\.lease/)
     expect(await stamps()).toEqual(was)
     const mine = await docker0('lab-n3')
     for (const other of ['lab-n1', 'lab-n2']) {

@@ -7,6 +7,7 @@ import {InputError, KflanError} from '../../errors.js'
 import {joinPhases} from '../../phases/index.js'
 import {parseIgnored} from '../../phases/preflight.js'
 import {newLogger, runSession} from '../../session.js'
+import {formatReport, runDoctor} from '../../doctor/index.js'
 
 export default class JoinNode extends BaseCommand<typeof JoinNode> {
   static summary = 'Add a node from the inventory to an initialised cluster.'
@@ -58,5 +59,19 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
       output: 'auto',
     }, logger, new Set([host.name]))
     this.finishRun('join node', result, logger.file)
+    if (flags['dry-run']) return
+    // The node's own checks, and pings from it to every other flannel host and back.
+    const doctorLog = newLogger(stateDir, 'join-doctor')
+    let report
+    try {
+      report = await runDoctor(cluster, stateDir, {hosts: [host.name], logger: doctorLog})
+    } finally {
+      doctorLog.close()
+    }
+    this.log('')
+    this.log(formatReport(report, cluster.hosts.map((h) => h.name)))
+    if (!report.ok) {
+      throw new KflanError(`${host.name} joined, but doctor found problems (above)`, {hint: `fix them and run \`kflan doctor -i ${this.flags.inventory} --host ${host.name}\``})
+    }
   }
 }
