@@ -2,6 +2,7 @@ import {fileURLToPath} from 'node:url'
 import {readFileSync} from 'node:fs'
 import {parseInventory} from '../../src/inventory/load.js'
 import type {Cluster} from '../../src/inventory/model.js'
+import type {HostFacts} from '../../src/remote/facts.js'
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -38,4 +39,33 @@ flannel:
   tarball: flannel.tgz
   network: 10.244.0.0/16
 ${extra}`
+}
+
+/** Facts of a prepared Debian flannel host (node01 of inventories/example.yaml). */
+export function sampleFacts(over: Partial<HostFacts> = {}): HostFacts {
+  const unit = {loadState: 'not-found', activeState: 'inactive', exists: false, active: false}
+  return {
+    hostname: 'node01',
+    os: {id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12', family: 'debian'},
+    kernel: '6.1',
+    arch: 'x86_64',
+    systemd: {present: true, running: true, version: 252},
+    swap: {active: false, devices: []},
+    selinux: {present: false},
+    firewalld: {installed: false, active: false, state: 'inactive'},
+    sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
+    brNetfilter: {loaded: true, procDir: true, module: false},
+    docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS', unit: {...unit, exists: true, dropInPaths: []}},
+    etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: false, nonEmpty: false, hasMember: false, unit},
+    flanneld: {unit},
+    listening: [{proto: 'tcp', address: '0.0.0.0', port: 22}],
+    ports: {tcp2379: false, tcp2380: false, udp8472: false},
+    interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '192.168.204.173', prefixLen: 24}]}],
+    clock: {remoteMs: 0, skewMs: 0, uncertaintyMs: 1},
+    iptables: {present: true, forwardPolicy: 'ACCEPT'},
+    tools: {sha256sum: true, base64: true, tar: true, ip: true, systemctl: true, iptables: true},
+    gatherMs: 5,
+    warnings: [],
+    ...over,
+  }
 }

@@ -5,35 +5,7 @@ import {parseLeases, parseSubnetEnv, subnetOfGateway} from '../../src/flannel-st
 import {incompatibleChanges, parseNetworkConfig} from '../../src/netconfig.js'
 import {parseEndpointHealth, etcdctl} from '../../src/etcdctl.js'
 import type {HostFacts} from '../../src/remote/facts.js'
-import {exampleCluster} from './helpers.js'
-
-function facts(over: Partial<HostFacts> = {}): HostFacts {
-  const unit = {loadState: 'not-found', activeState: 'inactive', exists: false, active: false}
-  return {
-    hostname: 'node01',
-    os: {id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12', family: 'debian'},
-    kernel: '6.1',
-    arch: 'x86_64',
-    systemd: {present: true, running: true, version: 252},
-    swap: {active: false, devices: []},
-    selinux: {present: false},
-    firewalld: {installed: false, active: false, state: 'inactive'},
-    sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
-    brNetfilter: {loaded: true, procDir: true, module: false},
-    docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS', unit: {...unit, exists: true, dropInPaths: []}},
-    etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: false, nonEmpty: false, hasMember: false, unit},
-    flanneld: {unit},
-    listening: [{proto: 'tcp', address: '0.0.0.0', port: 22}],
-    ports: {tcp2379: false, tcp2380: false, udp8472: false},
-    interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '192.168.204.173', prefixLen: 24}]}],
-    clock: {remoteMs: 0, skewMs: 0, uncertaintyMs: 1},
-    iptables: {present: true, forwardPolicy: 'ACCEPT'},
-    tools: {sha256sum: true, base64: true, tar: true, ip: true, systemctl: true, iptables: true},
-    gatherMs: 5,
-    warnings: [],
-    ...over,
-  }
-}
+import {exampleCluster, sampleFacts} from './helpers.js'
 
 describe('preflight checks', () => {
   const c = exampleCluster('example')
@@ -41,23 +13,23 @@ describe('preflight checks', () => {
   const names = (f: HostFacts) => preflightChecks(c, node01, f).map((x) => `${x.severity}:${x.name}`)
 
   it('passes a prepared Debian host', () => {
-    expect(names(facts())).toEqual([])
+    expect(names(sampleFacts())).toEqual([])
   })
 
   it('names each failed check like kubeadm', () => {
-    expect(names(facts({interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '10.0.2.15', prefixLen: 24}]}]}))).toEqual(['error:HostAddress'])
-    expect(names(facts({docker: {...facts().docker, installed: false}}))).toEqual(['error:Docker'])
-    expect(names(facts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}]}))).toEqual(['error:Port-2379'])
-    expect(names(facts({listening: [{proto: 'udp', address: '0.0.0.0', port: 8472}]}))).toEqual(['error:Port-8472'])
-    expect(names(facts({systemd: {present: false, running: false}}))).toEqual(['error:Systemd'])
-    expect(names(facts({arch: 'aarch64'}))).toEqual(['error:Arch'])
-    expect(names(facts({os: {id: 'alpine', idLike: [], versionId: '3', prettyName: 'Alpine', family: 'other'}}))).toEqual(['error:OS'])
+    expect(names(sampleFacts({interfaces: [{name: 'eth0', addresses: [{family: 'inet', address: '10.0.2.15', prefixLen: 24}]}]}))).toEqual(['error:HostAddress'])
+    expect(names(sampleFacts({docker: {...sampleFacts().docker, installed: false}}))).toEqual(['error:Docker'])
+    expect(names(sampleFacts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}]}))).toEqual(['error:Port-2379'])
+    expect(names(sampleFacts({listening: [{proto: 'udp', address: '0.0.0.0', port: 8472}]}))).toEqual(['error:Port-8472'])
+    expect(names(sampleFacts({systemd: {present: false, running: false}}))).toEqual(['error:Systemd'])
+    expect(names(sampleFacts({arch: 'aarch64'}))).toEqual(['error:Arch'])
+    expect(names(sampleFacts({os: {id: 'alpine', idLike: [], versionId: '3', prettyName: 'Alpine', family: 'other'}}))).toEqual(['error:OS'])
   })
 
   it('accepts ports held by kflan\'s own running etcd and warns about foreign etcd data', () => {
     const running = {loadState: 'loaded', activeState: 'active', exists: true, active: true}
-    expect(names(facts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}], etcd: {...facts().etcd, unit: running}}))).toEqual([])
-    expect(names(facts({etcd: {...facts().etcd, exists: true, nonEmpty: true, hasMember: true}}))).toEqual(['warning:ExistingEtcdData'])
+    expect(names(sampleFacts({listening: [{proto: 'tcp', address: '0.0.0.0', port: 2379}], etcd: {...sampleFacts().etcd, unit: running}}))).toEqual([])
+    expect(names(sampleFacts({etcd: {...sampleFacts().etcd, exists: true, nonEmpty: true, hasMember: true}}))).toEqual(['warning:ExistingEtcdData'])
   })
 })
 

@@ -9,7 +9,7 @@ import {withHostsBlock} from '../../src/render/index.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
 import type {HostFacts, UnitState} from '../../src/remote/facts.js'
 import type {Cluster} from '../../src/inventory/model.js'
-import {clusterFrom} from './helpers.js'
+import {clusterFrom, sampleFacts} from './helpers.js'
 
 /** The lab's topology: 3 etcd masters, 2 flannel nodes, network 10.244.0.0/16 over vxlan. */
 const cluster: Cluster = clusterFrom(`cluster: lab
@@ -141,33 +141,18 @@ const unit = (over: Partial<UnitState> = {}): UnitState => ({loadState: 'not-fou
 const running: UnitState = {loadState: 'loaded', activeState: 'active', unitFileState: 'enabled', exists: true, active: true}
 
 function facts(over: Partial<HostFacts> = {}): HostFacts {
-  return {
+  return sampleFacts({
     hostname: 'n1',
-    os: {id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12', family: 'debian'},
-    kernel: '6.1',
-    arch: 'x86_64',
-    systemd: {present: true, running: true, version: 252},
-    swap: {active: false, devices: []},
-    selinux: {present: false},
-    firewalld: {installed: false, active: false, state: 'inactive'},
-    sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
-    brNetfilter: {loaded: true, procDir: true, module: false},
     docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd://', unit: {...running, dropInPaths: []}},
-    etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: false, nonEmpty: false, hasMember: false, unit: unit()},
-    flanneld: {unit: unit()},
     listening: [],
-    ports: {tcp2379: false, tcp2380: false, udp8472: false},
     interfaces: [
       {name: 'eth0', addresses: [{family: 'inet', address: '10.211.3.21', prefixLen: 24}]},
       {name: 'docker0', addresses: [{family: 'inet', address: '172.17.0.1', prefixLen: 16}]},
     ],
-    clock: {remoteMs: 0, skewMs: 0, uncertaintyMs: 1},
     iptables: {present: true, forwardPolicy: 'DROP'},
     tools: {},
-    gatherMs: 5,
-    warnings: [],
     ...over,
-  }
+  })
 }
 
 /** A lab node after `kflan init`: flanneld running, docker0 on the lease, flannel.1 up. */
