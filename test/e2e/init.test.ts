@@ -147,6 +147,31 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
     expect(await unitStamps('lab-n1', ['flanneld', 'docker'])).toBe(before)
     await assertConverged(masters, nodes)
   })
+
+  it('refuses to change the network under existing leases without --force', async () => {
+    const moved = labInventory((t) => t.replace('network: 10.244.0.0/16', 'network: 10.245.0.0/16'))
+    const r = await kflan(['init', '-i', moved, '--state-dir', state])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/init failed on 1 host in phase network:/)
+    expect(r.stderr).toMatch(/\/coreos\.com\/network\/config differs from the inventory while 2 flannel lease\(s\) exist: Network 10\.244\.0\.0\/16 → 10\.245\.0\.0\/16/)
+    expect(r.stderr).toMatch(/--force/)
+    const config = (await sshExec('lab-m1', `${ETCDCTL} --endpoints=https://${masters[0].address}:2379 get /coreos.com/network/config --print-value-only`)).stdout
+    expect(JSON.parse(config).Network).toBe('10.244.0.0/16')
+  })
+
+  it('for flannel older than 0.18, enables the etcd v2 API (members restarted one at a time) and writes the config through it', async () => {
+    // No flannel host here: the lab's flanneld stand-in reads v3 like flannel >= 0.18.
+    const old = labInventory((t) => t.replace('version: "0.26.1"', 'version: "0.17.0"').replace(/flannel: \[[^\]]*\]/, 'flannel: []'))
+    const r = await kflan(['init', '-i', old, '--state-dir', state])
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
+    expect(r.stdout.match(/restart etcd/g)?.length).toBe(3)
+    expect((await sshExec('lab-m2', 'cat /etc/systemd/system/etcd.service')).stdout).toMatch(/--enable-v2/)
+    const v2 = await sshExec(
+      'lab-m1',
+      `ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/kflan.pem --key-file=/opt/etcd/ssl/kflan-key.pem --endpoints=https://${masters[0].address}:2379 get /coreos.com/network/config`,
+    )
+    expect(JSON.parse(v2.stdout)).toMatchObject({Network: '10.244.0.0/16', Backend: {Type: 'vxlan'}})
+  })
 })
 
 describe.skipIf(!requireLab())('kflan init in the guides\' topology, and a host that is down', () => {
