@@ -210,3 +210,33 @@ describe.skipIf(!requireLab())('kflan init in the guides\' topology, and a host 
     expect(again.stdout).toContain('nothing changed')
   })
 })
+
+describe.skipIf(!requireLab())('kflan init as a non-root user with sudo', () => {
+  const state = tempStateDir()
+  let inventory: string
+
+  beforeAll(async () => {
+    const hosts = await labUp({masters: 1, nodes: 2})
+    for (const h of hosts) {
+      await sshExec(
+        h.name,
+        'useradd -m -s /bin/bash ops && install -d -o ops -g ops -m 700 ~ops/.ssh && install -o ops -g ops -m 600 /root/.ssh/authorized_keys ~ops/.ssh/ && echo "ops ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops',
+      )
+    }
+    inventory = labInventory((t) => t.replace(/^ {2}user: root$/m, '  user: ops'))
+  })
+  afterAll(async () => {
+    await labDown()
+  })
+
+  it('converges through sudo, and a re-run changes nothing', async () => {
+    expect(readFileSync(inventory, 'utf8')).toMatch(/^ {2}user: ops$/m)
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
+    const log = readFileSync(/log: (\S+)/.exec(r.stdout)![1], 'utf8')
+    expect(log).toMatch(/ops@10\.211\.\d+\.11/)
+    expect((await sshExec('lab-n1', 'stat -c "%U %a" /opt/flannel/ssl/flanneld-key.pem')).stdout.trim()).toBe('root 600')
+    const again = await kflan(['init', '-i', inventory, '--state-dir', state])
+    expect(again.stdout).toContain('nothing changed')
+  })
+})
