@@ -17,22 +17,9 @@ import type {CheckResult, DoctorInput, HostData, HostState, RunOut, UnitStatus} 
 import type {Cluster, Host} from '../../src/inventory/model.js'
 import {ensurePki} from '../../src/pki/index.js'
 import {DOCKER_DROPIN} from '../../src/render/paths.js'
-import {clusterFrom} from './helpers.js'
+import {clusterFrom, threeMastersTwoNodes} from './helpers.js'
 
-const INVENTORY = `cluster: t
-ssh: {user: root, identityFile: /dev/null}
-hosts:
-  - {name: m1, address: 10.0.0.11}
-  - {name: m2, address: 10.0.0.12}
-  - {name: m3, address: 10.0.0.13}
-  - {name: n1, address: 10.0.0.21}
-  - {name: n2, address: 10.0.0.22}
-roles:
-  masters: [m1, m2, m3]
-  nodes: [n1, n2]
-etcd: {version: 3.4.23, tarball: etcd.tgz}
-flannel: {version: 0.26.1, tarball: flannel.tgz, network: 10.244.0.0/16}
-`
+const INVENTORY = threeMastersTwoNodes()
 
 /** etcd member IDs: the third does not fit in a double (must survive parsing exactly). */
 const IDS: Record<string, string> = {m1: '6380610312619252246', m2: '6622442394103985678', m3: '10488759157124456252'}

@@ -41,6 +41,23 @@ flannel:
 ${extra}`
 }
 
+/** Inventory text of the lab's shape: masters m1-m3 (etcd) and nodes n1, n2 (flannel) on NET.0/24. */
+export function threeMastersTwoNodes(net = '10.0.0'): string {
+  return `cluster: t
+hosts:
+  - {name: m1, address: ${net}.11}
+  - {name: m2, address: ${net}.12}
+  - {name: m3, address: ${net}.13}
+  - {name: n1, address: ${net}.21}
+  - {name: n2, address: ${net}.22}
+roles:
+  masters: [m1, m2, m3]
+  nodes: [n1, n2]
+etcd: {version: 3.4.23, tarball: etcd.tgz}
+flannel: {version: 0.26.1, tarball: flannel.tgz, network: 10.244.0.0/16}
+`
+}
+
 /** Facts of a prepared Debian flannel host (node01 of inventories/example.yaml). */
 export function sampleFacts(over: Partial<HostFacts> = {}): HostFacts {
   const unit = {loadState: 'not-found', activeState: 'inactive', exists: false, active: false}

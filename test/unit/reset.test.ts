@@ -9,29 +9,10 @@ import {withHostsBlock} from '../../src/render/index.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
 import type {HostFacts, UnitState} from '../../src/remote/facts.js'
 import type {Cluster} from '../../src/inventory/model.js'
-import {clusterFrom, sampleFacts} from './helpers.js'
+import {clusterFrom, sampleFacts, threeMastersTwoNodes} from './helpers.js'
 
 /** The lab's topology: 3 etcd masters, 2 flannel nodes, network 10.244.0.0/16 over vxlan. */
-const cluster: Cluster = clusterFrom(`cluster: lab
-hosts:
-  - {name: m1, address: 10.211.3.11}
-  - {name: m2, address: 10.211.3.12}
-  - {name: m3, address: 10.211.3.13}
-  - {name: n1, address: 10.211.3.21}
-  - {name: n2, address: 10.211.3.22}
-roles:
-  masters: [m1, m2, m3]
-  nodes: [n1, n2]
-etcd:
-  version: 3.4.23
-  tarball: etcd.tgz
-flannel:
-  version: 0.26.1
-  tarball: flannel.tgz
-  network: 10.244.0.0/16
-docker:
-  enabled: true
-`)
+const cluster: Cluster = clusterFrom(threeMastersTwoNodes('10.211.3'))
 const host = (name: string) => cluster.hosts.find((h) => h.name === name)!
 
 /** `iptables -S` of a converged lab node (flanneld 0.26 stand-in, docker 20.10, kflan's drop-in). */
