@@ -3,7 +3,8 @@
  * member of a new cluster blocks until its peers come up), members whose files changed are
  * restarted one at a time while the others keep quorum; then wait for a healthy TLS cluster.
  */
-import {etcdMembers, clientUrl} from '../inventory/model.js'
+import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
+import {shq} from '../remote/shell.js'
 import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
 import {KflanError} from '../errors.js'
@@ -27,41 +28,126 @@ export const etcdPhase: Phase = {
 
   async runCluster(ctx) {
     const members = this.hosts(ctx)
-    const down = members.filter((h) => !h.etcdActive)
-    const changed = members.filter((h) => h.etcdActive && h.restart.has('etcd'))
+    // A member that has data (or runs) belongs to a cluster that already exists; one with neither
+    // is new. On a first run every member is new and they bootstrap together; later, new members
+    // join the running cluster one at a time (etcd's runtime reconfiguration).
+    const known = members.filter((h) => h.etcdActive || h.facts.etcd.hasMember)
+    const bootstrap = known.length === 0
+    const joining = bootstrap ? [] : members.filter((h) => !known.includes(h))
+    const running = members.filter((h) => h.etcdActive)
+    if (running.length > 0 && joining.length + known.length > running.length) {
+      // A member with data that the running cluster no longer lists would never become healthy.
+      const list = await memberList(ctx, running[0], running)
+      const strays = known.filter((h) => !list.some((m) => m.peerURLs.includes(peerUrl(ctx.cluster, h.host))))
+      if (strays.length > 0) {
+        throw new KflanError(`${strays.map((h) => h.host.name).join(', ')}: etcd data in ${ctx.cluster.etcd.dataDir}, but the running cluster does not list ${strays.length === 1 ? 'it' : 'them'} as a member`, {
+          hint: `the member was removed from the cluster: delete its data (\`kflan reset -i INVENTORY --host ${strays[0].host.name} --purge-data\`), then run init again to add it back`,
+        })
+      }
+    }
+    const down = (bootstrap ? members : known).filter((h) => !h.etcdActive)
+    const changed = known.filter((h) => h.etcdActive && h.restart.has('etcd'))
     // Start every stopped member at once, without waiting on each: a new cluster's members
     // only become ready when enough peers are up.
-    await Promise.all(
-      down.map((h) =>
-        systemd(ctx, h, [startStep('etcd')]),
-      ),
-    )
+    await Promise.all(down.map((h) => systemd(ctx, h, [startStep('etcd')])))
     for (const h of down) h.restart.delete('etcd')
     if (ctx.dryRun) {
+      for (const h of joining) h.changes.push('add to the running etcd cluster (member add), then start etcd')
       for (const h of changed) h.changes.push('restart etcd (one member at a time)')
       return
     }
-    if (down.length > 0) await waitHealthy(ctx, members)
+    const live = bootstrap ? members : [...known]
+    if (down.length > 0 || joining.length > 0) await waitHealthy(ctx, live)
+    for (const h of joining) {
+      await joinMember(ctx, h, live)
+      live.push(h)
+      await waitHealthy(ctx, live)
+    }
     for (const h of changed) {
       await ctx.wet(h, 'restart etcd', () => h.remote.run('systemctl restart etcd', {timeoutMs: HEALTH_TIMEOUT_MS}))
       h.restart.delete('etcd')
       await waitHealthy(ctx, members)
     }
-    if (down.length === 0 && changed.length === 0) await waitHealthy(ctx, members)
+    if (down.length === 0 && changed.length === 0 && joining.length === 0) await waitHealthy(ctx, members)
   },
+}
+
+interface Member {
+  /** Empty for a member that was added but never started. */
+  name: string
+  peerURLs: string[]
+}
+
+/** `etcdctl member list -w json` (names and peer URLs; the uint64 ids do not survive JSON.parse). */
+export function parseMemberList(stdout: string): Member[] {
+  const start = stdout.indexOf('{')
+  if (start < 0) return []
+  const parsed = JSON.parse(stdout.slice(start)) as {members?: {name?: string; peerURLs?: string[]}[]}
+  return (parsed.members ?? []).map((m) => ({name: m.name ?? '', peerURLs: m.peerURLs ?? []}))
+}
+
+async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): Promise<Member[]> {
+  return parseMemberList((await via.remote.run(etcdctl(ctx.cluster, 'member list -w json', endpoints.map((x) => x.host)))).stdout)
+}
+
+/**
+ * `etcdctl member add`, retried while etcd refuses it as "unhealthy cluster": with the default
+ * strict reconfiguration check, the leader adds a member only once every current member has been
+ * connected for a while, which lags behind the endpoints answering health checks.
+ */
+async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<void> {
+  const cmd = etcdctl(ctx.cluster, `member add ${shq(h.host.name)} --peer-urls=${shq(url)}`, live.map((x) => x.host))
+  let last = ''
+  const ok = await waitFor(async () => {
+    const r = await via.remote.exec(cmd, {timeoutMs: 15_000})
+    if (r.code === 0) return true
+    last = r.stderr.trim()
+    if (/unhealthy cluster|too many learner|not ready/i.test(last)) return false
+    throw new KflanError(`member add ${h.host.name} failed on ${via.host.name}: ${last}`, {hint: 'see `etcdctl member list` on a running member'})
+  }, 30_000, 1000)
+  if (!ok) throw new KflanError(`etcd kept refusing to add ${h.host.name}: ${last}`, {hint: 'check that every current member is healthy (`kflan doctor`) and run init again'})
+}
+
+/**
+ * Adds a member to the running cluster and starts it with the initial cluster state "existing"
+ * (written to the unit's optional join file, read by etcd on its first start only).
+ */
+async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise<void> {
+  const c = ctx.cluster
+  const via = live[0]
+  let list = await memberList(ctx, via, live)
+  const url = peerUrl(c, h.host)
+  if (!list.some((m) => m.peerURLs.includes(url))) {
+    await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
+    list = await memberList(ctx, via, live)
+  }
+  // Every member the cluster knows, named (an added member that never started has no name yet).
+  const initial = list
+    .map((m) => {
+      const host = etcdMembers(c).find((x) => m.peerURLs.includes(peerUrl(c, x)))
+      const name = m.name || host?.name
+      return name ? `${name}=${m.peerURLs.join(',')}` : undefined
+    })
+    .filter((x): x is string => x !== undefined)
+  const p = etcdPaths(c)
+  const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${initial.join(',')}"\n`
+  await applyFiles(ctx, h, [{path: p.join, mode: 0o644, content, secret: false, follow: []}])
+  await systemd(ctx, h, [startStep('etcd')])
+  h.restart.delete('etcd')
 }
 
 /** Waits until every member's endpoint is healthy over TLS; the timeout names the unhealthy ones. */
 export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> {
   const c = ctx.cluster
+  const expected: Host[] = members.map((m) => m.host)
   let last = new Map<string, string>()
   let via = 0
   const ok = await waitFor(async () => {
     const runner = members[via % members.length]
-    const r = await runner.remote.exec(etcdctl(c, 'endpoint health -w json'), {timeoutMs: 15_000})
+    const r = await runner.remote.exec(etcdctl(c, 'endpoint health -w json', expected), {timeoutMs: 15_000})
     const health = parseEndpointHealth(r.stdout)
     last = new Map()
-    for (const m of etcdMembers(c)) {
+    for (const m of expected) {
       const e = health.find((x) => x.endpoint === clientUrl(c, m))
       if (!e?.health) last.set(m.name, e?.error ?? (r.stderr.trim().split('\n').at(-1) || 'no answer'))
     }

@@ -83,6 +83,7 @@ function etcdFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
   const unit = renderTemplate('etcd.service', {
     cluster: c.name,
     confFile: p.conf,
+    joinFile: p.join,
     binDir: p.bin,
     sslDir: p.ssl,
     enableV2: c.etcd.enableV2,

@@ -4,6 +4,7 @@ import {vendorExecStart} from '../../src/phases/common.js'
 import {parseLeases, parseSubnetEnv, subnetOfGateway} from '../../src/flannel-state.js'
 import {incompatibleChanges, parseNetworkConfig} from '../../src/netconfig.js'
 import {parseEndpointHealth, etcdctl} from '../../src/etcdctl.js'
+import {parseMemberList} from '../../src/phases/etcd.js'
 import type {HostFacts} from '../../src/remote/facts.js'
 import {exampleCluster, sampleFacts} from './helpers.js'
 
@@ -79,5 +80,14 @@ describe('flannel and etcd state parsers', () => {
     expect(parseEndpointHealth(out)).toEqual([{endpoint: 'https://10.0.0.1:2379', health: true, error: undefined}, {endpoint: 'https://10.0.0.2:2379', health: false, error: 'context deadline exceeded'}])
     const c = exampleCluster('example')
     expect(etcdctl(c, 'member list')).toBe('ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem --endpoints=https://192.168.204.171:2379,https://192.168.204.173:2379,https://192.168.204.175:2379 --dial-timeout=2s --command-timeout=5s member list')
+  })
+
+  it('parses etcdctl member list, including a member added but never started (no name yet)', () => {
+    const out = '{"header":{"cluster_id":17237436991929493444,"member_id":9372538179322589801},"members":[{"ID":9372538179322589801,"name":"lab-m1","peerURLs":["https://10.211.0.11:2380"],"clientURLs":["https://10.211.0.11:2379"]},{"ID":10501334649042878790,"peerURLs":["https://10.211.0.12:2380"]}]}'
+    expect(parseMemberList(out)).toEqual([
+      {name: 'lab-m1', peerURLs: ['https://10.211.0.11:2380']},
+      {name: '', peerURLs: ['https://10.211.0.12:2380']},
+    ])
+    expect(parseMemberList('')).toEqual([])
   })
 })
