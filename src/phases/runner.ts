@@ -19,7 +19,9 @@ export class PhaseFailedError extends KflanError {
     const n = failures.length
     const lines = failures.map((f) => {
       const hint = hintOf(f.cause)
-      return `  - ${f.host}: ${messageOf(f.cause)}${hint ? `\n      hint: ${hint}` : ''}`
+      // Errors from the remote layer already start with the host's name.
+      const message = messageOf(f.cause).replace(new RegExp(`^${f.host}: `), '')
+      return `  - ${f.host}: ${message}${hint ? `\n      hint: ${hint}` : ''}`
     })
     super(`failed on ${n} host${n === 1 ? '' : 's'} in phase ${phase}:\n${lines.join('\n')}`)
     this.name = 'PhaseFailedError'

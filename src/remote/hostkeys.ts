@@ -206,7 +206,7 @@ export function hostKeyError(opts: {
         message: `unknown host key for ${hostId}: ${d.keyType} ${d.fingerprint} (not in ${p})`,
         hint:
           `Verify the fingerprint on the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`) and put it in the inventory ` +
-          `as \`hostKey: ${d.fingerprint}\`, or explicitly allow kflan to trust and record new host keys on first use.`,
+          `as \`hostKey: ${d.fingerprint}\`, or run with --accept-new-host-keys to trust and record new host keys on first use.`,
       })
   }
 }

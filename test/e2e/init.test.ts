@@ -4,6 +4,7 @@
  */
 import {X509Certificate} from 'node:crypto'
 import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {labDown, labExec, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
 import {ETCDCTL, fileStamps, kflan, labInventory, parseEnv, tempStateDir, unitStamps} from './kflan-helpers.js'
@@ -211,7 +212,7 @@ describe.skipIf(!requireLab())('kflan init in the guides\' topology, and a host 
   })
 })
 
-describe.skipIf(!requireLab())('kflan init as a non-root user with sudo', () => {
+describe.skipIf(!requireLab())('kflan init as a non-root user with sudo, and host key verification', () => {
   const state = tempStateDir()
   let inventory: string
 
@@ -238,5 +239,23 @@ describe.skipIf(!requireLab())('kflan init as a non-root user with sudo', () => 
     expect((await sshExec('lab-n1', 'stat -c "%U %a" /opt/flannel/ssl/flanneld-key.pem')).stdout.trim()).toBe('root 600')
     const again = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(again.stdout).toContain('nothing changed')
+  })
+
+  it('verifies host keys: unknown hosts refused (naming the flag), recorded with --accept-new-host-keys, a changed key refused', async () => {
+    const unpinned = labInventory((t) => t.replace(/^ {4}hostKey: .*\n/gm, '').replace(/^ {2}user: root$/m, '  user: ops'))
+    const fresh = tempStateDir()
+    const refused = await kflan(['init', '-i', unpinned, '--state-dir', fresh])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/- lab-m1: unknown host key for 10\.211\.\d+\.11: ssh-ed25519 SHA256:/)
+    expect(refused.stderr).toMatch(/--accept-new-host-keys/)
+    const accepted = await kflan(['init', '-i', unpinned, '--state-dir', fresh, '--accept-new-host-keys'])
+    expect(accepted.code, accepted.stderr).toBe(0)
+    expect(readFileSync(join(fresh, 'known_hosts'), 'utf8').trim().split('\n')).toHaveLength(3)
+    // lab-n1 gets a new host key (a reinstalled host, or someone in the middle).
+    await labExec('lab-n1', 'rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh')
+    const changed = await kflan(['init', '-i', unpinned, '--state-dir', fresh])
+    expect(changed.code).toBe(1)
+    expect(changed.stderr).toMatch(/- lab-n1: .*(changed|CHANGED)/)
+    expect(changed.stderr).not.toMatch(/- lab-m1:/)
   })
 })
