@@ -5,9 +5,9 @@
  */
 import {KflanError} from '../errors.js'
 import type {Cluster, Host} from '../inventory/model.js'
-import {withHostsBlock} from '../render/index.js'
+import {withHostsBlock, type FileSpec} from '../render/index.js'
 import {MODULES_FILE, SYSCTL_FILE} from '../render/paths.js'
-import {readFiles, writeFiles} from '../remote/files.js'
+import {readFiles} from '../remote/files.js'
 import {interfaceWithAddress, type HostFacts} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
 import type {HostRun, Phase, RunContext} from './context.js'
@@ -115,21 +115,16 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
   const current = await readFiles(h.remote, ['/etc/hosts', '/etc/fstab', ...(wantsSelinux ? ['/etc/selinux/config'] : [])])
   const text = (p: string) => current.get(p)?.toString('utf8')
 
-  // Files first: the managed /etc/hosts block, fstab without swap, SELinux config, sysctl, modules.
-  const edits = []
-  const hosts = text('/etc/hosts') ?? ''
-  edits.push({path: '/etc/hosts', mode: 0o644, content: withHostsBlock(hosts, c)})
+  // Files first, in one batch: the managed /etc/hosts block, fstab without swap, SELinux config,
+  // sysctl and modules-load files.
+  const edit = (path: string, content: string): FileSpec => ({path, mode: 0o644, content, secret: false, follow: []})
+  const files = [edit('/etc/hosts', withHostsBlock(text('/etc/hosts') ?? '', c))]
   const fstab = text('/etc/fstab')
-  if (fstab !== undefined && commentOutSwap(fstab) !== fstab) edits.push({path: '/etc/fstab', mode: 0o644, content: commentOutSwap(fstab)})
+  if (fstab !== undefined && commentOutSwap(fstab) !== fstab) files.push(edit('/etc/fstab', commentOutSwap(fstab)))
   const sel = text('/etc/selinux/config')
-  if (sel !== undefined && selinuxDisabled(sel) !== sel) edits.push({path: '/etc/selinux/config', mode: 0o644, content: selinuxDisabled(sel)})
-  const changes = await writeFiles(h.remote, edits, {dryRun: ctx.dryRun, known: h.fileStates})
-  for (const ch of changes) {
-    if (ch.result === 'unchanged') continue
-    h.changes.push(`${ctx.dryRun ? 'would edit' : 'edited'} ${ch.path}${ch.backup ? ` (original kept in ${ch.backup})` : ''}`)
-    if (ch.diff) h.diffs.push(ch.diff)
-  }
-  const kernelFiles = await applyFiles(ctx, h, desiredFiles(ctx, h).filter((x) => x.path === SYSCTL_FILE || x.path === MODULES_FILE))
+  if (sel !== undefined && selinuxDisabled(sel) !== sel) files.push(edit('/etc/selinux/config', selinuxDisabled(sel)))
+  files.push(...desiredFiles(ctx, h).filter((x) => x.path === SYSCTL_FILE || x.path === MODULES_FILE))
+  const changed = await applyFiles(ctx, h, files)
 
   if (f.swap.active) await ctx.wet(h, 'swapoff -a', () => h.remote.run('swapoff -a'))
   if (f.selinux.mode === 'enforcing') await ctx.wet(h, 'setenforce 0', () => h.remote.run('setenforce 0'))
@@ -155,7 +150,7 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
     )
   }
   const s = f.sysctl
-  if (kernelFiles.includes(SYSCTL_FILE) || !s.ipForward || !s.bridgeNfCallIptables || s.bridgeNfCallIp6tables === false) {
+  if (changed.includes(SYSCTL_FILE) || !s.ipForward || !s.bridgeNfCallIptables || s.bridgeNfCallIp6tables === false) {
     await ctx.wet(h, `sysctl -p ${SYSCTL_FILE}`, () => h.remote.run(`sysctl -q -p ${SYSCTL_FILE}`))
   }
   if (f.hostname !== h.host.name) {

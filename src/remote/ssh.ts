@@ -109,16 +109,8 @@ interface Ssh2Client {
   removeListener(event: string, fn: (...args: any[]) => void): void
 }
 
-interface Endpoint {
-  label: string
-  address: string
-  port: number
-  user: string
-  identityFile?: string
-  password?: string
-  useAgent?: boolean
-  hostKey?: string
-}
+/** What one SSH hop needs: a target or a bastion, with the label used in messages. */
+type Endpoint = BastionSpec & {label: string}
 
 const DEFAULT_CONNECT_TIMEOUT = 8000
 
