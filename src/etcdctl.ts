@@ -52,3 +52,23 @@ export function parseEndpointHealth(stdout: string): EndpointHealth[] {
   }
 }
 
+export interface EtcdMember {
+  /** Hex member ID, as etcdctl prints and `member remove` takes it. */
+  id: string
+  status: string
+  name: string
+  peerUrls: string[]
+  clientUrls: string[]
+}
+
+/** Parses `etcdctl member list -w simple` (pure): `ID, status, name, peers, clients, learner`. */
+export function parseMemberList(stdout: string): EtcdMember[] {
+  const out: EtcdMember[] = []
+  for (const line of stdout.split('\n')) {
+    const f = line.split(',').map((x) => x.trim())
+    if (f.length < 5 || !/^[0-9a-f]+$/.test(f[0])) continue
+    const urls = (s: string) => s.split(/\s+/).filter(Boolean)
+    out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
+  }
+  return out
+}

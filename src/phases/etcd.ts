@@ -5,7 +5,7 @@
  */
 import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
 import {shq} from '../remote/shell.js'
-import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
+import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
@@ -38,7 +38,7 @@ export const etcdPhase: Phase = {
     if (running.length > 0 && joining.length + known.length > running.length) {
       // A member with data that the running cluster no longer lists would never become healthy.
       const list = await memberList(ctx, running[0], running)
-      const strays = known.filter((h) => !list.some((m) => m.peerURLs.includes(peerUrl(ctx.cluster, h.host))))
+      const strays = known.filter((h) => !list.some((m) => m.peerUrls.includes(peerUrl(ctx.cluster, h.host))))
       if (strays.length > 0) {
         throw new KflanError(`${strays.map((h) => h.host.name).join(', ')}: etcd data in ${ctx.cluster.etcd.dataDir}, but the running cluster does not list ${strays.length === 1 ? 'it' : 'them'} as a member`, {
           hint: `the member was removed from the cluster: delete its data (\`kflan reset -i INVENTORY --host ${strays[0].host.name} --purge-data\`), then run init again to add it back`,
@@ -72,22 +72,9 @@ export const etcdPhase: Phase = {
   },
 }
 
-interface Member {
-  /** Empty for a member that was added but never started. */
-  name: string
-  peerURLs: string[]
-}
-
-/** `etcdctl member list -w json` (names and peer URLs; the uint64 ids do not survive JSON.parse). */
-export function parseMemberList(stdout: string): Member[] {
-  const start = stdout.indexOf('{')
-  if (start < 0) return []
-  const parsed = JSON.parse(stdout.slice(start)) as {members?: {name?: string; peerURLs?: string[]}[]}
-  return (parsed.members ?? []).map((m) => ({name: m.name ?? '', peerURLs: m.peerURLs ?? []}))
-}
-
-async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): Promise<Member[]> {
-  return parseMemberList((await via.remote.run(etcdctl(ctx.cluster, 'member list -w json', endpoints.map((x) => x.host)))).stdout)
+/** The cluster's members as a running member sees them (an added, never started one has no name). */
+async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): Promise<EtcdMember[]> {
+  return parseMemberList((await via.remote.run(etcdctl(ctx.cluster, 'member list', endpoints.map((x) => x.host)))).stdout)
 }
 
 /**
@@ -117,16 +104,16 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
   const via = live[0]
   let list = await memberList(ctx, via, live)
   const url = peerUrl(c, h.host)
-  if (!list.some((m) => m.peerURLs.includes(url))) {
+  if (!list.some((m) => m.peerUrls.includes(url))) {
     await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
     list = await memberList(ctx, via, live)
   }
   // Every member the cluster knows, named (an added member that never started has no name yet).
   const initial = list
     .map((m) => {
-      const host = etcdMembers(c).find((x) => m.peerURLs.includes(peerUrl(c, x)))
+      const host = etcdMembers(c).find((x) => m.peerUrls.includes(peerUrl(c, x)))
       const name = m.name || host?.name
-      return name ? `${name}=${m.peerURLs.join(',')}` : undefined
+      return name ? `${name}=${m.peerUrls.join(',')}` : undefined
     })
     .filter((x): x is string => x !== undefined)
   const p = etcdPaths(c)

@@ -3,31 +3,12 @@
  * whether the others keep quorum (pure parts first, then the calls through an etcd member).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {etcdctl, etcdctlV2, parseEndpointHealth} from '../etcdctl.js'
+import {etcdctl, etcdctlV2, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {parseLeases, type Lease} from '../flannel-state.js'
 import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
 
-export interface EtcdMember {
-  /** Hex member ID, as etcdctl prints and `member remove` takes it. */
-  id: string
-  status: string
-  name: string
-  peerUrls: string[]
-  clientUrls: string[]
-}
-
-/** Parses `etcdctl member list -w simple` (pure): `ID, status, name, peers, clients, learner`. */
-export function parseMemberList(stdout: string): EtcdMember[] {
-  const out: EtcdMember[] = []
-  for (const line of stdout.split('\n')) {
-    const f = line.split(',').map((x) => x.trim())
-    if (f.length < 5 || !/^[0-9a-f]+$/.test(f[0])) continue
-    const urls = (s: string) => s.split(/\s+/).filter(Boolean)
-    out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
-  }
-  return out
-}
+export {parseMemberList, type EtcdMember} from '../etcdctl.js'
 
 export const quorum = (n: number): number => Math.floor(n / 2) + 1
 

@@ -3,8 +3,7 @@ import {commentOutSwap, preflightChecks, selinuxDisabled} from '../../src/phases
 import {vendorExecStart} from '../../src/phases/common.js'
 import {parseLeases, parseSubnetEnv, subnetOfGateway} from '../../src/flannel-state.js'
 import {incompatibleChanges, parseNetworkConfig} from '../../src/netconfig.js'
-import {parseEndpointHealth, etcdctl} from '../../src/etcdctl.js'
-import {parseMemberList} from '../../src/phases/etcd.js'
+import {parseEndpointHealth, parseMemberList, etcdctl} from '../../src/etcdctl.js'
 import type {HostFacts} from '../../src/remote/facts.js'
 import {exampleCluster, sampleFacts} from './helpers.js'
 
@@ -83,10 +82,10 @@ describe('flannel and etcd state parsers', () => {
   })
 
   it('parses etcdctl member list, including a member added but never started (no name yet)', () => {
-    const out = '{"header":{"cluster_id":17237436991929493444,"member_id":9372538179322589801},"members":[{"ID":9372538179322589801,"name":"lab-m1","peerURLs":["https://10.211.0.11:2380"],"clientURLs":["https://10.211.0.11:2379"]},{"ID":10501334649042878790,"peerURLs":["https://10.211.0.12:2380"]}]}'
+    const out = '8211f1d0f64f3269, started, lab-m1, https://10.211.0.11:2380, https://10.211.0.11:2379, false\n91bc3c398fb3c146, unstarted, , https://10.211.0.12:2380, , false\n'
     expect(parseMemberList(out)).toEqual([
-      {name: 'lab-m1', peerURLs: ['https://10.211.0.11:2380']},
-      {name: '', peerURLs: ['https://10.211.0.12:2380']},
+      {id: '8211f1d0f64f3269', status: 'started', name: 'lab-m1', peerUrls: ['https://10.211.0.11:2380'], clientUrls: ['https://10.211.0.11:2379']},
+      {id: '91bc3c398fb3c146', status: 'unstarted', name: '', peerUrls: ['https://10.211.0.12:2380'], clientUrls: []},
     ])
     expect(parseMemberList('')).toEqual([])
   })
