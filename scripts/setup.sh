@@ -25,9 +25,10 @@ if [ ${#missing[@]} -gt 0 ] || [ $lists_stale -eq 1 ]; then
   fi
 fi
 
-# `npm install` rather than `npm ci`: the lock file as npm 11 writes it here lacks the
-# other-platform optional packages (rollup's), which `npm ci` then rejects as out of sync
-# (npm/cli#4828). `npm install` installs the locked versions all the same.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm install --no-audit --no-fund
+# `npm ci`: exactly the locked versions (a lock file out of step with package.json is an error,
+# as in any CI). Skipped when node_modules was installed from this very lock file.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.kflan-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund
+  echo "$lock_sum" >node_modules/.kflan-lock-sha256
 fi
