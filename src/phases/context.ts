@@ -88,9 +88,12 @@ export class RunContext {
 
 /** A step of `kflan init` / `join node`: it reads facts, changes exactly what differs, and says so. */
 export interface Phase {
-  /** Short name, used in `--skip-phases` and logs. */
+  /** Short name, used in logs, errors ("failed in phase etcd") and the dry-run plan. */
   name: string
+  /** What the progress display says, as a person would ("start etcd"). */
   title: string
+  /** The step after the per-host part, as a person would say it ("wait for a healthy etcd cluster"). */
+  clusterTitle?: string
   /** The hosts this phase works on. */
   hosts(ctx: RunContext): HostRun[]
   /** Work on one host; runs concurrently across hosts. */
