@@ -1,7 +1,8 @@
 /**
  * What phases share: the cluster, one connection and one fact sheet per host, and the record of
- * what was (or, in a dry run, would be) changed. Every remote change goes through `wet()`, so a
- * dry run records it instead of doing it (k0sctl's Wet pattern).
+ * what was (or, in a dry run, would be) changed. Remote changes go through `wet()` (a dry run
+ * records them instead of doing them, k0sctl's Wet pattern) or through helpers that take
+ * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
  */
 import type {Cluster, Host} from '../inventory/model.js'
 import type {Service} from '../render/index.js'

@@ -140,7 +140,7 @@ export function resetPhases(state: ResetState): Phase[] {
       }
       if (s.purgeData) {
         state.memberToRemove = {member: check.member, via}
-        ctx.warn(h, `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members. \`kflan init\` cannot add a member back to a running cluster yet: docs/reset.md has the manual steps`)
+        ctx.warn(h, `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members; \`kflan init\` adds it back as a new member (member add, then start)`)
       } else {
         ctx.warn(
           h,
