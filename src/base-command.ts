@@ -5,7 +5,7 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {resolve} from 'node:path'
 import {hintOf, KflanError, messageOf} from './errors.js'
-import {loadInventory} from './inventory/load.js'
+import {loadInventory, type LoadOptions} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
 import {changeReport, warningReport} from './report.js'
@@ -43,7 +43,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /** Loads the inventory (exit 2 with every problem listed) and prints its warnings. */
-  protected cluster(opts: {checkFiles?: boolean} = {}): Cluster {
+  protected cluster(opts: LoadOptions = {}): Cluster {
     const {cluster, warnings} = loadInventory(this.flags.inventory, opts)
     for (const w of warnings) this.logToStderr(formatDiagnostic(this.flags.inventory, w))
     return cluster

@@ -26,7 +26,7 @@ export default class Init extends BaseCommand<typeof Init> {
 
   async run(): Promise<void> {
     const flags = this.flags
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = this.cluster({checkFiles: 'error'})
     const stateDir = this.stateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})

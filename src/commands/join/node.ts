@@ -25,7 +25,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(JoinNode)
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = this.cluster({checkFiles: 'error'})
     const host = hostByName(cluster, args.name)
     if (!host) {
       const guess = didYouMean(args.name, cluster.hosts.map((h) => h.name))
