@@ -164,8 +164,11 @@ export async function downloadVerified(url: URL, sha256: string, dest: string, o
     if (actual !== sha256) throw new DigestMismatchError(url.href, sha256, actual, field)
     await fsp.rename(tmp, dest)
     return {bytes: received, ms: performance.now() - t0, finalUrl}
-  } finally {
+  } catch (error) {
     await fsp.rm(tmp, {force: true})
+    // The digest's directory goes too when nothing else is in it: no trace of a failed download.
+    await fsp.rmdir(dirname(dest)).catch(() => undefined)
+    throw error
   }
 }
 
