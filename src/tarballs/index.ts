@@ -105,6 +105,10 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
             last = now
             task.output = formatProgress(received, total, now - t0)
           },
+        }).catch((error: unknown) => {
+          // The task line says what went wrong in short; the command prints the whole error.
+          const short = (error instanceof Error ? error.message : String(error)).split('\n')[0].replace(`${d.section}.tarball ${d.url.href}: `, '')
+          throw Object.assign(new Error(short), {original: error})
         })
         const entry = out.find((o) => o.section === d.section)!
         Object.assign(entry, {bytes: r.bytes, ms: r.ms})
@@ -112,7 +116,9 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
         opts.note?.(`downloaded ${r.finalUrl} → ${d.dest}: ${describe(entry)}`)
       },
     }))
-    await new Listr(tasks, listrOptions(opts.output)).run()
+    await new Listr(tasks, listrOptions(opts.output)).run().catch((error: {original?: unknown}) => {
+      throw error.original ?? error
+    })
   }
 
   const local = (section: TarballSection) => out.find((o) => o.section === section)?.path ?? cluster[section].tarball

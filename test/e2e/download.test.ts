@@ -114,9 +114,9 @@ describe.skipIf(!requireLab())('kflan init with tarball URLs (https and http, lo
     expect(r.stderr).toContain(`etcd.tarball ${tls.url(etcd.name)}: not in the download cache`)
     expect(r.stderr).toMatch(/--offline forbids downloading\n {2}hint: run once without --offline/)
     // join node takes the same flag (it needs the flannel tarball only).
-    const join = await kflan(['join', 'node', 'lab-n1', '-i', inv, '--state-dir', state, '--offline'], {env: env()})
-    expect(join.code, join.stderr).toBe(2)
-    expect(join.stderr).toContain(`flannel.tarball ${tls.url(flannel.name)}: not in the download cache`)
+    const joined = await kflan(['join', 'node', 'lab-n1', '-i', inv, '--state-dir', state, '--offline'], {env: env()})
+    expect(joined.code, joined.stderr).toBe(2)
+    expect(joined.stderr).toContain(`flannel.tarball ${tls.url(flannel.name)}: not in the download cache`)
     expect(tls.requests).toEqual([])
     expect(existsSync(join(state, 'known_hosts'))).toBe(false)
   })
