@@ -2,7 +2,7 @@
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {didYouMean, type Diagnostic} from './diagnostics.js'
+import {didYouMean, type Diagnostic, type Severity} from './diagnostics.js'
 import {compareVersions, flannelEtcdApi, type Cluster, type Host, type SshTarget} from './model.js'
 import {
   cidrContains,
@@ -154,13 +154,17 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   return out
 }
 
-/** Local files the inventory points at (tarballs, identity files). Run before contacting hosts. */
-export function checkLocalFiles(inv: RawInventory, c: Cluster): Diagnostic[] {
+/**
+ * Local files the inventory points at (tarballs, identity files), reported with `severity`:
+ * warnings for `validate`, errors for init and join, which check them before contacting any host.
+ */
+export function checkLocalFiles(inv: RawInventory, c: Cluster, severity: Severity = 'error'): Diagnostic[] {
   const out: Diagnostic[] = []
+  const later = severity === 'warning' ? '; kflan init and join refuse to start without it' : ''
   for (const key of ['etcd', 'flannel'] as const) {
     const t = c[key].tarball
     if (!/^https?:\/\//.test(t) && !existsSync(t)) {
-      out.push({severity: 'error', path: [key, 'tarball'], message: `file not found: ${t}`, hint: "relative paths are resolved against the inventory file's directory"})
+      out.push({severity, path: [key, 'tarball'], message: `file not found: ${t}`, hint: `relative paths are resolved against the inventory file's directory${later}`})
     }
   }
   const reported = new Set<string>()
@@ -169,7 +173,7 @@ export function checkLocalFiles(inv: RawInventory, c: Cluster): Diagnostic[] {
     if (!f || existsSync(f) || reported.has(f)) return
     reported.add(f)
     const path = inv.hosts[i].ssh?.identityFile ? ['hosts', i, 'ssh', 'identityFile'] : ['ssh', 'identityFile']
-    out.push({severity: 'error', path, message: `identity file not found: ${f}`, hint: 'point ssh.identityFile at your private key, or use agent: true'})
+    out.push({severity, path, message: `identity file not found: ${f}`, hint: `point ssh.identityFile at your private key, or use agent: true${later}`})
   })
   return out
 }
