@@ -5,7 +5,8 @@
  */
 import {flannelHosts, type Cluster, type Host} from '../inventory/model.js'
 import {cidrContainsCidr, parseCidr, type Cidr} from '../inventory/net.js'
-import {parseLeases, parseSubnetEnv, subnetOfGateway, type Lease, type SubnetEnv} from '../flannel-state.js'
+import {leasePrefix, leasesFromKvs, parseLeaseListing, type Lease} from '../cluster/leases.js'
+import {parseSubnetEnv, subnetOfGateway, type SubnetEnv} from '../flannel-state.js'
 import {etcdctlError, parseGetJson} from './etcd.js'
 import {vxlanDevice} from './gather.js'
 import {listing, plural, readsOf, resultFor, stateOf, type CheckResult, type DoctorInput, type HostData} from './types.js'
@@ -18,14 +19,12 @@ export function readLeases(input: DoctorInput): {leases: Lease[]; from: string} 
   if (c.flannel.etcdApi === 'v2') {
     const run = r.reads.leasesV2
     if (!run || run.rc !== 0) return {error: `${r.from}: ${run ? etcdctlError(run) : 'not read'}`}
-    return {leases: parseLeases(run.stdout), from: r.from}
+    return {leases: parseLeaseListing(run.stdout), from: r.from}
   }
+  // v3: the leases come with the one read of the whole prefix (config and leases).
   const kvs = r.reads.keysV3.rc === 0 ? parseGetJson(r.reads.keysV3.stdout) : undefined
   if (!kvs) return {error: `${r.from}: ${etcdctlError(r.reads.keysV3)}`}
-  const prefix = `${c.flannel.prefix}/subnets/`
-  const sub = kvs.filter((kv) => kv.key.startsWith(prefix))
-  // parseLeases reads "key\nvalue" pairs; the values are one-line JSON from flannel.
-  return {leases: parseLeases(sub.map((kv) => `${kv.key}\n${kv.value.replace(/\n/g, ' ')}`).join('\n')), from: r.from}
+  return {leases: leasesFromKvs(c, kvs), from: r.from}
 }
 
 export function subnetEnvOf(c: Cluster, d: HostData | undefined): SubnetEnv | undefined {
@@ -65,7 +64,7 @@ export function flannelChecks(input: DoctorInput): CheckResult[] {
     const outside = leases.filter((l) => !cidrContainsCidr(net, cidr(l.subnet) ?? {base: 0, prefix: 0}))
     if (outside.length > 0) out.push(r.fail(`leases outside ${c.flannel.network}: ${outside.map((l) => `${l.subnet} (${l.publicIp ?? '?'})`).join(', ')}`, 'the network config changed under running leases; delete the stale lease keys and restart flanneld on those hosts'))
     else if (strays.length > 0) out.push(r.warn(`${plural(strays.length, 'lease')} for hosts not in the inventory: ${strays.map((l) => `${l.subnet} (PublicIP ${l.publicIp ?? '?'})`).join(', ')}`, 'a removed node or a flanneld with the wrong --public-ip; delete the key (`etcdctl del <key>`) once nothing uses it (it expires 24 h after its last renewal)'))
-    else out.push(r.ok(`${plural(leases.length, 'lease')} in ${c.flannel.prefix}/subnets, all for flannel hosts of the inventory`))
+    else out.push(r.ok(`${plural(leases.length, 'lease')} in ${leasePrefix(c)}, all for flannel hosts of the inventory`))
   }
 
   for (const h of hosts) {
@@ -113,7 +112,7 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
     if (mine.length === 0) {
       if (bySubnet && bySubnet.publicIp !== h.address) {
         out.push(lr.fail(`no lease with PublicIP ${h.address}; this host's subnet ${own} is leased to PublicIP ${bySubnet.publicIp}: flanneld picked the wrong interface or address`, `set the host's \`interface\` in the inventory (flanneld --iface/--public-ip) and run \`kflan init\``))
-      } else out.push(lr.fail(`no lease with PublicIP ${h.address} in ${c.flannel.prefix}/subnets`, `flanneld registers a lease when it starts: \`systemctl restart flanneld\` on ${h.name} and read its log`))
+      } else out.push(lr.fail(`no lease with PublicIP ${h.address} in ${leasePrefix(c)}`, `flanneld registers a lease when it starts: \`systemctl restart flanneld\` on ${h.name} and read its log`))
     } else {
       const problems: string[] = []
       const l = mine.find((x) => x.subnet === own) ?? mine[0]

@@ -6,6 +6,7 @@
  */
 import {performance} from 'node:perf_hooks'
 
+import {leaseListCommand} from '../cluster/leases.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
 import {DOCKER_DROPIN, etcdPaths, flannelPaths} from '../render/paths.js'
@@ -73,10 +74,7 @@ function readJobs(c: Cluster): [string, string][] {
     ['keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)],
     ...etcdMembers(c).map((m, i): [string, string] => [`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m])]),
   ]
-  if (c.flannel.etcdApi === 'v2') {
-    const ls = etcdctlV2(c, `--no-sync ls ${shq(`${p}/subnets`)}`)
-    jobs.push(['leases2', `for k in $(${ls}); do echo "$k"; ${etcdctlV2(c, '--no-sync get "$k"')}; done`])
-  }
+  if (c.flannel.etcdApi === 'v2') jobs.push(['leases2', leaseListCommand(c, {local: true})])
   return jobs
 }
 

@@ -3,11 +3,11 @@
  * host has its subnet file and its lease is visible in etcd with the host's address.
  */
 import {KflanError} from '../errors.js'
-import {etcdctl} from '../etcdctl.js'
-import {parseLeases, parseSubnetEnv, subnetOfGateway, type Lease} from '../flannel-state.js'
+import {leasePrefix, readLeases, type Lease} from '../cluster/leases.js'
+import {parseSubnetEnv, subnetOfGateway} from '../flannel-state.js'
 import {flannelPaths} from '../render/paths.js'
 import {shq} from '../remote/shell.js'
-import type {HostRun, Phase, RunContext} from './context.js'
+import type {HostRun, Phase} from './context.js'
 import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
 
 const START_TIMEOUT_MS = 45_000
@@ -54,19 +54,14 @@ export const flannelPhase: Phase = {
     let leases: Lease[] = []
     let missing: HostRun[] = []
     const ok = await waitFor(async () => {
-      leases = await readLeases(ctx, via)
+      leases = await readLeases(ctx.cluster, via.remote)
       missing = flannel.filter((h) => !leases.some((l) => l.publicIp === h.host.address && h.flannelSubnet && l.subnet === subnetOfGateway(h.flannelSubnet)))
       return missing.length === 0
     }, 10_000, 500)
     if (!ok) {
       throw new KflanError(`no matching lease in etcd for ${missing.map((h) => `${h.host.name} (${h.flannelSubnet ?? 'no subnet'})`).join(', ')}`, {
-        hint: `compare \`etcdctl get ${ctx.cluster.flannel.prefix}/subnets --prefix\` with /run/flannel/subnet.env on those hosts`,
+        hint: `compare the leases under ${leasePrefix(ctx.cluster)} (etcd ${ctx.cluster.flannel.etcdApi} API, the one flannel ${ctx.cluster.flannel.version} uses) with ${ctx.cluster.flannel.subnetFile} on those hosts, and read \`journalctl -u flanneld\` there`,
       })
     }
   },
-}
-
-export async function readLeases(ctx: RunContext, via: HostRun): Promise<Lease[]> {
-  const r = await via.remote.run(etcdctl(ctx.cluster, `get ${shq(ctx.cluster.flannel.prefix + '/subnets/')} --prefix`))
-  return parseLeases(r.stdout)
 }
