@@ -8,7 +8,7 @@ import {cidrContainsCidr, parseCidr, type Cidr} from '../inventory/net.js'
 import {leasePrefix, leasesFromKvs, parseLeaseListing, type Lease} from '../cluster/leases.js'
 import {parseSubnetEnv, subnetOfGateway, type SubnetEnv} from '../flannel-state.js'
 import {etcdctlError, parseGetJson} from './etcd.js'
-import {vxlanDevice} from './gather.js'
+import {vxlanDevice} from '../cluster/flannel.js'
 import {listing, plural, readsOf, resultFor, stateOf, type CheckResult, type DoctorInput, type HostData} from './types.js'
 
 /** The leases (v3: from the prefix read; v2: the listing); undefined when no member was asked. */
@@ -84,7 +84,17 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
   const ur = r('flannel.unit')
   if (!u || u.load === 'not-found') out.push(ur.fail('flanneld.service is not installed', 'run `kflan init` (or `kflan join node` for a new node)'))
   else if (u.active === 'active') out.push(ur.ok(`flanneld.service is active (${u.sub})`))
-  else out.push(ur.fail(`flanneld.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`, `run \`systemctl start flanneld\` on ${h.name} and read \`journalctl -u flanneld -n 50\` (docker depends on it and stops with it)`))
+  else out.push(ur.fail(`flanneld.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`, `run \`systemctl start flanneld\` on ${h.name} and read \`journalctl -u flanneld -n 50\` (docker and its containers keep running without it, but new leases get no routes)`))
+
+  // flanneld's own health endpoints (only asked while the unit runs: flannel.unit names the rest).
+  if (u?.active === 'active' && d.health) {
+    const hr = r('flannel.healthz')
+    const probes = [d.health.healthz, d.health.readyz].filter((p): p is NonNullable<typeof p> => p !== undefined)
+    const bad = probes.filter((p) => p.code !== 200)
+    if (bad.length > 0) {
+      out.push(hr.fail(bad.map((p) => `${p.url}: ${p.code === undefined ? `no answer${p.body ? ` (${p.body.split('\n')[0]})` : ''}` : `HTTP ${p.code}${p.body ? ` ${p.body.split('\n')[0]}` : ''}`}`).join('; '), `flanneld serves these on --healthz-port=${c.flannel.healthzPort}: read \`journalctl -u flanneld -n 50\` on ${h.name} (readyz answers 503 until the lease, rules and subnet file are in place)`))
+    } else out.push(hr.ok(probes.map((p) => `${p.url.replace(/^http:\/\/[^/]+/, '')} ${p.code} ${p.body}`.trim()).join(', ')))
+  }
 
   // Subnet file
   const env = subnetEnvOf(c, d)
@@ -101,7 +111,7 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
     const lease = leases?.find((l) => l.subnet === own)
     if (leases && own && !lease) problems.push(`no lease in etcd for ${own}: flanneld lost its lease (it re-registers when restarted)`)
     else if (lease && lease.publicIp !== h.address) problems.push(`the lease for ${own} belongs to PublicIP ${lease.publicIp}, not ${h.address}`)
-    out.push(problems.length === 0 ? sr.ok(`FLANNEL_SUBNET=${env.subnet} MTU ${env.mtu}${leases ? ', matches its lease' : ''}`) : sr.fail(problems.join('; '), 'restart flanneld (`systemctl restart flanneld`; docker follows) so it re-reads its lease and rewrites the subnet file'))
+    out.push(problems.length === 0 ? sr.ok(`FLANNEL_SUBNET=${env.subnet} MTU ${env.mtu}${leases ? ', matches its lease' : ''}`) : sr.fail(problems.join('; '), 'run `kflan init`: it restarts flanneld, and docker only if docker0 left the subnet flanneld leased'))
   }
 
   // Lease

@@ -6,6 +6,7 @@
  */
 import {performance} from 'node:perf_hooks'
 
+import {healthUrls, hostPorts as neededPorts, vxlanDevice} from '../cluster/flannel.js'
 import {leaseListCommand} from '../cluster/leases.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
@@ -36,19 +37,7 @@ export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[
   return {public: pub, keys}
 }
 
-export function vxlanDevice(c: Cluster): string | undefined {
-  const b = c.flannel.backend
-  return b.type === 'vxlan' ? `flannel.${b.vni}` : undefined
-}
 
-/** Ports a host needs open: etcd's on members, the backend's on flannel hosts. */
-export function neededPorts(c: Cluster, h: Host): string[] {
-  const ports: string[] = []
-  if (h.roles.etcd) ports.push(`${c.etcd.clientPort}/tcp`, `${c.etcd.peerPort}/tcp`)
-  const b = c.flannel.backend
-  if (h.roles.flannel && b.type !== 'host-gw') ports.push(`${b.port}/udp`)
-  return ports
-}
 
 /** endpoint health and status of `members`, each asked on its own endpoint (a dead one cannot delay another). */
 function endpointJobs(c: Cluster, members: Host[]): [string, string][] {
@@ -127,6 +116,10 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
     lines.push('s addrs; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }')
     lines.push('s routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }')
     if (dev) lines.push(`s vxlan; ip -j -d link show dev ${shq(dev)} 2>/dev/null`)
+    const hz = healthUrls(c)
+    for (const [name, url] of Object.entries(hz)) {
+      if (url) lines.push(`s http-${name}; if has curl; then curl -sS -m 2 -w '\\n@code=%{http_code}' ${shq(url)} 2>&1; else echo "#no-curl"; fi`)
+    }
     if (c.docker.enabled) {
       lines.push('s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
     }
@@ -304,8 +297,26 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
     routes: sec.has('routes') ? parseRoutes(get('routes')) : [],
     vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
     dockerCmdline: get('dockerd').trim() || undefined,
+    health: parseHealth(c, sec, missingTools),
     missingTools,
   }
+}
+
+/** The http-healthz / http-readyz sections: curl's output with `@code=NNN` on the last line. */
+export function parseHealth(c: Cluster, sec: Map<string, string>, missingTools: string[]): HostData['health'] {
+  const out: NonNullable<HostData['health']> = {}
+  for (const [name, url] of Object.entries(healthUrls(c)) as ['healthz' | 'readyz', string | undefined][]) {
+    if (!url || !sec.has(`http-${name}`)) continue
+    const text = sec.get(`http-${name}`) ?? ''
+    if (text.trim() === '#no-curl') {
+      if (!missingTools.includes('curl')) missingTools.push('curl')
+      continue
+    }
+    const m = /\n?@code=(\d+)\s*$/.exec(text)
+    const code = m && m[1] !== '000' ? Number(m[1]) : undefined
+    out[name] = {url, code, body: (m ? text.slice(0, m.index) : text).trim()}
+  }
+  return Object.keys(out).length > 0 ? out : undefined
 }
 
 export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads | undefined {

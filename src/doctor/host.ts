@@ -4,7 +4,7 @@
  * FORWARD chain, and clock skew between hosts.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {neededPorts} from './gather.js'
+import {hostPorts as neededPorts} from '../cluster/flannel.js'
 import {listing, resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
 
 export function sshChecks(input: DoctorInput): CheckResult[] {

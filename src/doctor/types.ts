@@ -94,8 +94,17 @@ export interface HostData {
   vxlan?: VxlanLink
   /** docker's main process command line. */
   dockerCmdline?: string
+  /** flanneld's /healthz and (0.28.9+) /readyz on loopback, when --healthz-port is on. */
+  health?: {healthz?: HttpProbe; readyz?: HttpProbe}
   /** Tools missing on the host that a check needed. */
   missingTools: string[]
+}
+
+/** One HTTP GET: the status code (undefined: no answer) and the body, or curl's error. */
+export interface HttpProbe {
+  url: string
+  code?: number
+  body: string
 }
 
 export interface EtcdView {
