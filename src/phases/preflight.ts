@@ -153,6 +153,18 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
           h.remote.run(`${missing.map((p) => `firewall-cmd --permanent --add-port=${p} && firewall-cmd --add-port=${p}`).join(' && ')}`),
         )
       }
+      if (h.host.roles.flannel) {
+        // Pod traffic is forwarded (docker0 <-> flannel device or the host's interface), and
+        // firewalld rejects forwarded traffic its zones do not allow, whatever docker's and
+        // flannel's iptables rules accept: the pod network goes to the trusted zone as a source.
+        const net = shq(c.flannel.network)
+        const has = await h.remote.exec(`firewall-cmd --zone=trusted --query-source=${net}`)
+        if (has.code !== 0) {
+          await ctx.wet(h, `allow the pod network ${c.flannel.network} through firewalld (source of zone trusted)`, () =>
+            h.remote.run(`firewall-cmd --permanent --zone=trusted --add-source=${net} && firewall-cmd --zone=trusted --add-source=${net}`),
+          )
+        }
+      }
     }
   }
   // br_netfilter may be built into the kernel (then /proc/sys/net/bridge exists and modprobe

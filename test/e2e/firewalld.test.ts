@@ -59,6 +59,7 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
       const ports = (await sshExec(h, 'firewall-cmd --list-ports; firewall-cmd --permanent --list-ports')).stdout
       console.log(`firewalld open: ${h} ports ${ports.trim().replace(/\n/g, ' | ')}`)
       expect(ports).toMatch(h === 'lab-m1' ? /2379\/tcp/ : /8472\/udp/)
+      if (h !== 'lab-m1') expect((await sshExec(h, 'firewall-cmd --zone=trusted --list-sources')).stdout).toContain('10.244.0.0/16')
     }
     const a = await startContainer('lab-n1', 'fw3')
     const b = await startContainer('lab-n2', 'fw4')
