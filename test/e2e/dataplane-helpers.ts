@@ -5,22 +5,11 @@
  */
 import {readFileSync} from 'node:fs'
 import {expect} from 'vitest'
-import {LAB, readHosts, runLab, sshExec, type LabHost} from './lab-helpers.js'
+import {LAB, sshExec} from './lab-helpers.js'
 import {kflan, parseEnv} from './kflan-helpers.js'
 
 /** The image the lab loads into every host's docker (test/lab/lab.sh BUSYBOX_IMAGE). */
 export const IMAGE = 'kflan-lab/busybox:1'
-
-/** `lab.sh up` with versions: the bundles are real flannel and etcd builds (test/lab/bundles.sh). */
-export async function labUpWith(opts: {masters: number; nodes: number; flannel?: string; etcd?: string}): Promise<LabHost[]> {
-  const args = ['up', '--masters', String(opts.masters), '--nodes', String(opts.nodes)]
-  if (opts.flannel) args.push('--flannel', opts.flannel)
-  if (opts.etcd) args.push('--etcd', opts.etcd)
-  const r = await runLab(args)
-  const bundles = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /bundle|flannel-v|etcd-v/i.test(l))
-  console.log(`lab up (${opts.masters}+${opts.nodes}):\n  ${bundles.join('\n  ')}`)
-  return readHosts()
-}
 
 /** flannel and etcd versions of the running lab's inventory, and the flanneld binary's own word. */
 export async function versions(node: string): Promise<{flannel: string; etcd: string; flanneld: string}> {

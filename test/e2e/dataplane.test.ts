@@ -7,9 +7,9 @@
  * keeps the container's own (a busybox httpd CGI echoes REMOTE_ADDR on the receiving side).
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
 import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
-import {inSubnet, labUpWith, ping, sourceSeenBy, startContainer, startEchoServer, subnetEnv, versions, type Container} from './dataplane-helpers.js'
+import {inSubnet, ping, sourceSeenBy, startContainer, startEchoServer, subnetEnv, versions, type Container} from './dataplane-helpers.js'
 
 const BACKENDS: {name: string; yaml: string; route: (peer: LabHost) => RegExp}[] = [
   {name: 'vxlan', yaml: '{type: vxlan}', route: () => /dev flannel\.1 onlink/},
@@ -26,7 +26,7 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
   const state = tempStateDir()
 
   beforeAll(async () => {
-    hosts = await labUpWith({masters: 1, nodes: 2})
+    hosts = await labUp({masters: 1, nodes: 2})
     ;[m1, n1, n2] = ['lab-m1', 'lab-n1', 'lab-n2'].map((n) => hosts.find((h) => h.name === n)!)
     console.log('versions:', await versions('lab-n1').catch(() => 'flanneld not installed yet'))
   }, 600_000)

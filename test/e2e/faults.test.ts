@@ -7,9 +7,9 @@
  * never asserted (docs/init.md "docker and flanneld" has the rules these tests hold kflan to).
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
 import {ETCDCTL, kflan, labInventory, tempStateDir, unitStamps} from './kflan-helpers.js'
-import {backgroundPing, containerState, labUpWith, ping, secondsUntil, startContainer, subnetEnv, versions, type Container} from './dataplane-helpers.js'
+import {backgroundPing, containerState, ping, secondsUntil, startContainer, subnetEnv, versions, type Container} from './dataplane-helpers.js'
 
 describe.skipIf(!requireLab())('faults on a running node (real flanneld, real docker)', () => {
   let hosts: LabHost[]
@@ -30,7 +30,7 @@ describe.skipIf(!requireLab())('faults on a running node (real flanneld, real do
   const dockerId = async (h: string) => (await sshExec(h, 'systemctl show docker -p InvocationID --value')).stdout.trim()
 
   beforeAll(async () => {
-    hosts = await labUpWith({masters: 1, nodes: 2})
+    hosts = await labUp({masters: 1, nodes: 2})
     m1 = hosts.find((h) => h.name === 'lab-m1')!
     inventory = labInventory()
     const t0 = Date.now()

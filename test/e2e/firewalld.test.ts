@@ -6,9 +6,9 @@
  *   allowed through); etcd, leases, container-to-container pings and doctor all work through it.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
 import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
-import {expectWhole, labUpWith, ping, startContainer, versions} from './dataplane-helpers.js'
+import {expectWhole, ping, startContainer, versions} from './dataplane-helpers.js'
 
 const HOSTS = ['lab-m1', 'lab-n1', 'lab-n2']
 
@@ -23,7 +23,7 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
   const state = tempStateDir()
 
   beforeAll(async () => {
-    hosts = await labUpWith({masters: 1, nodes: 2})
+    hosts = await labUp({masters: 1, nodes: 2})
   }, 600_000)
   afterAll(async () => {
     await labDown()

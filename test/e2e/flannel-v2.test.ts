@@ -5,9 +5,9 @@
  * container on one node pings one on the other, doctor is green and a re-run changes nothing.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
 import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
-import {expectWhole, inSubnet, labUpWith, startContainer, subnetEnv, versions} from './dataplane-helpers.js'
+import {expectWhole, inSubnet, startContainer, subnetEnv, versions} from './dataplane-helpers.js'
 
 const V2 = 'ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/kflan.pem --key-file=/opt/etcd/ssl/kflan-key.pem'
 
@@ -18,7 +18,7 @@ describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', ()
   const state = tempStateDir()
 
   beforeAll(async () => {
-    hosts = await labUpWith({masters: 1, nodes: 2, flannel: '0.17.0', etcd: '3.4.23'})
+    hosts = await labUp({masters: 1, nodes: 2, flannel: '0.17.0', etcd: '3.4.23'})
     m1 = hosts.find((h) => h.name === 'lab-m1')!
     inventory = labInventory()
   }, 900_000)
