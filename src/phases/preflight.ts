@@ -3,7 +3,7 @@
  * --ignore-preflight-errors=Name), then the host preparation every guide does by hand: swap off,
  * SELinux permissive, firewalld, br_netfilter, sysctls, hostname and /etc/hosts.
  */
-import {hostPorts} from '../cluster/flannel.js'
+import {hostPorts, vxlanDevice} from '../cluster/flannel.js'
 import {KflanError} from '../errors.js'
 import type {Cluster, Host} from '../inventory/model.js'
 import {withHostsBlock, type FileSpec} from '../render/index.js'
@@ -54,7 +54,12 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   }
   const b = c.flannel.backend
   if (h.roles.flannel && b.type !== 'host-gw' && !f.flanneld.unit.active) {
-    if (f.listening.some((s) => s.proto === 'udp' && s.port === b.port)) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
+    // A stopped flanneld leaves its vxlan device, whose kernel socket keeps the port (no process
+    // owns it): that is flannel's own, not a conflict.
+    const dev = vxlanDevice(c)
+    const kernelVxlan = dev !== undefined && f.interfaces.some((i) => i.name === dev)
+    const taken = f.listening.filter((s) => s.proto === 'udp' && s.port === b.port && !(kernelVxlan && (s.processes ?? []).length === 0))
+    if (taken.length > 0) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
   }
   const hz = c.flannel.healthzPort
   if (h.roles.flannel && hz > 0) {

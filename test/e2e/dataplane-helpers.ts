@@ -59,16 +59,15 @@ export function parsePing(out: string): {sent: number; received: number} {
   return m ? {sent: Number(m[1]), received: Number(m[2])} : {sent: 0, received: 0}
 }
 
-/** Starts a continuous ping in the background on the container's host; stop() returns the counts. */
-export async function backgroundPing(from: Container, to: string, intervalS = 0.2): Promise<{stop: () => Promise<{sent: number; received: number}>}> {
+/** Starts `count` pings `intervalS` apart in the background on the container's host; wait() returns the counts. */
+export async function backgroundPing(from: Container, to: string, count: number, intervalS = 0.2): Promise<{wait: () => Promise<{sent: number; received: number; out: string}>}> {
   const log = `/tmp/kflan-ping-${from.name}.log`
-  await sshExec(from.host, `rm -f ${log}; nohup docker exec ${from.name} ping -i ${intervalS} ${to} >${log} 2>&1 </dev/null & echo $! >${log}.pid`)
+  await sshExec(from.host, `rm -f ${log}; nohup docker exec ${from.name} ping -c ${count} -i ${intervalS} -W 1 ${to} >${log} 2>&1 </dev/null &`)
   return {
-    async stop() {
-      // SIGINT to busybox ping inside the container prints its summary.
-      await sshExec(from.host, `docker exec ${from.name} pkill -INT ping; sleep 1; kill $(cat ${log}.pid) 2>/dev/null; true`, {check: false})
-      const out = (await sshExec(from.host, `cat ${log}`)).stdout
-      return parsePing(out)
+    async wait() {
+      let out = ''
+      await secondsUntil(async () => /packets transmitted/.test((out = (await sshExec(from.host, `cat ${log}`)).stdout)), count * intervalS + 30, 500)
+      return {...parsePing(out), out}
     },
   }
 }

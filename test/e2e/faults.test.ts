@@ -47,14 +47,15 @@ describe.skipIf(!requireLab())('faults on a running node (real flanneld, real do
 
   it('flanneld restarted on both nodes while the containers run: they keep running, docker is not restarted', async () => {
     const before = await Promise.all([containerState('lab-n1', 'f1'), containerState('lab-n2', 'f2'), dockerId('lab-n1'), dockerId('lab-n2')])
-    const bg = await backgroundPing(c1, c2.ip)
+    // 50 pings 0.2 s apart (10 s); both flanneld restart 2 s in.
+    const bg = await backgroundPing(c1, c2.ip, 50)
     await new Promise((r) => setTimeout(r, 2000))
     await sshExec('lab-n2', 'systemctl restart flanneld')
     await sshExec('lab-n1', 'systemctl restart flanneld')
-    await new Promise((r) => setTimeout(r, 3000))
-    const counts = await bg.stop()
+    const counts = await bg.wait()
     console.log(`flanneld restart on lab-n1 and lab-n2: ${counts.sent - counts.received} of ${counts.sent} pings (0.2 s apart) lost`)
-    expect(counts.received).toBeGreaterThan(0)
+    expect(counts.sent, counts.out).toBe(50)
+    expect(counts.received, counts.out).toBeGreaterThan(0)
     expect(await Promise.all([containerState('lab-n1', 'f1'), containerState('lab-n2', 'f2'), dockerId('lab-n1'), dockerId('lab-n2')])).toEqual(before)
     expect((await ping(c1, c2.ip)).received).toBe(3)
     const d = await doctorGreenWithin(30)

@@ -116,6 +116,15 @@ describe('flannel fixes found with the real binaries', () => {
     expect(parseSs('tcp LISTEN 0 4096 *:8471 *:* users:(("flanneld",pid=812,fd=9))')).toEqual([{proto: 'tcp', address: '*', port: 8471, processes: [{name: 'flanneld', pid: 812}]}])
   })
 
+  it('takes the UDP port held by the kernel for a stopped flanneld\'s vxlan device as flannel\'s own', () => {
+    const names = (f: HostFacts) => preflightChecks(c, node01, f).map((x) => `${x.severity}:${x.name}`)
+    const udp = [{proto: 'udp' as const, address: '0.0.0.0', port: 8472}]
+    const withDevice = [...sampleFacts().interfaces, {name: 'flannel.1', mtu: 1450, addresses: []}]
+    expect(names(sampleFacts({listening: udp, interfaces: withDevice}))).toEqual([])
+    expect(names(sampleFacts({listening: [{...udp[0], processes: [{name: 'socat', pid: 7}]}], interfaces: withDevice}))).toEqual(['error:Port-8472'])
+    expect(names(sampleFacts({listening: udp}))).toEqual(['error:Port-8472'])
+  })
+
   it('resets a failed unit before starting it, and says why', () => {
     expect(resetFailedStep('docker', {active: 'failed', result: 'start-limit-hit'})).toEqual([{what: 'systemctl reset-failed docker (it was failed: start-limit-hit)', cmd: 'systemctl reset-failed docker'}])
     expect(resetFailedStep('docker', {active: 'active', result: 'success'})).toEqual([])
