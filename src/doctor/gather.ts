@@ -90,7 +90,7 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
   if (h.roles.etcd) jobs.push(...endpointJobs(c, [h]))
   if (opts.reads) jobs.push(...readJobs(c))
   jobs.push(['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'])
-  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
+  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; echo "@trusted-sources=$(firewall-cmd --zone=trusted --list-sources 2>/dev/null)"; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
   const {start, collect} = jobLines(jobs)
   const files = hostFiles(c, h).public
   const dev = vxlanDevice(c)
@@ -244,9 +244,11 @@ export function parseFirewalld(text: string, ports: string[]): HostData['firewal
   const services = new Set(field('services').split(/\s+/).filter(Boolean))
   const byService: Record<string, string[]> = {'etcd-client': ['2379/tcp'], 'etcd-server': ['2380/tcp']}
   const viaService = new Set([...services].flatMap((s) => byService[s] ?? []))
+  const trusted = /^@trusted-sources=(.*)$/m.exec(text)
   return {
     state,
     ports: ports.map((p) => ({port: p, open: target === 'ACCEPT' || listed.has(p) || viaService.has(p)})),
+    ...(trusted ? {trustedSources: trusted[1].split(/\s+/).filter(Boolean)} : {}),
   }
 }
 

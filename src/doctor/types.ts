@@ -76,7 +76,8 @@ export interface HostData {
   swaps: {path: string; type: string; sizeKb: number}[]
   /** undefined: no SELinux on the host. */
   selinux?: 'enforcing' | 'permissive' | 'disabled'
-  firewalld: {state: string; ports: {port: string; open: boolean}[]}
+  /** trustedSources: `firewall-cmd --zone=trusted --list-sources` (undefined when not read). */
+  firewalld: {state: string; ports: {port: string; open: boolean}[]; trustedSources?: string[]}
   /** Raw values of /proc/sys/...; undefined when the file is missing. */
   ipForward?: string
   bridgeNfCallIptables?: string

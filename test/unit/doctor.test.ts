@@ -2,6 +2,7 @@
  * kflan doctor's checks, pure: a healthy five-host cluster built in memory (real certificates from
  * the PKI module), then one fault at a time, asserting exactly which checks change.
  */
+import {parseFirewalld} from '../../src/doctor/gather.js'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -340,6 +341,17 @@ describe('doctor: one fault at a time', () => {
     expect(find(results, 'host.swap', 'n1').message).toBe('swap is on: /swapfile (file, 1024 MiB)')
     expect(find(results, 'host.firewalld', 'm2').message).toBe('firewalld is running and does not allow 2380/tcp')
     expect(find(results, 'host.ip-forward', 'n2').hint).toContain('sysctl -w net.ipv4.ip_forward=1')
+  })
+
+  it('firewalld on a flannel host: the pod network must be a trusted source', () => {
+    const input = healthy()
+    const ports = [{port: '8472/udp', open: true}, {port: '8471/tcp', open: true}]
+    data(input, 'n1').firewalld = {state: 'active', ports, trustedSources: []}
+    data(input, 'n2').firewalld = {state: 'active', ports, trustedSources: ['10.244.0.0/16']}
+    const results = evaluate(input)
+    expect(problems(results)).toEqual(['fail n1 host.firewalld'])
+    expect(find(results, 'host.firewalld', 'n1').message).toBe('firewalld is running and its trusted zone lacks the pod network 10.244.0.0/16: forwarded pod traffic is rejected')
+    expect(parseFirewalld('state=active\npublic (active)\n  target: default\n  ports: 8472/udp\n@trusted-sources=10.244.0.0/16 10.9.0.0/16\n', ['8472/udp'])).toEqual({state: 'active', ports: [{port: '8472/udp', open: true}], trustedSources: ['10.244.0.0/16', '10.9.0.0/16']})
   })
 
   it('the FORWARD chain and INPUT rules', () => {
