@@ -1,4 +1,5 @@
 /** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
+import {BACKEND_MTU_SINCE, backendMtuSupported} from '../cluster/flannel.js'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
@@ -130,6 +131,14 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
       ['flannel', 'version'],
       `flannel ${inv.flannel.version} reads its config through the etcd v2 API, which etcd ${inv.etcd.version} no longer serves`,
       'use flannel 0.18.0 or newer (etcd v3 API), or etcd 3.5 or older (kflan then enables --enable-v2)',
+    )
+  }
+  const backend = inv.flannel.backend
+  if (backend.type === 'vxlan' && backend.mtu !== undefined && !backendMtuSupported(inv.flannel.version)) {
+    error(
+      ['flannel', 'backend', 'mtu'],
+      `flannel ${inv.flannel.version} ignores the backend's MTU (flannel reads it from ${BACKEND_MTU_SINCE} on): its vxlan device would stay at the interface's MTU - 50`,
+      `remove flannel.backend.mtu, or use flannel ${BACKEND_MTU_SINCE} or newer`,
     )
   }
   if (compareVersions(inv.etcd.version, '3.4.0') < 0) {

@@ -136,6 +136,14 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {typ
     expect(compareVersions('0.17.0', '0.18.0')).toBeLessThan(0)
   })
 
+  it('refuses a backend MTU that the flannel version ignores, at its line', () => {
+    const inv = (v: string) => minimalInventory().replace('version: 0.26.1', `version: ${v}`).replace('network: 10.244.0.0/16', 'network: 10.244.0.0/16\n  backend: {type: vxlan, mtu: 1400}')
+    const [e] = errorsOf(inv('0.17.0'))
+    expect(e.message).toMatch(/^flannel 0\.17\.0 ignores the backend's MTU \(flannel reads it from 0\.21\.3 on\)/)
+    expect(e.text).toMatch(/^inv\.yaml:\d+:\d+: .*flannel\.backend\.mtu/)
+    expect(errorsOf(inv('0.21.3'))).toEqual([])
+  })
+
   it('requires a sha256 for a tarball URL', () => {
     const d = errorsOf(minimalInventory().replace('tarball: etcd.tgz', 'tarball: https://example.invalid/etcd.tgz'))
     expect(d[0].text).toMatch(/etcd\.sha256: a tarball fetched from a URL needs its sha256/)
