@@ -102,7 +102,7 @@ describe.skipIf(!requireLab())('faults on a running node (real flanneld, real do
     const d = await doctor()
     expect(d.failed).toEqual(expect.arrayContaining(['lab-n2 flannel.unit', 'lab-n2 flannel.lease']))
     const t0 = Date.now()
-    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     console.log(`init healed the lost lease of lab-n2 in ${((Date.now() - t0) / 1000).toFixed(1)} s:\n${r.stdout.split('\n').filter((l) => /^\s+- /.test(l)).join('\n')}`)
     expect(r.stdout).toMatch(/start flanneld/)
@@ -118,7 +118,7 @@ describe.skipIf(!requireLab())('faults on a running node (real flanneld, real do
     const st = (await sshExec('lab-n1', 'systemctl show docker -p ActiveState -p Result')).stdout
     expect(st).toContain('ActiveState=failed')
     expect(st).toContain('Result=start-limit-hit')
-    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toContain('systemctl reset-failed docker (it was failed: start-limit-hit)')
     expect((await sshExec('lab-n1', 'systemctl is-active docker')).stdout.trim()).toBe('active')
