@@ -8,11 +8,16 @@ import {hintOf, KflanError, messageOf} from './errors.js'
 import {loadInventory, type LoadOptions} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
-import {changeReport, warningReport} from './report.js'
+import {changeList, formatSummary, summarize, type RunSummary} from './report.js'
 import {prepareTarballs, tarballSummary, type TarballSection} from './tarballs/index.js'
 import type {SessionResult} from './session.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+/** Flags of every command that changes hosts (init, join node, reset): the same meaning on each. */
+export const runFlags = {
+  verbose: Flags.boolean({char: 'v', summary: 'Print every change on every host, not only the summary (the run log always has them).'}),
+}
 
 /** For the commands that install binaries (init, join node): same meaning on each. */
 export const offlineFlag = Flags.boolean({
@@ -35,6 +40,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected flags!: BaseFlags<T>
+  /** When the command started: a run's wall time includes loading the inventory and the PKI. */
+  protected readonly startedAt = performance.now()
 
   public async init(): Promise<void> {
     await super.init()
@@ -61,7 +68,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    * any host is contacted; a mismatch stops here (exit 2).
    */
   protected async localTarballs(cluster: Cluster, offline: boolean, sections?: TarballSection[]): Promise<Cluster> {
-    const {cluster: local, tarballs} = await prepareTarballs(cluster, {offline, output: 'auto', sections})
+    const {cluster: local, tarballs} = await prepareTarballs(cluster, {offline, output: this.jsonEnabled() ? 'silent' : 'auto', sections})
     for (const line of tarballSummary(tarballs)) this.log(`tarball: ${line}`)
     return local
   }
@@ -71,17 +78,35 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
-   * Prints what a run against hosts did: warnings, then the changes, and the log path. On failure,
-   * what was changed before it, then the error (exit 1) with its hint.
+   * Ends a run against hosts: warnings, the change list (with --verbose, and always in a dry run),
+   * then the summary with the next command and the log. --json: the summary as JSON on stdout
+   * (also on failure). A failed run exits 1 after saying what it had changed.
    */
-  protected finishRun(verb: string, {ctx, error}: SessionResult, logFile: string): void {
-    for (const w of warningReport(ctx)) this.logToStderr(w)
-    if (error) {
-      if (ctx.changed) this.logToStderr(`\nchanges made before the failure (re-run after fixing the cause; it continues from there):\n${changeReport(ctx)}`)
-      throw new KflanError(`${verb} ${messageOf(error)}\nlog: ${logFile}`, {hint: hintOf(error) ?? `fix the cause and run \`kflan ${verb}\` again: it picks up where it stopped`})
+  protected finishRun({ctx, error}: SessionResult, opts: {command: string; log: string; next?: string; nothing: string}): RunSummary {
+    const s = summarize(ctx, {command: opts.command, durationMs: performance.now() - this.startedAt, log: opts.log, error, next: error ? undefined : opts.next})
+    if (this.jsonEnabled()) {
+      if (error) {
+        this.logJson(s)
+        this.exit(error instanceof KflanError ? error.exitCode : 1)
+      }
+      return s
     }
-    this.log(changeReport(ctx))
-    this.log(`log: ${logFile}`)
+    const say = (text: string) => (error ? this.logToStderr(text) : this.log(text))
+    for (const w of s.warnings) this.logToStderr(/\[WARNING /.test(w) ? w : `warning: ${w}`)
+    const verbose = (this.flags as {verbose?: boolean}).verbose || ctx.dryRun
+    if (verbose && Object.keys(s.changes).length > 0) say(changeList(s, {diffs: ctx.dryRun ? new Map(ctx.hosts.map((h) => [h.host.name, h.diffs])) : undefined}))
+    say(formatSummary(s, {nothing: opts.nothing}))
+    if (error) {
+      const hint = hintOf(error) ?? `fix the cause and run \`kflan ${opts.command}\` again: it picks up where it stopped`
+      throw new KflanError(`${opts.command} ${messageOf(error)}`, {hint, exitCode: error instanceof KflanError ? error.exitCode : 1})
+    }
+    return s
+  }
+
+  /** The same command line for the next step: the inventory and state dir as the user gave them. */
+  protected nextCommand(words: string): string {
+    const state = this.flags['state-dir'] && !process.env.KFLAN_STATE_DIR ? ` --state-dir ${this.flags['state-dir']}` : ''
+    return `kflan ${words} -i ${this.flags.inventory}${state}`
   }
 
   protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {
