@@ -23,6 +23,9 @@
 # build runs in a temp dir under a lock (one builder at a time, across labs);
 # its log stays beside the tarball (NAME.log).
 set -Eeuo pipefail
+# An unexpected failure names its command and line: a build never fails silently.
+# shellcheck disable=SC2154 # rc is set inside the trap
+trap 'rc=$?; echo "lab: error: bundles.sh: \"$BASH_COMMAND\" failed (exit $rc) at line $LINENO" >&2; exit $rc' ERR
 
 CACHE=${KFLAN_LAB_CACHE:-/var/cache/kflan-lab}
 BUNDLES=$CACHE/bundles
@@ -99,8 +102,9 @@ build_flannel() {
 dropped from main.go because the Go module proxy here refuses its SDK (tencentcloud-sdk-go vpc v1.3.188)."
   fi
   local backends
-  backends=$(grep -o '"github.com/flannel-io/flannel/pkg/backend/[a-z0-9]*"' "$tmp/src/main.go" |
-    sed 's#.*/##; s#"##' | paste -sd, - | sed 's/,/, /g')
+  # (pkg/backend/ since 0.18; backend/ before)
+  backends=$(grep -oE '"github.com/flannel-io/flannel/(pkg/)?backend/[a-z0-9]+"' "$tmp/src/main.go" |
+    sed 's#.*/##; s#"##' | paste -sd, - | sed 's/,/, /g' || true)
   log "building flanneld v$v from $mod@v$v (Go: $(go env GOVERSION); 1-3 min on 2 cores)"
   (cd "$tmp/src" && env "${env[@]}" CGO_ENABLED=1 go build -o "$tmp/out/flanneld" \
     -ldflags "-s -w -X $verpkg.Version=v$v -extldflags \"-static\"" .) >>"$logf" 2>&1 ||
