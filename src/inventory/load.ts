@@ -106,7 +106,7 @@ function fromZodIssue(issue: ZodIssue): Diagnostic[] {
         return {
           severity: 'error' as const,
           path: [...path, k],
-          message: `unknown field "${k}"${guess ? `; did you mean "${guess}"?` : ''}`,
+          message: `unknown field ${JSON.stringify(k)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ''}`,
           hint: known.length > 0 ? `fields allowed here: ${known.join(', ')}` : undefined,
           atKey: true,
         }
@@ -127,7 +127,7 @@ function fromZodIssue(issue: ZodIssue): Diagnostic[] {
         },
       ]
     case 'invalid_enum_value':
-      return [{severity: 'error', path, message: `"${issue.received}" is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
+      return [{severity: 'error', path, message: `${JSON.stringify(issue.received)} is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
     default:
       return [{severity: 'error', path, message: issue.message}]
   }

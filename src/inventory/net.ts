@@ -30,13 +30,13 @@ function mask(prefix: number): number {
 
 /** Parses `a.b.c.d/n`; returns an error message or the CIDR (host bits must be zero). */
 export function parseCidr(s: string): Cidr | string {
-  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(s.trim())
-  if (!m || !isIPv4(m[1])) return `"${s}" is not an IPv4 CIDR like 10.244.0.0/16`
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(s)
+  if (!m || !isIPv4(m[1])) return `${JSON.stringify(s)} is not an IPv4 CIDR like 10.244.0.0/16`
   const prefix = Number(m[2])
-  if (prefix > 32) return `"${s}": prefix length must be 0..32`
+  if (prefix > 32) return `${JSON.stringify(s)}: prefix length must be 0..32`
   const ip = ipToInt(m[1])
   const base = (ip & mask(prefix)) >>> 0
-  if (base !== ip) return `"${s}" has host bits set; did you mean ${intToIp(base)}/${prefix}?`
+  if (base !== ip) return `${JSON.stringify(s)} has host bits set; did you mean ${intToIp(base)}/${prefix}?`
   return {base, prefix}
 }
 
