@@ -26,7 +26,8 @@ export default class Init extends BaseCommand<typeof Init> {
 
   async run(): Promise<void> {
     const flags = this.flags
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = this.cluster({checkFiles: true, credentials: 'error'})
+    const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], cluster)
     const stateDir = this.stateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})
@@ -38,7 +39,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const result = await runSession(cluster, stateDir, hosts, initPhases, {
       dryRun: flags['dry-run'],
       force: flags.force,
-      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
+      ignorePreflight,
       concurrency: flags.concurrency,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: 'auto',

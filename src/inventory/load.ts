@@ -2,12 +2,13 @@
  * Loading an inventory: YAML → schema → semantic checks → Cluster. Reports every problem at once,
  * each with file:line:column, the field path and a hint. Touches no host.
  */
-import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
 import {z, type ZodIssue, type ZodTypeAny} from 'zod'
-import {InputError} from '../errors.js'
-import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic} from './diagnostics.js'
+import {InputError, messageOf} from '../errors.js'
+import {readBoundedFile} from '../local-files.js'
+import {checkCredentials} from './credentials.js'
+import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic, type Severity} from './diagnostics.js'
 import {inventorySchema} from './schema.js'
 import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
 import type {Cluster} from './model.js'
@@ -35,7 +36,18 @@ export class InventoryError extends InputError {
 }
 
 /** Parses inventory text. `file` is used for messages and to resolve relative tarball paths. */
-export function parseInventory(text: string, file: string, opts: {checkFiles?: boolean} = {}): LoadResult {
+export interface LoadOptions {
+  /** Check that the local files the inventory names (tarballs, identity files) exist. */
+  checkFiles?: boolean
+  /**
+   * Check the credentials (identity files, password variables) of the hosts kflan would connect
+   * to; the severity of an unset variable (`kflan validate` warns, commands that connect refuse).
+   */
+  credentials?: Severity
+  env?: NodeJS.ProcessEnv
+}
+
+export function parseInventory(text: string, file: string, opts: LoadOptions = {}): LoadResult {
   const lc = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false, uniqueKeys: true})
   const diagnostics: Diagnostic[] = []
@@ -52,7 +64,24 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
   }
   if (diagnostics.length > 0) return {diagnostics}
 
-  const raw: unknown = doc.toJS() ?? {}
+  let raw: unknown
+  try {
+    // yaml refuses documents whose aliases expand beyond maxAliasCount (a "billion laughs" bomb).
+    raw = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}) ?? {}
+  } catch (error) {
+    return {
+      diagnostics: [
+        {
+          severity: 'error',
+          path: [],
+          message: `YAML: ${messageOf(error).split('\n')[0]}`,
+          hint: `an inventory needs few aliases (*name); this one expands them more than ${MAX_ALIAS_COUNT} times`,
+          line: 1,
+          column: 1,
+        },
+      ],
+    }
+  }
   const parsed = inventorySchema.safeParse(raw)
   let cluster: Cluster | undefined
   if (parsed.success) {
@@ -60,6 +89,7 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
     if (!diagnostics.some((d) => d.severity === 'error')) {
       cluster = resolveCluster(parsed.data, resolve(file))
       if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster))
+      if (opts.credentials) diagnostics.push(...checkCredentials(parsed.data, cluster, {env: opts.env, envSeverity: opts.credentials}))
     }
   } else {
     for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue))
@@ -81,16 +111,13 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
   return {cluster, diagnostics}
 }
 
+const MAX_ALIAS_COUNT = 100
+/** An inventory is a few kilobytes; anything past this is not one. */
+export const MAX_INVENTORY_BYTES = 1024 * 1024
+
 /** Loads and validates; throws InventoryError (exit 2) listing every problem. Warnings are returned. */
-export function loadInventory(file: string, opts: {checkFiles?: boolean} = {}): {cluster: Cluster; warnings: Diagnostic[]} {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (error) {
-    throw new InputError(`cannot read inventory ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      hint: 'pass an existing inventory with -i FILE (see inventories/example.yaml)',
-    })
-  }
+export function loadInventory(file: string, opts: LoadOptions = {}): {cluster: Cluster; warnings: Diagnostic[]} {
+  const text = readBoundedFile(file, 'inventory', MAX_INVENTORY_BYTES, 'pass an inventory YAML file with -i FILE (see inventories/example.yaml)').toString('utf8')
   const result = parseInventory(text, file, opts)
   if (!result.cluster) throw new InventoryError(file, result.diagnostics)
   return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}

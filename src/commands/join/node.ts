@@ -25,7 +25,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(JoinNode)
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = this.cluster({checkFiles: true, credentials: 'error'})
     const host = hostByName(cluster, args.name)
     if (!host) {
       const guess = didYouMean(args.name, cluster.hosts.map((h) => h.name))
@@ -38,6 +38,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
         hint: host.roles.node ? 'add it to roles.flannel (or drop roles.flannel to default to the nodes)' : 'list it under roles.nodes; `join node` only adds nodes (etcd members are set up by `kflan init`)',
       })
     }
+    const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], cluster)
     const stateDir = this.stateDir(cluster)
     const pki = await ensureClusterPki(cluster, stateDir)
     const reissued = pki.certificates.filter((c) => c.action !== 'reused')
@@ -53,7 +54,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     const result = await runSession(cluster, stateDir, hosts, joinPhases, {
       dryRun: flags['dry-run'],
       force: false,
-      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
+      ignorePreflight,
       concurrency: 2,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: 'auto',
