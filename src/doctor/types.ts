@@ -94,6 +94,8 @@ export interface HostData {
   vxlan?: VxlanLink
   /** docker's main process command line. */
   dockerCmdline?: string
+  /** The last ExecStart= of docker.service's own unit file (its FragmentPath), without kflan's drop-in. */
+  dockerVendorExecStart?: string
   /** Tools missing on the host that a check needed. */
   missingTools: string[]
 }
@@ -101,6 +103,8 @@ export interface HostData {
 export interface EtcdView {
   /** --quota-backend-bytes of the running member (undefined: etcd's default). */
   quotaBytes?: number
+  /** The running member's argv and ETCD_* environment (undefined: not running, or not readable). */
+  process?: {args: string[]; env: Record<string, string>}
   /** endpoint health / status (-w json) per member name, each asked on its own endpoint from this host. */
   endpoints: Record<string, {health: RunOut; status: RunOut}>
   /** Cluster reads, on the one member that was asked for them (against every endpoint). */
