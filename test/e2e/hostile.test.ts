@@ -108,6 +108,9 @@ describe.skipIf(!requireLab())('hostile values and tampered files on the lab', (
 
   it('doctor is clean after init; a tampered flanneld.service and an http listen URL for etcd fail files.managed and etcd.tls', async () => {
     await run(CLI, ['init', '-i', LAB.inventory, '--state-dir', stateDir], {timeoutMs: 300_000})
+    const versions = await sshExec('lab-m1', '/opt/etcd/bin/etcd --version | head -n1')
+    const flannel = await sshExec('lab-n1', '/opt/flannel/bin/flanneld --version 2>&1 | head -n1')
+    console.log(`ran against ${versions.stdout.trim()}; flanneld ${flannel.stdout.trim()}`)
     let d = await doctor()
     expect(problems(d.results)).toEqual([])
     expect(d.results.filter((x) => x.id === 'files.managed').length).toBe(5)

@@ -7,7 +7,7 @@
  */
 import {describe, expect, it} from 'vitest'
 import type {Cluster} from '../../src/inventory/model.js'
-import {renderHost, type FileSpec} from '../../src/render/index.js'
+import {renderHost, withHostsBlock, type FileSpec} from '../../src/render/index.js'
 import {RenderBug, unitArg, unitSh, envValue, unitValue} from '../../src/render/escape.js'
 import {renderTemplate, TEMPLATE_FORMATS} from '../../src/render/templates.js'
 import {shq} from '../../src/remote/shell.js'
@@ -251,6 +251,15 @@ describe('templates escape every value for their format', () => {
       expect((touched as Error).message).toMatch(/^kflan bug: .* cannot be rendered \(control character; validation should have refused it\)/)
     })
     expect(() => render(base, `/usr/bin/dockerd${ch}ExecStartPre=/bin/id`)).toThrow(RenderBug)
+  })
+
+  it('refuses a host name or address that is not one word in /etc/hosts', () => {
+    for (const bad of ['a b', 'a\nb', 'x;y']) {
+      const c = structuredClone(base)
+      c.hosts[0].name = bad
+      expect(() => withHostsBlock('', c), bad).toThrow(RenderBug)
+    }
+    expect(withHostsBlock('', base)).toContain('192.168.204.171 master01\n')
   })
 
   it('refuses what a plain directive cannot spell: a trailing backslash, surrounding whitespace; a relative executable', () => {
