@@ -92,7 +92,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
       if (opts.credentials) diagnostics.push(...checkCredentials(parsed.data, cluster, {env: opts.env, envSeverity: opts.credentials}))
     }
   } else {
-    for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue))
+    for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue, raw))
     // Report the cross-field problems too, where dropping the offending fields leaves a valid shape.
     const repaired = inventorySchema.safeParse(dropIssues(raw, parsed.error.issues))
     if (repaired.success) {
@@ -123,7 +123,7 @@ export function loadInventory(file: string, opts: LoadOptions = {}): {cluster: C
   return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}
 }
 
-function fromZodIssue(issue: ZodIssue): Diagnostic[] {
+function fromZodIssue(issue: ZodIssue, raw: unknown): Diagnostic[] {
   const path = issue.path
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -155,6 +155,14 @@ function fromZodIssue(issue: ZodIssue): Diagnostic[] {
       ]
     case 'invalid_enum_value':
       return [{severity: 'error', path, message: `${JSON.stringify(issue.received)} is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
+    case 'invalid_string':
+    case 'too_big':
+    case 'too_small': {
+      // Values quoted as JSON: a newline or a quote in them shows as \n or \", never breaks the report.
+      const value = path.reduce<unknown>((node, seg) => (node && typeof node === 'object' ? (node as Record<string | number, unknown>)[seg] : undefined), raw)
+      const got = typeof value === 'string' ? ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)})` : ''
+      return [{severity: 'error', path, message: `${issue.message}${got}`, hint: 'see "Field rules" in docs/inventory.md for what this field may hold and why'}]
+    }
     default:
       return [{severity: 'error', path, message: issue.message}]
   }

@@ -269,6 +269,16 @@ describe('the CLI: exit 2 and a message, never a stack trace', {timeout: 240_000
     expectInputError(cli(['doctor', '-i', inv4, '--state-dir', join(d, 'state')]), /ssh\.passwordEnv: SSH password variable KFLAN_T_UNSET_PW is not set/)
   })
 
+  it('known_hosts lines that cannot be parsed are named in a warning (render still works)', () => {
+    const d = tmp()
+    mkdirSync(join(d, 'state'))
+    writeFileSync(join(d, 'state/known_hosts'), '[10.0.0.11]:22 ssh-ed25519\ngarbage here\n')
+    const r = cli(['render', '-i', inventoryFile(), '-o', join(d, 'out'), '--state-dir', join(d, 'state')])
+    expect(r.out).toMatch(/warning: .*state\/known_hosts:1: cannot parse this line \(fewer than three fields/)
+    expect(r.out).toMatch(/warning: .*state\/known_hosts:2: cannot parse this line/)
+    expect(r.code).toBe(0)
+  })
+
   it('an alias bomb, a loopback host address and a bastion that is no address: validate', () => {
     const bomb = join(tmp(), 'bomb.yaml')
     const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
