@@ -3,9 +3,13 @@
  * show the result.
  */
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {hintOf, KflanError, messageOf} from './errors.js'
 import {loadInventory, type LoadOptions} from './inventory/load.js'
+import {ensureWritableDir, readBoundedFile} from './local-files.js'
+import {knownHostsProblems} from './remote/hostkeys.js'
+import {knownHostsPath} from './session.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
 import {changeList, formatSummary, summarize, type RunSummary} from './report.js'
@@ -73,8 +77,25 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return local
   }
 
+  /** The state directory, created if needed; one that cannot hold files is an input error (exit 2). */
   protected stateDir(cluster: Cluster): string {
-    return resolve(this.flags['state-dir'] ?? `.kflan/${cluster.name}`)
+    const dir = ensureWritableDir(resolve(this.flags['state-dir'] ?? `.kflan/${cluster.name}`), 'state directory', 'pass --state-dir DIR (or KFLAN_STATE_DIR) naming a writable directory; the default is ./.kflan/<cluster>')
+    this.warnKnownHosts(knownHostsPath(dir))
+    return dir
+  }
+
+  /** Lines of kflan's known_hosts that cannot be used are named (they are ignored, and new keys are appended after them). */
+  private warnKnownHosts(file: string): void {
+    let text: string
+    try {
+      text = readBoundedFile(file, 'known_hosts file', 16 * 1024 * 1024, `remove it to start over: kflan records host keys again (with --accept-new-host-keys)`).toString('utf8')
+    } catch (error) {
+      if (existsSync(file)) this.logToStderr(`warning: ${messageOf(error)}`)
+      return
+    }
+    for (const p of knownHostsProblems(text)) {
+      this.logToStderr(`warning: ${file}:${p.line}: cannot parse this line (${p.why}); it is ignored when host keys are checked\n  hint: fix or delete line ${p.line}`)
+    }
   }
 
   /**

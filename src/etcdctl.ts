@@ -1,17 +1,21 @@
-/** etcdctl command lines run on an etcd member over SSH, with kflan's client certificate. */
+/**
+ * etcdctl command lines run on an etcd member over SSH, with kflan's client certificate. Paths and
+ * endpoints are shell-quoted; `args` is shell text the caller built (quoting its own values).
+ */
 import {clientUrl, etcdMembers, type Cluster, type Host} from './inventory/model.js'
 import {etcdPaths} from './render/paths.js'
+import {shq} from './remote/shell.js'
 
 /** etcdctl (v3 API) against the given members (default: all), e.g. etcdctl(c, 'endpoint health'). */
 export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
   const p = etcdPaths(c)
   return [
     'ETCDCTL_API=3',
-    `${p.bin}/etcdctl`,
-    `--cacert=${p.ssl}/ca.pem`,
-    `--cert=${p.ssl}/kflan.pem`,
-    `--key=${p.ssl}/kflan-key.pem`,
-    `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
+    shq(`${p.bin}/etcdctl`),
+    shq(`--cacert=${p.ssl}/ca.pem`),
+    shq(`--cert=${p.ssl}/kflan.pem`),
+    shq(`--key=${p.ssl}/kflan-key.pem`),
+    shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
     '--dial-timeout=2s',
     '--command-timeout=5s',
     args,
@@ -23,11 +27,11 @@ export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMember
   const p = etcdPaths(c)
   return [
     'ETCDCTL_API=2',
-    `${p.bin}/etcdctl`,
-    `--ca-file=${p.ssl}/ca.pem`,
-    `--cert-file=${p.ssl}/kflan.pem`,
-    `--key-file=${p.ssl}/kflan-key.pem`,
-    `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
+    shq(`${p.bin}/etcdctl`),
+    shq(`--ca-file=${p.ssl}/ca.pem`),
+    shq(`--cert-file=${p.ssl}/kflan.pem`),
+    shq(`--key-file=${p.ssl}/kflan-key.pem`),
+    shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
     '--timeout=2s',
     '--total-timeout=5s',
     args,

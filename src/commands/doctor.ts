@@ -18,7 +18,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
   }
 
   async run(): Promise<DoctorReport> {
-    const cluster = this.cluster()
+    const cluster = this.cluster({credentials: 'error'})
     const stateDir = this.stateDir(cluster)
     const logger = newLogger(stateDir, 'doctor')
     let report: DoctorReport

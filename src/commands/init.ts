@@ -30,7 +30,9 @@ export default class Init extends BaseCommand<typeof Init> {
 
   async run(): Promise<RunSummary> {
     const flags = this.flags
-    const cluster = await this.localTarballs(this.cluster({checkFiles: 'error'}), flags.offline)
+    const inventory = this.cluster({checkFiles: 'error', credentials: 'error'})
+    const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], inventory)
+    const cluster = await this.localTarballs(inventory, flags.offline)
     const stateDir = this.stateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})
@@ -42,7 +44,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const result = await runSession(cluster, stateDir, hosts, initPhases, {
       dryRun: flags['dry-run'],
       force: flags.force,
-      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
+      ignorePreflight,
       concurrency: flags.concurrency,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: this.jsonEnabled() ? 'silent' : 'auto',

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {ensureClusterPki, pkiFiles, pkiSummary} from '../cluster-pki.js'
+import {ensureWritableDir, writeError} from '../local-files.js'
 import {writeRendered} from '../render/write.js'
 
 export default class Render extends BaseCommand<typeof Render> {
@@ -14,10 +15,14 @@ export default class Render extends BaseCommand<typeof Render> {
 
   async run(): Promise<void> {
     const cluster = this.cluster()
+    const out = this.flags.output
+    const hint = 'pass -o DIR naming a directory kflan may create files in'
+    // Both directories are checked before any certificate is issued.
+    ensureWritableDir(out, 'output directory', hint, 0o755)
     const stateDir = this.stateDir(cluster)
     const report = await ensureClusterPki(cluster, stateDir)
     for (const line of pkiSummary(report)) this.log(`pki: ${line}`)
-    const written = await writeRendered(cluster, this.flags.output, {pki: pkiFiles(stateDir)})
+    const written = await writeRendered(cluster, out, {pki: pkiFiles(stateDir)}).catch((error) => writeError(error, 'output directory', out, hint))
     this.log(`wrote ${written.files} files for ${written.hosts} hosts to ${this.flags.output} (PKI in ${stateDir}/pki)`)
   }
 }

@@ -33,7 +33,7 @@ A second reset finds nothing to do and says so.`
 
   async run(): Promise<RunSummary> {
     const flags = this.flags
-    const cluster = this.cluster()
+    const cluster = this.cluster({credentials: 'error'})
     let host
     if (flags.host !== undefined) {
       host = hostByName(cluster, flags.host)

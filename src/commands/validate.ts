@@ -10,7 +10,7 @@ export default class Validate extends BaseCommand<typeof Validate> {
   static flags = {}
 
   async run(): Promise<unknown> {
-    const cluster = this.cluster({checkFiles: 'warning'})
+    const cluster = this.cluster({checkFiles: 'warning', credentials: 'warning'})
     const topology = describeTopology(cluster)
     this.log(topology.text)
     return topology.json

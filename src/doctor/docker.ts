@@ -4,15 +4,14 @@
  * docker0's address and MTU equal to the subnet file's.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {vendorExecStart} from '../phases/common.js'
-import {renderHost} from '../render/index.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import {subnetEnvOf} from './flannel.js'
+import {expectedOwned} from './owned.js'
 import {resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
 
 /** The drop-in `kflan init` would write on this host (pure). */
 export function expectedDropIn(c: Cluster, h: Host, d: HostData): string | undefined {
-  return renderHost(c, h, {pki: () => '', dockerExecStart: vendorExecStart(d.units.docker?.execStart)}).find((f) => f.path === DOCKER_DROPIN)?.content
+  return expectedOwned(c, h, d).get(DOCKER_DROPIN)
 }
 
 export function docker0(d: HostData): {address?: string; prefixLen?: number; mtu?: number} | undefined {
@@ -44,11 +43,8 @@ export function hostDocker(c: Cluster, h: Host, d: HostData): CheckResult[] {
   else if (u && !u.dropIns.includes(DOCKER_DROPIN)) out.push(dr.fail(`${DOCKER_DROPIN} exists, but systemd has not loaded it (DropInPaths: ${u.dropIns.join(' ') || 'none'})`, restart))
   else if (u && u.execStart && !/DOCKER_NETWORK_OPTIONS/.test(u.execStart)) out.push(dr.fail(`docker.service's ExecStart lacks $DOCKER_NETWORK_OPTIONS (another drop-in overrides it?): ${u.execStart}`, `check \`systemctl cat docker\` for a later ExecStart=, then ${restart}`))
   else if (u?.active === 'active' && d.dockerCmdline && !/--bip[= ]/.test(d.dockerCmdline)) out.push(dr.fail(`the running dockerd has no --bip (started before the drop-in, or ${'$'}DOCKER_NETWORK_OPTIONS was empty): ${d.dockerCmdline.trim()}`, `${restart}; if it persists, check /run/flannel/docker (mk-docker-opts.sh output)`))
-  else {
-    const want = expectedDropIn(c, h, d)
-    if (want !== undefined && want.trimEnd() !== file.trimEnd()) out.push(dr.warn(`${DOCKER_DROPIN} is in effect but differs from what kflan renders for this inventory`, 'run `kflan init --dry-run` to see the difference, `kflan init` to rewrite it'))
-    else out.push(dr.ok(`${DOCKER_DROPIN} in effect${d.dockerCmdline ? `: dockerd ${(/--bip[= ]\S+/.exec(d.dockerCmdline) ?? [''])[0]}` : ''}`))
-  }
+  // Its lines against what kflan renders: files.managed.
+  else out.push(dr.ok(`${DOCKER_DROPIN} in effect${d.dockerCmdline ? `: dockerd ${(/--bip[= ]\S+/.exec(d.dockerCmdline) ?? [''])[0]}` : ''}`))
 
   // Unit
   const ur = r('docker.unit')

@@ -10,7 +10,8 @@ import {healthUrls, hostPorts as neededPorts, vxlanDevice} from '../cluster/flan
 import {leaseListCommand} from '../cluster/leases.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
-import {DOCKER_DROPIN, etcdPaths, flannelPaths} from '../render/paths.js'
+import {renderHost} from '../render/index.js'
+import {etcdPaths, flannelPaths} from '../render/paths.js'
 import {computeSkew, parseExecStart, parseIpAddr, parseSystemctlShow, splitSections} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
@@ -19,7 +20,16 @@ import type {ClusterReads, EtcdView, HostData, PingResult, Route, RunOut, UnitSt
 /** etcdctl bounds for the doctor: a dead member must not hold the run for long. */
 const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
 
-/** The files the checks read on a host: certificates, the subnet file, the docker drop-in. */
+/**
+ * The files kflan renders and owns on a host, certificates aside (unit files, drop-in, etcd's
+ * environment files, sysctl and modules files): doctor compares each with what kflan renders.
+ */
+export function ownedFiles(c: Cluster, h: Host): string[] {
+  const rendered = renderHost(c, h, {pki: () => ''}).filter((f) => !f.secret && !f.path.endsWith('.pem')).map((f) => f.path)
+  return h.roles.etcd ? [...rendered, etcdPaths(c).join] : rendered
+}
+
+/** The files the checks read on a host: kflan's own files, certificates, the subnet file. */
 export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[]} {
   const pub: string[] = []
   const keys: string[] = []
@@ -32,9 +42,9 @@ export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[
     const {ssl} = flannelPaths(c)
     pub.push(`${ssl}/ca.pem`, `${ssl}/flanneld.pem`, c.flannel.subnetFile)
     keys.push(`${ssl}/flanneld-key.pem`)
-    if (c.docker.enabled) pub.push(DOCKER_DROPIN)
   }
-  return {public: pub, keys}
+  pub.push(...ownedFiles(c, h))
+  return {public: [...new Set(pub)], keys}
 }
 
 
@@ -97,7 +107,7 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
   const lines = [
     ...PRELUDE,
     // One systemctl call for every unit (each call is a D-Bus round trip to PID 1).
-    'systemctl show etcd.service flanneld.service docker.service firewalld.service -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p ExecStart -p DropInPaths >"$T/units" 2>/dev/null',
+    'systemctl show etcd.service flanneld.service docker.service firewalld.service -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p ExecStart -p DropInPaths -p FragmentPath >"$T/units" 2>/dev/null',
     // unit NAME PROPERTY: a property of one unit from that output.
     `unit() { awk -v id="$1" -v p="$2=" 'BEGIN { RS = "" } index("\\n" $0 "\\n", "\\nId=" id "\\n") { n = split($0, l, "\\n"); for (i = 1; i <= n; i++) if (index(l[i], p) == 1) print substr(l[i], length(p) + 1) }' "$T/units"; }`,
     ...start,
@@ -108,7 +118,9 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
   ]
   if (h.roles.etcd) {
     lines.push(
-      's etcd-quota; pid=$(unit etcd.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | grep -- "--quota-backend-bytes"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_QUOTA_BACKEND_BYTES="; fi',
+      // The running etcd's command line and its ETCD_* environment (what it really listens on and
+      // authenticates with, whatever the files say now).
+      's etcd-proc; pid=$(unit etcd.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | sed "s/^/arg /"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_" | sed "s/^/env /"; fi',
     )
   }
   files.forEach((f, i) => lines.push(`s file-${i}; if [ -r ${shq(f)} ]; then echo present; cat ${shq(f)}; else echo absent; fi`))
@@ -122,6 +134,8 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
     }
     if (c.docker.enabled) {
       lines.push('s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
+      // The vendor unit's own ExecStart: what kflan's drop-in must wrap (systemd's ExecStart is the drop-in's).
+      lines.push('s docker-vendor; f=$(unit docker.service FragmentPath); if [ -n "$f" ] && [ -r "$f" ]; then grep -E "^ExecStart=" "$f"; fi')
     }
   }
   lines.push(...collect, 's end', '')
@@ -277,9 +291,9 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
 
   let etcd: EtcdView | undefined
   if (h.roles.etcd) {
-    const q = get('etcd-quota')
-    const qm = /--quota-backend-bytes[= ](\d+)/.exec(q) ?? /ETCD_QUOTA_BACKEND_BYTES=(\d+)/.exec(q)
-    etcd = {quotaBytes: qm ? Number(qm[1]) : undefined, endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
+    const process = sec.has('etcd-proc') ? parseEtcdProcess(get('etcd-proc')) : undefined
+    const quota = process ? etcdSetting(process, 'quota-backend-bytes') : undefined
+    etcd = {quotaBytes: quota && /^\d+$/.test(quota) ? Number(quota) : undefined, process, endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
   }
 
   const warnings: string[] = []
@@ -300,6 +314,7 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
     vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
     dockerCmdline: get('dockerd').trim() || undefined,
     health: parseHealth(c, sec, missingTools),
+    dockerVendorExecStart: get('docker-vendor').split('\n').map((l) => l.replace(/^ExecStart=/, '').trim()).filter(Boolean).at(-1),
     missingTools,
   }
 }
@@ -319,6 +334,38 @@ export function parseHealth(c: Cluster, sec: Map<string, string>, missingTools: 
     out[name] = {url, code, body: (m ? text.slice(0, m.index) : text).trim()}
   }
   return Object.keys(out).length > 0 ? out : undefined
+}
+
+/** etcd's boolean flags: given bare on a command line (`--client-cert-auth`). */
+const ETCD_BOOL_FLAGS = new Set(['client-cert-auth', 'peer-client-cert-auth', 'enable-v2', 'auto-tls', 'peer-auto-tls', 'strict-reconfig-check', 'enable-pprof', 'force-new-cluster'])
+
+/** The `etcd-proc` section: `arg X` lines (argv) and `env ETCD_*=...` lines (pure). */
+export function parseEtcdProcess(text: string): {args: string[]; env: Record<string, string>} | undefined {
+  const args: string[] = []
+  const env: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    if (line.startsWith('arg ')) args.push(line.slice(4))
+    else if (line.startsWith('env ')) {
+      const i = line.indexOf('=')
+      if (i > 4) env[line.slice(4, i)] = line.slice(i + 1)
+    }
+  }
+  return args.length > 0 ? {args, env} : undefined
+}
+
+/**
+ * A setting of the running etcd as etcd itself resolves it: the command-line flag, else the
+ * ETCD_<NAME> variable (etcd refuses to start when both are given). undefined when neither is.
+ */
+export function etcdSetting(p: {args: string[]; env: Record<string, string>}, name: string): string | undefined {
+  let flag: string | undefined // the last one given wins, as in Go's flag package
+  for (let i = 1; i < p.args.length; i++) {
+    const a = p.args[i].replace(/^--?/, '')
+    if (a === p.args[i]) continue
+    if (a.startsWith(`${name}=`)) flag = a.slice(name.length + 1)
+    else if (a === name) flag = ETCD_BOOL_FLAGS.has(name) ? 'true' : p.args[i + 1]
+  }
+  return flag ?? p.env[`ETCD_${name.toUpperCase().replace(/-/g, '_')}`]
 }
 
 export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads | undefined {

@@ -31,6 +31,7 @@ import {flannelChecks} from './flannel.js'
 import {followUp, gatherHost, pingFrom} from './gather.js'
 import {hostChecks, sshChecks} from './host.js'
 import {networkChecks} from './network.js'
+import {etcdTlsChecks, ownedFileChecks} from './owned.js'
 import type {CheckResult, ConnectProblem, DoctorInput, DoctorReport, HostState} from './types.js'
 
 export type {CheckResult, DoctorReport, Status} from './types.js'
@@ -57,6 +58,8 @@ export function evaluate(input: DoctorInput, plan: PingPlan = pingPlan(input)): 
     ...networkChecks(input),
     ...flannelChecks(input),
     ...dockerChecks(input),
+    ...ownedFileChecks(input),
+    ...etcdTlsChecks(input),
     ...dataplaneChecks(input, plan),
   ]
   return limitTo(all, input.selected)

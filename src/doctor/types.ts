@@ -97,6 +97,8 @@ export interface HostData {
   dockerCmdline?: string
   /** flanneld's /healthz and (0.28.9+) /readyz on loopback, when --healthz-port is on. */
   health?: {healthz?: HttpProbe; readyz?: HttpProbe}
+  /** The last ExecStart= of docker.service's own unit file (its FragmentPath), without kflan's drop-in. */
+  dockerVendorExecStart?: string
   /** Tools missing on the host that a check needed. */
   missingTools: string[]
 }
@@ -111,6 +113,8 @@ export interface HttpProbe {
 export interface EtcdView {
   /** --quota-backend-bytes of the running member (undefined: etcd's default). */
   quotaBytes?: number
+  /** The running member's argv and ETCD_* environment (undefined: not running, or not readable). */
+  process?: {args: string[]; env: Record<string, string>}
   /** endpoint health / status (-w json) per member name, each asked on its own endpoint from this host. */
   endpoints: Record<string, {health: RunOut; status: RunOut}>
   /** Cluster reads, on the one member that was asked for them (against every endpoint). */

@@ -2,11 +2,12 @@
  * Loading an inventory: YAML → schema → semantic checks → Cluster. Reports every problem at once,
  * each with file:line:column, the field path and a hint. Touches no host.
  */
-import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {isScalar, LineCounter, parseDocument, Scalar, type Document} from 'yaml'
 import {z, type ZodIssue, type ZodTypeAny} from 'zod'
-import {InputError} from '../errors.js'
+import {InputError, messageOf} from '../errors.js'
+import {readBoundedFile} from '../local-files.js'
+import {checkCredentials} from './credentials.js'
 import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic, type Severity} from './diagnostics.js'
 import {inventorySchema} from './schema.js'
 import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
@@ -41,6 +42,12 @@ export interface LoadOptions {
    * files are in place), 'error' for the commands that need them (init, join). Default: no check.
    */
   checkFiles?: Severity
+  /**
+   * Check the credentials (identity files, password variables) of the hosts kflan would connect
+   * to; the severity of an unset variable (`kflan validate` warns, commands that connect refuse).
+   */
+  credentials?: Severity
+  env?: NodeJS.ProcessEnv
 }
 
 /** Parses inventory text. `file` is used for messages and to resolve relative tarball paths. */
@@ -62,7 +69,24 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   if (diagnostics.length > 0) return {diagnostics}
 
   keepDigestText(doc, text)
-  const raw: unknown = doc.toJS() ?? {}
+  let raw: unknown
+  try {
+    // yaml refuses documents whose aliases expand beyond maxAliasCount (a "billion laughs" bomb).
+    raw = doc.toJS({maxAliasCount: MAX_ALIAS_COUNT}) ?? {}
+  } catch (error) {
+    return {
+      diagnostics: [
+        {
+          severity: 'error',
+          path: [],
+          message: `YAML: ${messageOf(error).split('\n')[0]}`,
+          hint: `an inventory needs few aliases (*name); this one expands them more than ${MAX_ALIAS_COUNT} times`,
+          line: 1,
+          column: 1,
+        },
+      ],
+    }
+  }
   const parsed = inventorySchema.safeParse(raw)
   let cluster: Cluster | undefined
   if (parsed.success) {
@@ -70,9 +94,10 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
     if (!diagnostics.some((d) => d.severity === 'error')) {
       cluster = resolveCluster(parsed.data, resolve(file))
       if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster, opts.checkFiles))
+      if (opts.credentials) diagnostics.push(...checkCredentials(parsed.data, cluster, {env: opts.env, envSeverity: opts.credentials}))
     }
   } else {
-    for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue))
+    for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue, raw))
     // Report the cross-field problems too, where dropping the offending fields leaves a valid shape.
     const repaired = inventorySchema.safeParse(dropIssues(raw, parsed.error.issues))
     if (repaired.success) {
@@ -91,16 +116,13 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
   return {cluster, diagnostics}
 }
 
+const MAX_ALIAS_COUNT = 100
+/** An inventory is a few kilobytes; anything past this is not one. */
+export const MAX_INVENTORY_BYTES = 1024 * 1024
+
 /** Loads and validates; throws InventoryError (exit 2) listing every problem. Warnings are returned. */
 export function loadInventory(file: string, opts: LoadOptions = {}): {cluster: Cluster; warnings: Diagnostic[]} {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (error) {
-    throw new InputError(`cannot read inventory ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`, {
-      hint: 'pass an existing inventory with -i FILE (see inventories/example.yaml)',
-    })
-  }
+  const text = readBoundedFile(file, 'inventory', MAX_INVENTORY_BYTES, 'pass an inventory YAML file with -i FILE (see inventories/example.yaml)').toString('utf8')
   const result = parseInventory(text, file, opts)
   if (!result.cluster) throw new InventoryError(file, result.diagnostics)
   return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}
@@ -119,7 +141,7 @@ function keepDigestText(doc: Document, text: string): void {
   }
 }
 
-function fromZodIssue(issue: ZodIssue): Diagnostic[] {
+function fromZodIssue(issue: ZodIssue, raw: unknown): Diagnostic[] {
   const path = issue.path
   switch (issue.code) {
     case 'unrecognized_keys': {
@@ -129,7 +151,7 @@ function fromZodIssue(issue: ZodIssue): Diagnostic[] {
         return {
           severity: 'error' as const,
           path: [...path, k],
-          message: `unknown field "${k}"${guess ? `; did you mean "${guess}"?` : ''}`,
+          message: `unknown field ${JSON.stringify(k)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ''}`,
           hint: known.length > 0 ? `fields allowed here: ${known.join(', ')}` : undefined,
           atKey: true,
         }
@@ -150,7 +172,15 @@ function fromZodIssue(issue: ZodIssue): Diagnostic[] {
         },
       ]
     case 'invalid_enum_value':
-      return [{severity: 'error', path, message: `"${issue.received}" is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
+      return [{severity: 'error', path, message: `${JSON.stringify(issue.received)} is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
+    case 'invalid_string':
+    case 'too_big':
+    case 'too_small': {
+      // Values quoted as JSON: a newline or a quote in them shows as \n or \", never breaks the report.
+      const value = path.reduce<unknown>((node, seg) => (node && typeof node === 'object' ? (node as Record<string | number, unknown>)[seg] : undefined), raw)
+      const got = typeof value === 'string' ? ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)})` : ''
+      return [{severity: 'error', path, message: `${issue.message}${got}`, hint: 'see "Field rules" in docs/inventory.md for what this field may hold and why'}]
+    }
     default:
       return [{severity: 'error', path, message: issue.message}]
   }

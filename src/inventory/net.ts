@@ -35,14 +35,14 @@ function mask(prefix: number): number {
 
 /** Parses `a.b.c.d/n`; returns an error message or the CIDR (host bits must be zero). */
 export function parseCidr(s: string): Cidr | string {
-  const text = s.trim()
-  const [addr, len] = text.split('/')
+  // No trimming: the value is rendered as it is, so a newline around it must be refused, not hidden.
+  const [addr, len, extra] = s.split('/')
   // ipaddr.js also reads `10.1/16` and hex forms; a network in an inventory is four decimal parts.
-  if (len === undefined || !/^\d{1,2}$/.test(len) || !ipaddr.IPv4.isValidFourPartDecimal(addr)) return `"${s}" is not an IPv4 CIDR like 10.244.0.0/16`
+  if (extra !== undefined || len === undefined || !/^\d{1,2}$/.test(len) || !ipaddr.IPv4.isValidFourPartDecimal(addr)) return `${JSON.stringify(s)} is not an IPv4 CIDR like 10.244.0.0/16`
   const prefix = Number(len)
-  if (prefix > 32) return `"${s}": prefix length must be 0..32`
-  const network = ipaddr.IPv4.networkAddressFromCIDR(text).toString()
-  if (network !== addr) return `"${s}" has host bits set; did you mean ${network}/${prefix}?`
+  if (prefix > 32) return `${JSON.stringify(s)}: prefix length must be 0..32`
+  const network = ipaddr.IPv4.networkAddressFromCIDR(s).toString()
+  if (network !== addr) return `${JSON.stringify(s)} has host bits set; did you mean ${network}/${prefix}?`
   return {base: ipToInt(network), prefix}
 }
 

@@ -24,7 +24,30 @@ const sha256 = z
   .regex(/^[A-Fa-f0-9]{64}$/, 'must be the 64 hex digits `sha256sum` prints')
   .transform((s) => s.toLowerCase())
 
-const absPath = z.string().regex(/^\//, 'must be an absolute path')
+/**
+ * A path on the hosts. It is written into unit files, environment files and shell commands, so it
+ * may only hold characters none of those give a meaning to (docs/inventory.md, "Field rules").
+ */
+const absPath = z
+  .string()
+  .max(200, 'must be at most 200 characters')
+  .regex(/^(\/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+$/, 'must be an absolute path of letters, digits and . _ @ + - (no spaces, quotes, "$", "%", "\\", "//", a trailing "/", or a part starting with ".")')
+
+/** A local file (tarball, identity file): any characters but control characters (newline, NUL, ...). */
+const localPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters (newline, tab, NUL)')
+
+/** A login name (POSIX portable user name, as useradd accepts it). */
+const userName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'must be a user name: letters, digits, "_", "." and "-", starting with a letter or "_" (at most 32)')
+
+/** A Linux network interface name (IFNAMSIZ: at most 15 characters, no "/" or whitespace). */
+export const interfaceName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:@-]{1,15}$/, 'must be an interface name: at most 15 letters, digits or _ . : @ -')
+  .refine((s) => s !== '.' && s !== '..', 'must not be "." or ".."')
 
 /** A semantic version as users write it (`v3.5.17`, `0.26.1`, `3.6.0-rc.1`), kept without the `v`. */
 const version = z
@@ -35,10 +58,11 @@ const version = z
 /** Bastion (jump host) used to reach the hosts. */
 const bastion = z
   .object({
+    /** IP address or DNS name (checked in validate.ts). */
     address: z.string(),
     port: port.default(22),
-    user: z.string().optional(),
-    identityFile: z.string().optional(),
+    user: userName.optional(),
+    identityFile: localPath.optional(),
     passwordEnv: envName.optional(),
     hostKey: fingerprint.optional(),
   })
@@ -46,9 +70,9 @@ const bastion = z
 
 /** SSH settings; cluster-wide under `ssh:`, per host under `hosts[].ssh:`. */
 const sshFields = {
-  user: z.string().min(1).optional(),
+  user: userName.optional(),
   port: port.optional(),
-  identityFile: z.string().optional(),
+  identityFile: localPath.optional(),
   /** Environment variable holding the SSH password (never the password itself). */
   passwordEnv: envName.optional(),
   /** Environment variable holding the sudo password, for a non-root user. */
@@ -65,7 +89,7 @@ const host = z
     name,
     address: z.string(),
     /** Interface flanneld uses (--iface); default: the one that carries `address`. */
-    interface: z.string().optional(),
+    interface: interfaceName.optional(),
     /** Expected SSH host key fingerprint; lets kflan trust a host it has never seen. */
     hostKey: fingerprint.optional(),
     ssh: ssh.optional(),
@@ -87,14 +111,18 @@ const etcd = z
   .object({
     version,
     /** Release tarball: a local path (relative to the inventory file) or an http(s):// URL. */
-    tarball: z.string().min(1),
+    tarball: localPath,
     /** sha256 of the tarball; required for a URL, checked for a path when given. */
     sha256: sha256.optional(),
     dataDir: absPath.default('/var/lib/etcd/default.etcd'),
     installDir: absPath.default('/opt/etcd'),
     clientPort: port.default(2379),
     peerPort: port.default(2380),
-    token: z.string().min(1).default('etcd-cluster'),
+    /** --initial-cluster-token, written into the etcd environment file. */
+    token: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, ".", "_" or "-"')
+      .default('etcd-cluster'),
     /** Extra subject alternative names for the server certificates (IPs or DNS names). */
     extraSans: z.array(z.string()).default([]),
   })
@@ -124,7 +152,7 @@ export const backendTypes = ['vxlan', 'host-gw', 'udp'] as const
 const flannel = z
   .object({
     version,
-    tarball: z.string().min(1),
+    tarball: localPath,
     sha256: sha256.optional(),
     installDir: absPath.default('/opt/flannel'),
     /** The pod network (flannel's "Network"). */
@@ -135,11 +163,11 @@ const flannel = z
     backend: z.discriminatedUnion('type', [vxlan, hostGw, udp]).default({type: 'vxlan'}),
     prefix: z
       .string()
-      .regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute etcd key prefix without a trailing "/"')
+      .regex(/^(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/, 'must be an etcd key prefix like /coreos.com/network: "/"-separated letters, digits, ".", "_" and "-", no trailing "/"')
       .default('/coreos.com/network'),
     ipMasq: z.boolean().default(true),
     /** Default interface for flanneld (--iface); a host's own `interface` wins. */
-    interface: z.string().optional(),
+    interface: interfaceName.optional(),
     /** flanneld's --healthz-port (flannel's own default is 0, off); kflan turns it on for doctor. 0 = off. */
     healthzPort: z.number().int().min(0).max(65535).default(8471),
     subnetFile: absPath.default('/run/flannel/subnet.env'),

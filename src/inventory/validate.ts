@@ -31,17 +31,26 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   const names = new Map<string, number>()
   const addresses = new Map<string, number>()
   inv.hosts.forEach((h, i) => {
-    if (names.has(h.name)) error(['hosts', i, 'name'], `duplicate host name "${h.name}" (also hosts[${names.get(h.name)}])`, 'every host needs its own name')
+    if (names.has(h.name)) error(['hosts', i, 'name'], `duplicate host name ${JSON.stringify(h.name)} (also hosts[${names.get(h.name)}])`, 'every host needs its own name')
     else names.set(h.name, i)
+    const special = isIPv4(h.address) ? notAHost(h.address) : undefined
     if (!isIPv4(h.address)) {
-      error(['hosts', i, 'address'], `"${h.address}" is not an IPv4 address`, 'address is the IP etcd and flanneld bind to, e.g. 192.168.204.171')
+      error(['hosts', i, 'address'], `${JSON.stringify(h.address)} is not an IPv4 address`, 'address is the IP etcd and flanneld bind to, e.g. 192.168.204.171')
+    } else if (special) {
+      error(['hosts', i, 'address'], `${h.address} cannot be a host's address: it is ${special}`, "use the address the host has on the cluster's network (`ip -4 addr` on the host)")
     } else if (addresses.has(h.address)) {
       error(['hosts', i, 'address'], `duplicate address ${h.address} (also hosts[${addresses.get(h.address)}])`, 'every host needs its own address')
     } else addresses.set(h.address, i)
-    if (h.interface !== undefined && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(h.interface)) {
-      error(['hosts', i, 'interface'], `"${h.interface}" is not a valid interface name`)
-    }
   })
+
+  // Bastions: an address or a DNS name kflan can connect to.
+  const bastions: [Path, SshSettings | undefined][] = [[['ssh'], inv.ssh], ...inv.hosts.map((h, i): [Path, SshSettings | undefined] => [['hosts', i, 'ssh'], h.ssh])]
+  for (const [path, s] of bastions) {
+    const a = s?.bastion?.address
+    if (a === undefined) continue
+    const why = isIPAddress(a) ? (isIPv4(a) ? notAHost(a) : undefined) : dnsName.test(a) ? undefined : 'neither an IP address nor a DNS name'
+    if (why) error([...path, 'bastion', 'address'], `bastion address ${JSON.stringify(a)} is ${why}`, 'the jump host\'s IP address or DNS name, e.g. 203.0.113.10 or bastion.example.com')
+  }
 
   // Roles reference hosts.
   const hostNames = inv.hosts.map((h) => h.name)
@@ -56,9 +65,9 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
     list?.forEach((n, j) => {
       if (!names.has(n)) {
         const guess = didYouMean(n, hostNames)
-        error(['roles', role, j], `unknown host "${n}"${guess ? `; did you mean "${guess}"?` : ''}`, `hosts are: ${hostNames.join(', ')}`)
+        error(['roles', role, j], `unknown host ${JSON.stringify(n)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ''}`, `hosts are: ${hostNames.join(', ')}`)
       }
-      if (seen.has(n)) error(['roles', role, j], `"${n}" is listed twice`)
+      if (seen.has(n)) error(['roles', role, j], `${JSON.stringify(n)} is listed twice`)
       seen.add(n)
     })
   }
@@ -74,7 +83,7 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   }
   const withRole = new Set([...inv.roles.masters, ...inv.roles.nodes, ...etcdList, ...flannelList])
   inv.hosts.forEach((h, i) => {
-    if (!withRole.has(h.name)) warn(['hosts', i, 'name'], `host "${h.name}" has no role and will not be touched`, 'add it to roles.masters or roles.nodes')
+    if (!withRole.has(h.name)) warn(['hosts', i, 'name'], `host ${JSON.stringify(h.name)} has no role and will not be touched`, 'add it to roles.masters or roles.nodes')
   })
 
   // Flannel network arithmetic (mirrors flannel's pkg/subnet/config.go checks).
@@ -97,7 +106,7 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
         const v = inv.flannel[key]
         if (v === undefined) continue
         if (!isIPv4(v)) {
-          error(['flannel', key], `"${v}" is not an IPv4 address`)
+          error(['flannel', key], `${JSON.stringify(v)} is not an IPv4 address`)
           continue
         }
         const n = ipToInt(v)
@@ -151,16 +160,35 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
     error(['etcd', 'peerPort'], `peerPort equals clientPort (${inv.etcd.clientPort})`)
   }
   inv.etcd.extraSans.forEach((s, i) => {
-    if (!isIPAddress(s) && !dnsName.test(s)) error(['etcd', 'extraSans', i], `"${s}" is neither an IP address nor a DNS name`)
+    if (!isIPAddress(s) && !dnsName.test(s)) error(['etcd', 'extraSans', i], `${JSON.stringify(s)} is neither an IP address nor a DNS name`)
   })
   for (const key of ['etcd', 'flannel'] as const) {
     const t = inv[key].tarball
     if (/^[a-z]+:\/\//i.test(t)) {
-      if (!/^https?:\/\//.test(t)) error([key, 'tarball'], `unsupported URL scheme in "${t}"`, 'use an https:// URL or a local path')
+      if (!/^https?:\/\//.test(t)) error([key, 'tarball'], `unsupported URL scheme in ${JSON.stringify(t)}`, 'use an https:// URL or a local path')
+      else if (!URL.canParse(t) || /\s/.test(t)) error([key, 'tarball'], `${JSON.stringify(t)} is not a valid URL`, 'percent-encode spaces and other special characters')
       else if (!inv[key].sha256) error([key, 'sha256'], 'a tarball fetched from a URL needs its sha256', 'add sha256: <hex digest of the release tarball>')
     }
   }
   return out
+}
+
+/**
+ * Why an IPv4 address cannot be a host's own address, or undefined when it can: unspecified,
+ * "this network" (0/8), loopback, multicast, reserved (240/4) or the limited broadcast. The
+ * network and broadcast addresses of the host's own subnet are only known on the host
+ * (preflight's HostAddress check).
+ */
+export function notAHost(ip: string): string | undefined {
+  const n = ipToInt(ip)
+  const first = n >>> 24
+  if (n === 0) return 'the unspecified address'
+  if (n === 0xffffffff) return 'the broadcast address'
+  if (first === 0) return 'in 0.0.0.0/8 ("this network")'
+  if (first === 127) return 'a loopback address'
+  if (first >= 224 && first <= 239) return 'a multicast address'
+  if (first >= 240) return 'a reserved address (240.0.0.0/4)'
+  return undefined
 }
 
 /**

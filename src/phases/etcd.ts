@@ -6,6 +6,7 @@
 import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
 import {shq} from '../remote/shell.js'
 import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
+import {envValue} from '../render/escape.js'
 import {etcdPaths} from '../render/paths.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
@@ -118,7 +119,8 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
     })
     .filter((x): x is string => x !== undefined)
   const p = etcdPaths(c)
-  const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${initial.join(',')}"\n`
+  // Names and URLs come from the running cluster: escaped like every rendered environment value.
+  const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${envValue('etcd-join.conf: ETCD_INITIAL_CLUSTER', initial.join(','))}"\n`
   await applyFiles(ctx, h, [{path: p.join, mode: 0o644, content, secret: false, follow: []}])
   await systemd(ctx, h, [startStep('etcd')])
   h.restart.delete('etcd')

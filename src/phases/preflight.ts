@@ -4,8 +4,9 @@
  * SELinux permissive, firewalld, br_netfilter, sysctls, hostname and /etc/hosts.
  */
 import {hostPorts, vxlanDevice} from '../cluster/flannel.js'
-import {KflanError} from '../errors.js'
+import {InputError, KflanError} from '../errors.js'
 import type {Cluster, Host} from '../inventory/model.js'
+import {intToIp, ipToInt} from '../inventory/net.js'
 import {withHostsBlock, type FileSpec} from '../render/index.js'
 import {MODULES_FILE, SYSCTL_FILE} from '../render/paths.js'
 import {readFiles} from '../remote/files.js'
@@ -20,6 +21,22 @@ export interface Finding {
   message: string
 }
 
+/**
+ * Checks that stand between the inventory and the files kflan writes: the host address and the
+ * interface are rendered into etcd's and flanneld's units. They cannot be downgraded (not even by
+ * `all`), and no hint suggests it: the fix is in the inventory or on the host.
+ */
+export const GUARD_CHECKS = ['HostAddress', 'Interface'] as const
+const ERROR_CHECKS = ['OS', 'Systemd', 'Arch', 'Tools', 'Docker', 'Iptables'] as const
+
+/** Every preflight error check `--ignore-preflight-errors` may name for this cluster (pure). */
+export function ignorableChecks(c: Cluster): string[] {
+  const ports = [c.etcd.clientPort, c.etcd.peerPort, ...(c.flannel.backend.type === 'host-gw' ? [] : [c.flannel.backend.port])]
+  return [...ERROR_CHECKS, ...[...new Set(ports)].map((p) => `Port-${p}`)]
+}
+
+const isGuard = (name: string) => (GUARD_CHECKS as readonly string[]).includes(name)
+
 /** The checks that must pass before kflan changes anything on a host (pure). */
 export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   const out: Finding[] = []
@@ -30,9 +47,14 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   if (f.arch !== 'x86_64' && /amd64/.test(`${c.etcd.tarball} ${c.flannel.tarball}`)) {
     error('Arch', `host is ${f.arch} but the release tarballs are linux-amd64`)
   }
-  if (!interfaceWithAddress(f, h.address)) {
+  const own = interfaceWithAddress(f, h.address)
+  if (!own) {
     const have = f.interfaces.flatMap((i) => i.addresses.filter((a) => a.family === 'inet').map((a) => `${i.name} ${a.address}`))
     error('HostAddress', `${h.address} (the inventory address) is not on any interface; the host has ${have.join(', ') || 'no IPv4 address'}`)
+  } else {
+    const a = own.addresses.find((x) => x.address === h.address)!
+    const edge = subnetEdge(h.address, a.prefixLen)
+    if (edge) error('HostAddress', `${h.address} (the inventory address) is the ${edge} of ${own.name}'s subnet ${networkOf(h.address, a.prefixLen)}/${a.prefixLen}: no host can use it`)
   }
   if (h.interface && h.roles.flannel && !f.interfaces.some((i) => i.name === h.interface)) {
     error('Interface', `interface ${h.interface} (flanneld --iface) does not exist; the host has ${f.interfaces.map((i) => i.name).join(', ')}`)
@@ -76,9 +98,57 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   return out
 }
 
-/** `--ignore-preflight-errors=Swap,Port-2379` → the lower-cased names (or `all`). */
-export function parseIgnored(flag: string | undefined): Set<string> {
-  return new Set((flag ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+/** The network address of `ip`/`prefix` (dotted). */
+function networkOf(ip: string, prefix: number): string {
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  return intToIp((ipToInt(ip) & mask) >>> 0)
+}
+
+/** 'network address' or 'broadcast address' when `ip` is one of its subnet (prefixes up to /30). */
+export function subnetEdge(ip: string, prefix: number): string | undefined {
+  if (prefix > 30) return undefined
+  const n = ipToInt(ip)
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  if (((n & mask) >>> 0) === n) return 'network address'
+  if (((n | ~mask) >>> 0) === n) return 'broadcast address'
+  return undefined
+}
+
+/**
+ * `--ignore-preflight-errors=Docker,Port-2379` → the lower-cased names (or `all`). A name that is
+ * no check of this cluster, or a check that cannot be ignored, is an input error listing the valid
+ * names (exit 2, before anything is issued or contacted).
+ */
+export function parseIgnored(flag: string | undefined, c: Cluster): Set<string> {
+  const names = (flag ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const valid = ignorableChecks(c)
+  const byLower = new Map(valid.map((v) => [v.toLowerCase(), v]))
+  for (const n of names) {
+    if (n.toLowerCase() === 'all' || byLower.has(n.toLowerCase())) continue
+    const guard = GUARD_CHECKS.find((g) => g.toLowerCase() === n.toLowerCase())
+    if (guard) {
+      throw new InputError(`--ignore-preflight-errors: ${guard} cannot be ignored: it checks a value kflan writes into etcd's and flanneld's units`, {
+        hint: guard === 'HostAddress' ? "set hosts[].address to the address the host has (`ip -4 addr`)" : 'set hosts[].interface (or flannel.interface) to an interface the host has, or leave it out',
+      })
+    }
+    throw new InputError(`--ignore-preflight-errors: ${JSON.stringify(n)} is not a preflight check`, {hint: `valid names: ${valid.join(', ')}, or all`})
+  }
+  return new Set(names.map((n) => n.toLowerCase()))
+}
+
+/**
+ * What to do about failed checks (pure). Skipping is offered only for checks that may be skipped;
+ * the guard checks (host address, interface) are fixed in the inventory or on the host.
+ */
+export function preflightHint(errors: Finding[]): string {
+  const guards = errors.filter((e) => isGuard(e.name))
+  const skippable = errors.filter((e) => !isGuard(e.name)).map((e) => e.name)
+  const parts: string[] = []
+  if (guards.length > 0) {
+    parts.push(`fix ${[...new Set(guards.map((g) => (g.name === 'HostAddress' ? 'hosts[].address' : 'hosts[].interface (or flannel.interface)')))].join(' and ')} in the inventory to match the host (these values are written into etcd's and flanneld's units; the check cannot be skipped)`)
+  }
+  if (skippable.length > 0) parts.push(`fix the host, or skip a check with --ignore-preflight-errors=${[...new Set(skippable)].join(',')}`)
+  return parts.join('; ')
 }
 
 /** /etc/fstab with swap entries commented out (pure). */
@@ -102,13 +172,11 @@ export const preflightPhase: Phase = {
 
   async runHost(ctx, h) {
     const findings = preflightChecks(ctx.cluster, h.host, h.facts)
-    const ignored = (n: string) => ctx.options.ignorePreflight.has('all') || ctx.options.ignorePreflight.has(n.toLowerCase())
+    const ignored = (n: string) => !isGuard(n) && (ctx.options.ignorePreflight.has('all') || ctx.options.ignorePreflight.has(n.toLowerCase()))
     const errors = findings.filter((f) => f.severity === 'error' && !ignored(f.name))
     for (const f of findings.filter((x) => !errors.includes(x))) ctx.warn(h, `[WARNING ${f.name}]: ${f.message}`)
     if (errors.length > 0) {
-      throw new KflanError(`preflight checks failed:\n${errors.map((e) => `      [ERROR ${e.name}]: ${e.message}`).join('\n')}`, {
-        hint: `fix the host, or skip a check with --ignore-preflight-errors=${errors.map((e) => e.name).join(',')}`,
-      })
+      throw new KflanError(`preflight checks failed:\n${errors.map((e) => `      [ERROR ${e.name}]: ${e.message}`).join('\n')}`, {hint: preflightHint(errors)})
     }
     await prefetchFileStates(ctx, h, ['/etc/hosts', '/etc/fstab', '/etc/selinux/config'])
     await prepareHost(ctx, h)

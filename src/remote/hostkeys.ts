@@ -236,6 +236,29 @@ export function knownHostsLine(hostId: string, key: Buffer, comment?: string): s
   return `${hostId} ${keyTypeOf(key)} ${key.toString('base64')}${comment ? ` ${comment.replace(/\s+/g, '_')}` : ''}`
 }
 
+/**
+ * Lines of a known_hosts file that kflan (and OpenSSH) cannot use: an unknown marker, missing
+ * fields, a key that is not base64 or not of the type the line names (pure). Such lines are
+ * ignored when keys are looked up; the caller warns about them, naming the line.
+ */
+export function knownHostsProblems(text: string): {line: number; why: string}[] {
+  const out: {line: number; why: string}[] = []
+  text.split('\n').forEach((l, i) => {
+    const raw = l.trim()
+    if (raw === '' || raw.startsWith('#')) return
+    const parts = raw.split(/\s+/)
+    if (parts[0].startsWith('@') && parts[0] !== '@revoked' && parts[0] !== '@cert-authority') return out.push({line: i + 1, why: `unknown marker ${JSON.stringify(parts[0].slice(0, 40))}`})
+    if (parts[0].startsWith('@')) parts.shift()
+    if (parts.length < 3) return out.push({line: i + 1, why: 'fewer than three fields (hosts, key type, key)'})
+    const [, keyType, key] = parts
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key)) return out.push({line: i + 1, why: 'the key is not base64'})
+    const blob = Buffer.from(key, 'base64')
+    const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1
+    if (len < 0 || blob.subarray(4, 4 + len).toString('latin1') !== keyType) out.push({line: i + 1, why: `the key is not a ${JSON.stringify(keyType.slice(0, 40))} key`})
+  })
+  return out
+}
+
 export async function readKnownHosts(file: string): Promise<KnownHostEntry[]> {
   try {
     return parseKnownHosts(await fsp.readFile(file, 'utf8'))

@@ -11,6 +11,7 @@ import {
   type Host,
 } from '../inventory/model.js'
 import {DOCKER_DROPIN, DOCKER_OPTS_FILE, MODULES_FILE, SYSCTL_FILE, etcdPaths, flannelPaths} from './paths.js'
+import {RenderBug} from './escape.js'
 import {renderTemplate} from './templates.js'
 
 /** What must happen on a host after a file changed. */
@@ -186,7 +187,12 @@ export const HOSTS_END = '# END kflan hosts'
 
 /** The managed block kflan keeps in every host's /etc/hosts. */
 export function hostsBlock(c: Cluster): string {
-  return [HOSTS_BEGIN, ...c.hosts.map((h) => `${h.address} ${h.name}`), HOSTS_END].join('\n') + '\n'
+  // /etc/hosts has no quoting: a field is a word or it is refused (validation already made it one).
+  const word = (field: string, v: string) => {
+    if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new RenderBug(`/etc/hosts: ${field}`, v, 'not a host name or address')
+    return v
+  }
+  return [HOSTS_BEGIN, ...c.hosts.map((h) => `${word('address', h.address)} ${word('name', h.name)}`), HOSTS_END].join('\n') + '\n'
 }
 
 /** /etc/hosts with kflan's block inserted or replaced (pure). */

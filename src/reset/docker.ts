@@ -5,6 +5,7 @@
  * makes it drop docker0 and choose a pool the way a fresh docker does (skipping pools that
  * overlap a route). The flag lives in a runtime drop-in for that one start only.
  */
+import {unitCmdline} from '../render/escape.js'
 import {RESET_DOCKER_DROPIN} from './facts.js'
 
 /** dockerd's built-in default address pools (libnetwork ipamutils), as `--default-address-pool` values. */
@@ -25,7 +26,7 @@ export function poolsDropIn(execStart: string): string {
     '# docker picks the default bridge address again instead of the flannel subnet it remembers.',
     '[Service]',
     'ExecStart=',
-    `ExecStart=${execStart} ${DOCKER_DEFAULT_POOLS.map((p) => `--default-address-pool ${p}`).join(' ')}`,
+    `ExecStart=${unitCmdline('docker.service ExecStart', execStart)} ${DOCKER_DEFAULT_POOLS.map((p) => `--default-address-pool ${p}`).join(' ')}`,
     '',
   ].join('\n')
 }

@@ -110,7 +110,7 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       'host.ip-forward', 'host.forward-chain', 'host.clock-skew', 'etcd.unit', 'etcd.health', 'etcd.members', 'etcd.leader', 'etcd.alarms',
       'etcd.db-size', 'certs.files', 'certs.expiry', 'certs.san', 'certs.usage', 'certs.chain', 'certs.key', 'certs.ca', 'network.config',
       'flannel.leases', 'flannel.unit', 'flannel.lease', 'flannel.subnet-file', 'flannel.vxlan', 'flannel.routes', 'docker.dropin',
-      'docker.unit', 'docker.bridge', 'dataplane.ping',
+      'docker.unit', 'docker.bridge', 'dataplane.ping', 'files.managed', 'etcd.tls',
     ]) {
       expect(ids, id).toContain(id)
     }
@@ -216,7 +216,9 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       await sshExec('lab-m1', `echo 'ETCD_ENABLE_V2="true"' >>/opt/etcd/cfg/etcd.conf && systemctl restart etcd`)
       await sshExec('lab-m1', `ETCDCTL_API=2 ${V2} --endpoints=https://${m1}:2379 set /coreos.com/network/config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'`)
       const v2 = await doctor()
-      expect(problems(v2.report)).toEqual(['fail network.config'])
+      // The hand edit of etcd.conf is itself a finding: a line kflan did not write.
+      expect(problems(v2.report)).toEqual(['fail lab-m1 files.managed', 'fail network.config'])
+      expect(result(v2.report, 'files.managed', 'lab-m1')!.message).toBe('/opt/etcd/cfg/etcd.conf has a line kflan did not write: "ETCD_ENABLE_V2=\\"true\\""')
       expect(v2.code).toBe(1)
       expect(result(v2.report, 'network.config')!.message).toContain(
         'written through the v2 API, but flannel 0.26.1 reads v3: write it with ETCDCTL_API=3 etcdctl put /coreos.com/network/config \'{"Network":"10.244.0.0/16"',

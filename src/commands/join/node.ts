@@ -29,7 +29,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
 
   async run(): Promise<RunSummary & {doctor?: DoctorReport}> {
     const {args, flags} = await this.parse(JoinNode)
-    const cluster = this.cluster({checkFiles: 'error'})
+    const cluster = this.cluster({checkFiles: 'error', credentials: 'error'})
     const host = hostByName(cluster, args.name)
     if (!host) {
       const guess = didYouMean(args.name, cluster.hosts.map((h) => h.name))
@@ -42,6 +42,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
         hint: host.roles.node ? 'add it to roles.flannel (or drop roles.flannel to default to the nodes)' : 'list it under roles.nodes; `join node` only adds nodes (etcd members are set up by `kflan init`)',
       })
     }
+    const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], cluster)
     // Only the tarballs this host installs from (flannel; etcd too when it is an etcd member).
     const local = await this.localTarballs(cluster, flags.offline, host.roles.etcd ? ['etcd', 'flannel'] : ['flannel'])
     const stateDir = this.stateDir(cluster)
@@ -59,7 +60,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     const result = await runSession(local, stateDir, hosts, joinPhases, {
       dryRun: flags['dry-run'],
       force: false,
-      ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
+      ignorePreflight,
       concurrency: 2,
       acceptNewHostKeys: flags['accept-new-host-keys'],
       output: this.jsonEnabled() ? 'silent' : 'auto',
