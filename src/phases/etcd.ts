@@ -4,6 +4,7 @@
  * restarted one at a time while the others keep quorum; then wait for a healthy TLS cluster.
  */
 import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
+import {unitJournal} from '../remote/journal.js'
 import {shq} from '../remote/shell.js'
 import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
@@ -143,8 +144,17 @@ export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs
   }, timeoutMs, 500)
   if (!ok) {
     const lines = [...last].map(([n, e]) => `${n}: ${e}`).join('; ')
-    throw new KflanError(`etcd is not healthy after ${timeoutMs / 1000}s: ${lines}`, {
-      hint: `check \`journalctl -u etcd\` on ${[...last.keys()].join(', ')}: certificate SANs, peer port ${c.etcd.peerPort}/tcp reachable, clocks`,
+    // The client only sees timeouts; the member's own journal says why (a full disk, a data dir
+    // it cannot write, a bad certificate).
+    const journals = await Promise.all(
+      [...last.keys()].map(async (n) => {
+        const m = members.find((x) => x.host.name === n)
+        const tail = m ? await unitJournal(m.remote, 'etcd') : []
+        return tail.length > 0 ? `\n  ${n} journalctl -u etcd (last lines):\n${tail.map((l) => `    ${l}`).join('\n')}` : ''
+      }),
+    )
+    throw new KflanError(`etcd is not healthy after ${timeoutMs / 1000}s: ${lines}${journals.join('')}`, {
+      hint: `check \`journalctl -u etcd\` on ${[...last.keys()].join(', ')}: disk space and the data dir, certificate SANs, peer port ${c.etcd.peerPort}/tcp reachable, clocks`,
     })
   }
 }
