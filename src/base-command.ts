@@ -5,6 +5,8 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {resolve} from 'node:path'
 import {hintOf, KflanError, messageOf} from './errors.js'
+import {InterruptedError} from './interrupt.js'
+import {acquireStateLock, describeHolder} from './state-lock.js'
 import {loadInventory} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
@@ -54,14 +56,30 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
+   * The cluster's state dir, locked for this run (see src/state-lock.ts): a second run against it
+   * is refused; a stale lock is taken over, with a message. Released when the process exits.
+   */
+  protected lockedStateDir(cluster: Cluster): string {
+    const dir = this.stateDir(cluster)
+    const lock = acquireStateLock(dir, ['kflan', ...process.argv.slice(2)].join(' '))
+    if (lock.tookOver) this.logToStderr(`kflan: took over the stale lock ${lock.file} of ${describeHolder(lock.tookOver)}, which is no longer running`)
+    return dir
+  }
+
+  /**
    * Prints what a run against hosts did: warnings, then the changes, and the log path. On failure,
    * what was changed before it, then the error (exit 1) with its hint.
    */
   protected finishRun(verb: string, {ctx, error}: SessionResult, logFile: string): void {
     for (const w of warningReport(ctx)) this.logToStderr(w)
     if (error) {
-      if (ctx.changed) this.logToStderr(`\nchanges made before the failure (re-run after fixing the cause; it continues from there):\n${changeReport(ctx)}`)
-      throw new KflanError(`${verb} ${messageOf(error)}\nlog: ${logFile}`, {hint: hintOf(error) ?? `fix the cause and run \`kflan ${verb}\` again: it picks up where it stopped`})
+      const stop = error instanceof InterruptedError
+      if (ctx.changed) this.logToStderr(`\nchanges made before the ${stop ? 'interrupt (re-run to finish' : 'failure (re-run after fixing the cause'}; it continues from there):\n${changeReport(ctx)}`)
+      else if (stop) this.logToStderr('\nnothing was changed on any host before the interrupt')
+      throw new KflanError(`${verb} ${messageOf(error)}\nlog: ${logFile}`, {
+        hint: hintOf(error) ?? `fix the cause and run \`kflan ${verb}\` again: it picks up where it stopped`,
+        exitCode: stop ? error.exitCode : 1,
+      })
     }
     this.log(changeReport(ctx))
     this.log(`log: ${logFile}`)

@@ -27,7 +27,7 @@ export default class Init extends BaseCommand<typeof Init> {
   async run(): Promise<void> {
     const flags = this.flags
     const cluster = this.cluster({checkFiles: true})
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})
     }

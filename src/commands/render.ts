@@ -14,7 +14,7 @@ export default class Render extends BaseCommand<typeof Render> {
 
   async run(): Promise<void> {
     const cluster = this.cluster()
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const report = await ensureClusterPki(cluster, stateDir)
     for (const line of pkiSummary(report)) this.log(`pki: ${line}`)
     const written = await writeRendered(cluster, this.flags.output, {pki: pkiFiles(stateDir)})

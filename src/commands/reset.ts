@@ -3,6 +3,7 @@ import {BaseCommand} from '../base-command.js'
 import {didYouMean} from '../inventory/diagnostics.js'
 import {hostByName} from '../inventory/model.js'
 import {InputError, KflanError, hintOf, messageOf} from '../errors.js'
+import {InterruptedError} from '../interrupt.js'
 import {confirm} from '../prompt.js'
 import {warningReport} from '../report.js'
 import {resetReport, resetTargets, runReset} from '../reset/index.js'
@@ -55,7 +56,7 @@ A second reset finds nothing to do and says so.`
       ].join('\n')
       if (!(await confirm(what, false))) throw new KflanError('aborted: nothing was changed', {exitCode: 1})
     }
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const {ctx, error, logFile, durationMs} = await runReset({
       cluster,
       stateDir,
@@ -69,7 +70,10 @@ A second reset finds nothing to do and says so.`
     for (const w of warningReport(ctx)) this.logToStderr(`warning: ${w}`)
     if (error) {
       if (ctx.changed) this.logToStderr(`\ndone before the failure (run reset again after fixing the cause; it continues from here):\n${resetReport(ctx)}`)
-      throw new KflanError(`reset ${messageOf(error)}\nlog: ${logFile}`, {hint: hintOf(error) ?? (ctx.changed ? 'fix the cause and run `kflan reset` again: it only does what is left' : undefined)})
+      throw new KflanError(`reset ${messageOf(error)}\nlog: ${logFile}`, {
+        hint: hintOf(error) ?? (ctx.changed ? 'fix the cause and run `kflan reset` again: it only does what is left' : undefined),
+        exitCode: error instanceof InterruptedError ? error.exitCode : 1,
+      })
     }
     this.log(resetReport(ctx))
     this.log(`${flags['dry-run'] ? 'dry run' : 'reset'} took ${(durationMs / 1000).toFixed(1)} s; log: ${logFile}`)

@@ -1,6 +1,76 @@
 /** Interrupts, the state-dir lock, journal excerpts and etcd roles: the pure parts. */
+import {spawn, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {hostname, tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
+import {InterruptedError, signalExitCode} from '../../src/interrupt.js'
 import {journalExcerpt} from '../../src/remote/journal.js'
+import {acquireStateLock, lockPath, lockState, procStartOf, type LockInfo} from '../../src/state-lock.js'
+
+describe('stop signals', () => {
+  it('exit 130 for SIGINT and 143 for SIGTERM, carried by the error', () => {
+    expect(signalExitCode('SIGINT')).toBe(130)
+    expect(signalExitCode('SIGTERM')).toBe(143)
+    expect(new InterruptedError('SIGTERM').exitCode).toBe(143)
+    expect(new InterruptedError('SIGINT').message).toMatch(/interrupted by SIGINT/)
+  })
+})
+
+describe('state directory lock', () => {
+  const dir = () => mkdtempSync(join(tmpdir(), 'kflan-lock-'))
+
+  it('writes the holder (PID, host, command, start) and refuses a second holder while it runs', () => {
+    const d = dir()
+    const lock = acquireStateLock(d, 'kflan init -i a.yaml')
+    const info = JSON.parse(readFileSync(lockPath(d), 'utf8')) as LockInfo
+    expect(info).toMatchObject({pid: process.pid, host: hostname(), command: 'kflan init -i a.yaml'})
+    expect(Date.parse(info.started)).not.toBeNaN()
+    // A live process holds a lock the same way: a child node that holds it for a while.
+    lock.release()
+    expect(existsSync(lockPath(d))).toBe(false)
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
+    const procStart = procStartOf(child.pid!)
+    writeFileSync(lockPath(d), JSON.stringify({pid: child.pid, host: hostname(), command: 'kflan reset -i b.yaml', started: '2026-12-01T10:00:00Z', procStart}))
+    try {
+      expect(() => acquireStateLock(d, 'kflan init')).toThrow(new RegExp(`another kflan run holds the state directory .*PID ${child.pid} on .*kflan reset -i b.yaml`))
+    } finally {
+      child.kill()
+    }
+  })
+
+  it('takes over a stale lock (dead PID, reused PID) and says whose it was', () => {
+    const d = dir()
+    // A PID that surely ran and is gone: a child that already exited.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {encoding: 'utf8'}).stdout
+    writeFileSync(lockPath(d), JSON.stringify({pid: Number(dead), host: hostname(), command: 'kflan init', started: '2026-12-01T10:00:00Z'}))
+    const lock = acquireStateLock(d, 'kflan join node n1')
+    expect(lock.tookOver).toMatchObject({pid: Number(dead), command: 'kflan init'})
+    expect(JSON.parse(readFileSync(lockPath(d), 'utf8')).pid).toBe(process.pid)
+    lock.release()
+    const probes = {host: 'm', alive: () => true, procStartOf: () => '999'}
+    expect(lockState({pid: 5, host: 'm', command: 'x', started: '', procStart: '123'}, probes)).toBe('stale')
+    expect(lockState({pid: 5, host: 'm', command: 'x', started: '', procStart: '999'}, probes)).toBe('held')
+    expect(lockState({pid: 5, host: 'other', command: 'x', started: ''}, probes)).toBe('foreign')
+    expect(lockState({pid: 5, host: 'm', command: 'x', started: ''}, {...probes, alive: () => false})).toBe('stale')
+  })
+
+  it('never takes over a lock from another machine; an unwritable state dir is an input error', () => {
+    const d = dir()
+    writeFileSync(lockPath(d), JSON.stringify({pid: 1, host: 'elsewhere', command: 'kflan init', started: 's'}))
+    expect(() => acquireStateLock(d, 'kflan init')).toThrow(/on elsewhere/)
+    const file = join(d, 'a-file')
+    writeFileSync(file, '')
+    let err: unknown
+    try {
+      acquireStateLock(file, 'kflan init')
+    } catch (error) {
+      err = error
+    }
+    expect((err as {exitCode: number}).exitCode).toBe(2)
+    expect((err as Error).message).toMatch(/cannot lock the state directory/)
+  })
+})
 
 describe('journal excerpts for failed services', () => {
   it('quotes the lines that say why, zap JSON shortened to msg and error', () => {

@@ -38,7 +38,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
         hint: host.roles.node ? 'add it to roles.flannel (or drop roles.flannel to default to the nodes)' : 'list it under roles.nodes; `join node` only adds nodes (etcd members are set up by `kflan init`)',
       })
     }
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const pki = await ensureClusterPki(cluster, stateDir)
     const reissued = pki.certificates.filter((c) => c.action !== 'reused')
     if (reissued.length > 0) {
