@@ -4,6 +4,7 @@ import {pkiFiles} from '../cluster-pki.js'
 import {statFiles, writeFiles} from '../remote/files.js'
 import type {UnitState} from '../remote/facts.js'
 import type {HostRun, RunContext} from './context.js'
+import {throwIfInterrupted} from '../interrupt.js'
 
 const rendered = new WeakMap<HostRun, FileSpec[]>()
 
@@ -92,11 +93,12 @@ export function unitState(u: UnitState): {active: string; enabled: string} {
   return {active: u.activeState || 'unknown', enabled: u.unitFileState ?? 'unknown'}
 }
 
-/** Polls `check` until it returns true or the deadline passes. */
+/** Polls `check` until it returns true or the deadline passes; stops (throws) after a stop signal. */
 export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 300): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await check()) return true
+    throwIfInterrupted()
     if (Date.now() >= deadline) return false
     await new Promise((r) => setTimeout(r, intervalMs))
   }

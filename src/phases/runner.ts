@@ -4,6 +4,7 @@
  */
 import {Listr, type ListrTask} from 'listr2'
 import {hintOf, KflanError, messageOf} from '../errors.js'
+import {InterruptedError, interruptedBy, throwIfInterrupted} from '../interrupt.js'
 import {HostFailure, type Phase, type RunContext} from './context.js'
 
 export interface RunnerOptions {
@@ -44,16 +45,19 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
         title: phase.title,
         skip: () => (hosts().length === 0 ? 'no host needs it' : false),
         task: (_, task) => {
+          throwIfInterrupted()
           mark(ctx, phase.name, 'hosts')
           return task.newListr(
             hosts().map((h) => ({
               title: h.host.name,
               task: async (_c, sub) => {
+                // After a stop signal, hosts not started yet are left alone (see src/interrupt.ts).
+                if (interruptedBy()) return sub.skip(`${h.host.name}: not started (${interruptedBy()})`)
                 const before = h.changes.length
                 try {
                   await runHost(ctx, h)
                 } catch (error) {
-                  failures.push(new HostFailure(h.host.name, phase.name, error))
+                  if (!(error instanceof InterruptedError)) failures.push(new HostFailure(h.host.name, phase.name, error))
                   throw error
                 }
                 const n = h.changes.length - before
@@ -68,6 +72,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
       tasks.push({
         task: () => {
           if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
+          throwIfInterrupted()
         },
       })
     }
@@ -76,11 +81,12 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
       tasks.push({
         title: phase.runHost ? `${phase.title}: cluster` : phase.title,
         task: async () => {
+          throwIfInterrupted()
           mark(ctx, phase.name, 'cluster')
           try {
             await runCluster(ctx)
           } catch (error) {
-            if (error instanceof PhaseFailedError) throw error
+            if (error instanceof PhaseFailedError || error instanceof InterruptedError) throw error
             throw new PhaseFailedError(phase.name, [new HostFailure('cluster', phase.name, error)])
           }
         },
@@ -94,6 +100,8 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
     fallbackRenderer: 'simple',
     rendererOptions: {collapseErrors: false},
     collectErrors: false,
+    // listr2's own SIGINT handler exits 127 at once; src/interrupt.ts handles signals instead.
+    registerSignalListeners: false,
   })
   await list.run()
 }
