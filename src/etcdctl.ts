@@ -1,4 +1,7 @@
-/** etcdctl command lines run on an etcd member over SSH, with kflan's client certificate. */
+/**
+ * etcdctl command lines run on an etcd member over SSH, with the member's own server certificate
+ * (client auth; its CN, the member name, is an etcd user with the root role: src/etcd-auth.ts).
+ */
 import {clientUrl, etcdMembers, type Cluster, type Host} from './inventory/model.js'
 import {etcdPaths} from './render/paths.js'
 
@@ -9,8 +12,8 @@ export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(
     'ETCDCTL_API=3',
     `${p.bin}/etcdctl`,
     `--cacert=${p.ssl}/ca.pem`,
-    `--cert=${p.ssl}/kflan.pem`,
-    `--key=${p.ssl}/kflan-key.pem`,
+    `--cert=${p.ssl}/server.pem`,
+    `--key=${p.ssl}/server-key.pem`,
     `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
     '--dial-timeout=2s',
     '--command-timeout=5s',
@@ -25,8 +28,8 @@ export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMember
     'ETCDCTL_API=2',
     `${p.bin}/etcdctl`,
     `--ca-file=${p.ssl}/ca.pem`,
-    `--cert-file=${p.ssl}/kflan.pem`,
-    `--key-file=${p.ssl}/kflan-key.pem`,
+    `--cert-file=${p.ssl}/server.pem`,
+    `--key-file=${p.ssl}/server-key.pem`,
     `--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`,
     '--timeout=2s',
     '--total-timeout=5s',

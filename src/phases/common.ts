@@ -1,5 +1,6 @@
 /** Helpers every phase uses: writing rendered files and acting on what changed. */
 import {binaries, renderHost, type FileSpec} from '../render/index.js'
+import {retiredFiles} from '../render/paths.js'
 import {pkiFiles} from '../cluster-pki.js'
 import {statFiles, writeFiles} from '../remote/files.js'
 import type {UnitState} from '../remote/facts.js'
@@ -23,7 +24,7 @@ export function desiredFiles(ctx: RunContext, h: HostRun): FileSpec[] {
  * (binaries by rsync-style quick check), for the phases to use.
  */
 export async function prefetchFileStates(ctx: RunContext, h: HostRun, extra: string[] = []): Promise<void> {
-  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest)])]
+  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest), ...retiredFiles(ctx.cluster, h.host)])]
   h.fileStates = await statFiles(h.remote, paths, {quick: true})
 }
 

@@ -8,6 +8,8 @@ import {unitJournal} from '../remote/journal.js'
 import {shq} from '../remote/shell.js'
 import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
+import {ROOT} from '../etcd-auth.js'
+import {syncAuth} from './auth.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
 import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
@@ -120,6 +122,9 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
   const p = etcdPaths(c)
   const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${initial.join(',')}"\n`
   await applyFiles(ctx, h, [{path: p.join, mode: 0o644, content, secret: false, follow: []}])
+  // With etcd auth on, kflan's calls through the new member use its certificate's CN: its user
+  // must exist before it starts (the auth phase, after this one, would be too late).
+  await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false})
   await systemd(ctx, h, [startStep('etcd')])
   h.restart.delete('etcd')
 }

@@ -4,9 +4,11 @@ import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
+import {desiredAuth, parseAuthState, planAuth, prefixEnd} from '../../src/etcd-auth.js'
 import {InterruptedError, signalExitCode} from '../../src/interrupt.js'
 import {journalExcerpt} from '../../src/remote/journal.js'
 import {acquireStateLock, lockPath, lockState, procStartOf, type LockInfo} from '../../src/state-lock.js'
+import {exampleCluster} from './helpers.js'
 
 describe('stop signals', () => {
   it('exit 130 for SIGINT and 143 for SIGTERM, carried by the error', () => {
@@ -92,5 +94,57 @@ describe('journal excerpts for failed services', () => {
     ])
     expect(journalExcerpt('one\ntwo\nthree\n', 2)).toEqual(['two', 'three'])
     expect(journalExcerpt('-- No entries --\n')).toEqual([])
+  })
+})
+
+describe('etcd roles (least privilege)', () => {
+  const c = exampleCluster('ha')
+  const desired = desiredAuth(c)
+  // Output of authStateScript against a real etcd 3.4.23 (probe, users, role), as etcdctl prints it.
+  const fresh = [
+    '@@kflan-auth probe',
+    '{"level":"warn","msg":"retrying of unary invoker failed","error":"rpc error: code = FailedPrecondition desc = etcdserver: authentication is not enabled"}',
+    ...[...desired.users.keys()].flatMap((u) => [`@@kflan-auth user ${u}`, 'Error: etcdserver: user name not found']),
+    '@@kflan-auth role flannel',
+    'Error: etcdserver: role name not found',
+  ].join('\n')
+  const b64 = (s: string) => Buffer.from(s).toString('base64')
+  const converged = [
+    '@@kflan-auth probe',
+    'Error: etcdserver: authentication failed, invalid user ID or password',
+    ...[...desired.users].flatMap(([u, roles]) => [`@@kflan-auth user ${u}`, JSON.stringify({header: {}, roles})]),
+    '@@kflan-auth role flannel',
+    JSON.stringify({header: {}, perm: [{key: b64('/coreos.com/network/config')}, {permType: 2, key: b64('/coreos.com/network/subnets'), range_end: b64('/coreos.com/network/subnett')}]}),
+  ].join('\n')
+
+  it('gives flanneld read on the config and read/write on the leases only; members and the admin CN get root', () => {
+    expect(desired.roles.get('flannel')).toEqual([
+      {type: 'read', key: '/coreos.com/network/config', prefix: false},
+      {type: 'readwrite', key: '/coreos.com/network/subnets', prefix: true},
+    ])
+    expect(desired.users.get('flanneld')).toEqual(['flannel'])
+    expect(desired.users.get('kflan')).toEqual(['root'])
+    for (const m of c.hosts.filter((h) => h.roles.etcd)) expect(desired.users.get(m.name)).toEqual(['root'])
+    expect(prefixEnd('/coreos.com/network/subnets')).toBe('/coreos.com/network/subnett')
+  })
+
+  it('plans users, the role and auth enable (last) on a cluster without auth, and nothing once converged', () => {
+    const steps = planAuth(desired, parseAuthState(fresh))
+    expect(steps.at(-1)!.args).toBe('auth enable')
+    expect(steps.map((s) => s.args)).toContain("role grant-permission flannel readwrite /coreos.com/network/subnets --prefix")
+    expect(steps.map((s) => s.args)).toContain("user add flanneld --no-password")
+    expect(steps.filter((s) => s.args.startsWith('user add')).length).toBe(desired.users.size)
+    const state = parseAuthState(converged)
+    expect(state.enabled).toBe(true)
+    expect(planAuth(desired, state)).toEqual([])
+  })
+
+  it('revokes what kflan did not grant on its own role and user, and leaves others alone', () => {
+    const widened = converged
+      .replace('"perm":[', `"perm":[{"permType":1,"key":"${b64('/')}","range_end":"${b64('0')}"},`)
+      .replace('{"header":{},"roles":["flannel"]}', '{"header":{},"roles":["flannel","root"]}')
+    const steps = planAuth(desired, parseAuthState(widened)).map((s) => s.args)
+    expect(steps).toEqual(["role revoke-permission flannel / --prefix", "user revoke-role flanneld root"])
+    expect(() => parseAuthState('@@kflan-auth probe\nError: context deadline exceeded')).toThrow(/cannot tell whether etcd authentication is on/)
   })
 })
