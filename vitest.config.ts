@@ -3,7 +3,8 @@ import {defineConfig} from 'vitest/config'
 export default defineConfig({
   test: {
     projects: [
-      {test: {name: 'unit', include: ['test/unit/**/*.test.ts']}},
+      // RSA key generation and openssl runs are CPU-bound: a loaded 2-core machine must not fail them.
+      {test: {name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000}},
       {
         test: {
           name: 'e2e',

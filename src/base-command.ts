@@ -10,10 +10,15 @@ import {acquireStateLock, describeHolder} from './state-lock.js'
 import {loadInventory} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
-import {changeReport, warningReport} from './report.js'
+import {changeList, formatSummary, summarize, type RunSummary} from './report.js'
 import type {SessionResult} from './session.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+/** Flags of every command that changes hosts (init, join node, reset): the same meaning on each. */
+export const runFlags = {
+  verbose: Flags.boolean({char: 'v', summary: 'Print every change on every host, not only the summary (the run log always has them).'}),
+}
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static baseFlags = {
@@ -31,6 +36,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected flags!: BaseFlags<T>
+  /** When the command started: a run's wall time includes loading the inventory and the PKI. */
+  protected readonly startedAt = performance.now()
 
   public async init(): Promise<void> {
     await super.init()
@@ -67,22 +74,36 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
-   * Prints what a run against hosts did: warnings, then the changes, and the log path. On failure,
-   * what was changed before it, then the error (exit 1) with its hint.
+   * Ends a run against hosts: warnings, the change list (with --verbose, and always in a dry run),
+   * then the summary with the next command and the log. --json: the summary as JSON on stdout
+   * (also on failure). A failed run exits 1 after saying what it had changed.
    */
-  protected finishRun(verb: string, {ctx, error}: SessionResult, logFile: string): void {
-    for (const w of warningReport(ctx)) this.logToStderr(w)
-    if (error) {
-      const stop = error instanceof InterruptedError
-      if (ctx.changed) this.logToStderr(`\nchanges made before the ${stop ? 'interrupt (re-run to finish' : 'failure (re-run after fixing the cause'}; it continues from there):\n${changeReport(ctx)}`)
-      else if (stop) this.logToStderr('\nnothing was changed on any host before the interrupt')
-      throw new KflanError(`${verb} ${messageOf(error)}\nlog: ${logFile}`, {
-        hint: hintOf(error) ?? `fix the cause and run \`kflan ${verb}\` again: it picks up where it stopped`,
-        exitCode: stop ? error.exitCode : 1,
-      })
+  protected finishRun({ctx, error}: SessionResult, opts: {command: string; log: string; next?: string; nothing: string}): RunSummary {
+    const s = summarize(ctx, {command: opts.command, durationMs: performance.now() - this.startedAt, log: opts.log, error, next: error ? undefined : opts.next})
+    if (this.jsonEnabled()) {
+      if (error) {
+        this.logJson(s)
+        this.exit(error instanceof KflanError ? error.exitCode : 1)
+      }
+      return s
     }
-    this.log(changeReport(ctx))
-    this.log(`log: ${logFile}`)
+    const say = (text: string) => (error ? this.logToStderr(text) : this.log(text))
+    for (const w of s.warnings) this.logToStderr(/\[WARNING /.test(w) ? w : `warning: ${w}`)
+    // An interrupted run always lists what it changed: the cluster is half way (docs/safety.md).
+    const verbose = (this.flags as {verbose?: boolean}).verbose || ctx.dryRun || error instanceof InterruptedError
+    if (verbose && Object.keys(s.changes).length > 0) say(changeList(s, {diffs: ctx.dryRun ? new Map(ctx.hosts.map((h) => [h.host.name, h.diffs])) : undefined}))
+    say(formatSummary(s, {nothing: opts.nothing}))
+    if (error) {
+      const hint = hintOf(error) ?? `fix the cause and run \`kflan ${opts.command}\` again: it picks up where it stopped`
+      throw new KflanError(`${opts.command} ${messageOf(error)}`, {hint, exitCode: error instanceof KflanError ? error.exitCode : 1})
+    }
+    return s
+  }
+
+  /** The same command line for the next step: the inventory and state dir as the user gave them. */
+  protected nextCommand(words: string): string {
+    const state = this.flags['state-dir'] && !process.env.KFLAN_STATE_DIR ? ` --state-dir ${this.flags['state-dir']}` : ''
+    return `kflan ${words} -i ${this.flags.inventory}${state}`
   }
 
   protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {

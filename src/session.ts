@@ -77,6 +77,12 @@ export async function runSession(
   } finally {
     unhandle()
     await closeAll(ctx.hosts.map((h) => h.remote).filter(Boolean))
+    // The full change list, whatever the screen shows (the summary, or --verbose).
+    for (const h of ctx.hosts) {
+      if (h.changes.length === 0) continue
+      const verb = ctx.dryRun ? 'would change' : 'changed'
+      logger.log(h.host.name, {ts: new Date().toISOString(), kind: 'note', message: `${verb} ${h.changes.length}:\n${h.changes.map((c) => `  - ${c}`).join('\n')}`})
+    }
     logger.close()
   }
 }

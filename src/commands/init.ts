@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, runFlags} from '../base-command.js'
 import {ensureClusterPki, pkiSummary} from '../cluster-pki.js'
+import type {RunSummary} from '../report.js'
 import {KflanError} from '../errors.js'
 import {initPhases} from '../phases/index.js'
 import {parseIgnored} from '../phases/preflight.js'
@@ -15,7 +16,9 @@ export default class Init extends BaseCommand<typeof Init> {
     '<%= config.bin %> init -i inventory.yaml --dry-run',
     '<%= config.bin %> init -i inventory.yaml --accept-new-host-keys --ignore-preflight-errors=Port-2379',
   ]
+  static enableJsonFlag = true
   static flags = {
+    ...runFlags,
     'dry-run': Flags.boolean({summary: 'Print what would change on each host (diffs, restarts, commands); change nothing.'}),
     concurrency: Flags.integer({summary: 'Hosts worked on at once.', default: 20, min: 1}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation (needed with --force when stdin is not a terminal).'}),
@@ -24,7 +27,7 @@ export default class Init extends BaseCommand<typeof Init> {
     'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<RunSummary> {
     const flags = this.flags
     const cluster = this.cluster({checkFiles: true})
     const stateDir = this.lockedStateDir(cluster)
@@ -41,8 +44,13 @@ export default class Init extends BaseCommand<typeof Init> {
       ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
       concurrency: flags.concurrency,
       acceptNewHostKeys: flags['accept-new-host-keys'],
-      output: 'auto',
+      output: this.jsonEnabled() ? 'silent' : 'auto',
     }, logger)
-    this.finishRun('init', result, logger.file)
+    return this.finishRun(result, {
+      command: 'init',
+      log: logger.file,
+      next: flags['dry-run'] ? this.nextCommand('init') : this.nextCommand('doctor'),
+      nothing: 'nothing changed: the cluster already matches the inventory',
+    })
   }
 }

@@ -1,12 +1,11 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand, runFlags} from '../base-command.js'
 import {didYouMean} from '../inventory/diagnostics.js'
 import {hostByName} from '../inventory/model.js'
-import {InputError, KflanError, hintOf, messageOf} from '../errors.js'
-import {InterruptedError} from '../interrupt.js'
+import {InputError, KflanError} from '../errors.js'
 import {confirm} from '../prompt.js'
-import {warningReport} from '../report.js'
-import {resetReport, resetTargets, runReset} from '../reset/index.js'
+import type {RunSummary} from '../report.js'
+import {resetTargets, runReset} from '../reset/index.js'
 
 export default class Reset extends BaseCommand<typeof Reset> {
   static summary = 'Undo what kflan did on the hosts: stop etcd and flanneld, take docker off flannel, restore the files kflan changed.'
@@ -21,7 +20,9 @@ A second reset finds nothing to do and says so.`
     '<%= config.bin %> reset -i inventory.yaml --purge-data --yes',
     '<%= config.bin %> reset -i inventory.yaml --host node02',
   ]
+  static enableJsonFlag = true
   static flags = {
+    ...runFlags,
     host: Flags.string({summary: 'Reset only this host of the inventory; the rest of the cluster keeps running.', helpValue: 'NAME'}),
     'purge-data': Flags.boolean({summary: 'Delete the etcd data directory too (the cluster\'s data is gone for good).'}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation (required when stdin is not a terminal).'}),
@@ -30,7 +31,7 @@ A second reset finds nothing to do and says so.`
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host keys of hosts never seen before.'}),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<RunSummary> {
     const flags = this.flags
     const cluster = this.cluster()
     let host
@@ -57,7 +58,7 @@ A second reset finds nothing to do and says so.`
       if (!(await confirm(what, false))) throw new KflanError('aborted: nothing was changed', {exitCode: 1})
     }
     const stateDir = this.lockedStateDir(cluster)
-    const {ctx, error, logFile, durationMs} = await runReset({
+    const {ctx, error, logFile} = await runReset({
       cluster,
       stateDir,
       host,
@@ -65,17 +66,13 @@ A second reset finds nothing to do and says so.`
       dryRun: flags['dry-run'],
       concurrency: flags.concurrency,
       acceptNewHostKeys: flags['accept-new-host-keys'],
-      output: 'auto',
+      output: this.jsonEnabled() ? 'silent' : 'auto',
     })
-    for (const w of warningReport(ctx)) this.logToStderr(`warning: ${w}`)
-    if (error) {
-      if (ctx.changed) this.logToStderr(`\ndone before the failure (run reset again after fixing the cause; it continues from here):\n${resetReport(ctx)}`)
-      throw new KflanError(`reset ${messageOf(error)}\nlog: ${logFile}`, {
-        hint: hintOf(error) ?? (ctx.changed ? 'fix the cause and run `kflan reset` again: it only does what is left' : undefined),
-        exitCode: error instanceof InterruptedError ? error.exitCode : 1,
-      })
-    }
-    this.log(resetReport(ctx))
-    this.log(`${flags['dry-run'] ? 'dry run' : 'reset'} took ${(durationMs / 1000).toFixed(1)} s; log: ${logFile}`)
+    return this.finishRun({ctx, error}, {
+      command: 'reset',
+      log: logFile,
+      next: flags['dry-run'] ? undefined : `${this.nextCommand('init')} sets the cluster up again${flags['purge-data'] ? '' : ' (etcd data kept)'}`,
+      nothing: `nothing to reset: kflan left nothing on ${targets.map((h) => h.name).join(', ')}`,
+    })
   }
 }

@@ -195,7 +195,7 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
       out.push(
         problems.length === 0
           ? r.ok(`member list matches the inventory: ${members.map((m) => `${m.name}=${peerUrl(c, m)}`).join(', ')}`)
-          : r.fail(`member list differs from the inventory: ${problems.join('; ')}`, extra.length > 0 ? `remove members that should not be there (\`etcdctl member remove <hex ID>\`), or add them to the inventory` : 'a member that is missing must be added (`etcdctl member add`) before its etcd starts; kflan init creates new clusters only'),
+          : r.fail(`member list differs from the inventory: ${problems.join('; ')}`, extra.length > 0 ? `remove members that should not be there (\`etcdctl member remove <hex ID>\`), or add them to the inventory` : '`kflan init` adds a member of the inventory that is missing from the running cluster (member add, then start)'),
       )
     }
   }

@@ -2,6 +2,7 @@
  * The resolved cluster: the inventory with defaults applied and roles turned into per-host facts.
  * Everything downstream (pki, render, phases, doctor) works on this, never on raw YAML.
  */
+import semver from 'semver'
 import type {BackendSettings, RawInventory} from './schema.js'
 
 export interface SshTarget {
@@ -96,15 +97,9 @@ export function etcdEndpoints(c: Cluster): string {
     .join(',')
 }
 
-/** Compares dotted versions numerically: negative when a < b. */
+/** Compares two versions (semver order, pre-releases before their release): negative when a < b. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number)
-  const pb = b.split('.').map(Number)
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0)
-    if (d !== 0) return d
-  }
-  return 0
+  return semver.compare(a, b)
 }
 
 export function flannelEtcdApi(flannelVersion: string): 'v2' | 'v3' {

@@ -1,5 +1,10 @@
-/** IPv4 address and CIDR arithmetic (pure). IPv6 is recognised for SANs, not for flannel networks. */
+/**
+ * IPv4 address and CIDR arithmetic (pure). Parsing is ipaddr.js's; the subnet arithmetic flannel
+ * does (subnet length, SubnetMin/Max, containment) is on 32-bit integers, as flannel's own ip4 type.
+ * IPv6 is recognised for SANs, not for flannel networks.
+ */
 import {isIP} from 'node:net'
+import ipaddr from 'ipaddr.js'
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit integer. */
@@ -16,12 +21,12 @@ export function isIPAddress(s: string): boolean {
 }
 
 export function ipToInt(ip: string): number {
-  const parts = ip.split('.').map(Number)
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0
+  const [a, b, c, d] = ipaddr.IPv4.parse(ip).octets
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0
 }
 
 export function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
+  return ipaddr.fromByteArray([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]).toString()
 }
 
 function mask(prefix: number): number {
@@ -30,14 +35,15 @@ function mask(prefix: number): number {
 
 /** Parses `a.b.c.d/n`; returns an error message or the CIDR (host bits must be zero). */
 export function parseCidr(s: string): Cidr | string {
-  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(s.trim())
-  if (!m || !isIPv4(m[1])) return `"${s}" is not an IPv4 CIDR like 10.244.0.0/16`
-  const prefix = Number(m[2])
+  const text = s.trim()
+  const [addr, len] = text.split('/')
+  // ipaddr.js also reads `10.1/16` and hex forms; a network in an inventory is four decimal parts.
+  if (len === undefined || !/^\d{1,2}$/.test(len) || !ipaddr.IPv4.isValidFourPartDecimal(addr)) return `"${s}" is not an IPv4 CIDR like 10.244.0.0/16`
+  const prefix = Number(len)
   if (prefix > 32) return `"${s}": prefix length must be 0..32`
-  const ip = ipToInt(m[1])
-  const base = (ip & mask(prefix)) >>> 0
-  if (base !== ip) return `"${s}" has host bits set; did you mean ${intToIp(base)}/${prefix}?`
-  return {base, prefix}
+  const network = ipaddr.IPv4.networkAddressFromCIDR(text).toString()
+  if (network !== addr) return `"${s}" has host bits set; did you mean ${network}/${prefix}?`
+  return {base: ipToInt(network), prefix}
 }
 
 export function cidrToString(c: Cidr): string {

@@ -3,6 +3,7 @@
  * other (duplicates, CIDR arithmetic, version compatibility) live in validate.ts.
  * docs/inventory.md documents every field; keep the two in step.
  */
+import semver from 'semver'
 import {z} from 'zod'
 
 const name = z
@@ -19,10 +20,11 @@ const fingerprint = z
 
 const absPath = z.string().regex(/^\//, 'must be an absolute path')
 
+/** A semantic version as users write it (`v3.5.17`, `0.26.1`, `3.6.0-rc.1`), kept without the `v`. */
 const version = z
   .string()
-  .regex(/^v?\d+\.\d+\.\d+$/, 'must be a release version like 3.4.23')
-  .transform((v) => v.replace(/^v/, ''))
+  .refine((v) => semver.valid(v.trim().replace(/^v/, '')) !== null, 'must be a release version like 3.4.23 (semver: a `v` prefix and -rc.1 style pre-releases are fine)')
+  .transform((v) => v.trim().replace(/^v/, ''))
 
 /** Bastion (jump host) used to reach the hosts. */
 const bastion = z

@@ -10,7 +10,7 @@ import type {Phase} from './context.js'
 
 export const binariesPhase: Phase = {
   name: 'binaries',
-  title: 'binaries',
+  title: 'install the etcd and flannel binaries',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),
 
   async runHost(ctx, h) {

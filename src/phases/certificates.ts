@@ -10,7 +10,7 @@ import {applyFiles, desiredFiles} from './common.js'
 
 export const certificatesPhase: Phase = {
   name: 'certificates',
-  title: 'certificates',
+  title: 'install the certificates',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),
   async runHost(ctx, h) {
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path.endsWith('.pem')))

@@ -21,6 +21,9 @@ export function connectPhase(s: ConnectSettings): Phase {
         logger: ctx.logger,
         bastionPool,
       })
+      if (h.remote.hostKey.action === 'repinned') {
+        ctx.warn(h, `SSH host key changed to ${h.remote.hostKey.keyType} ${h.remote.hostKey.fingerprint}, which the inventory's hostKey pins: the old key in ${s.knownHostsPath} was replaced`)
+      }
       h.facts = await gatherFacts(h.remote, {etcdDataDir: ctx.cluster.etcd.dataDir})
     },
   }

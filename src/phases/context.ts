@@ -1,7 +1,8 @@
 /**
  * What phases share: the cluster, one connection and one fact sheet per host, and the record of
- * what was (or, in a dry run, would be) changed. Every remote change goes through `wet()`, so a
- * dry run records it instead of doing it (k0sctl's Wet pattern).
+ * what was (or, in a dry run, would be) changed. Remote changes go through `wet()` (a dry run
+ * records them instead of doing them, k0sctl's Wet pattern) or through helpers that take
+ * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
  */
 import type {Cluster, Host} from '../inventory/model.js'
 import type {Service} from '../render/index.js'
@@ -88,9 +89,12 @@ export class RunContext {
 
 /** A step of `kflan init` / `join node`: it reads facts, changes exactly what differs, and says so. */
 export interface Phase {
-  /** Short name, used in `--skip-phases` and logs. */
+  /** Short name, used in logs, errors ("failed in phase etcd") and the dry-run plan. */
   name: string
+  /** What the progress display says, as a person would ("start etcd"). */
   title: string
+  /** The step after the per-host part, as a person would say it ("wait for a healthy etcd cluster"). */
+  clusterTitle?: string
   /** The hosts this phase works on. */
   hosts(ctx: RunContext): HostRun[]
   /** Work on one host; runs concurrently across hosts. */

@@ -10,7 +10,7 @@ import {applyFiles, desiredFiles, enableStep, systemd, unitState, waitFor} from 
 
 export const dockerPhase: Phase = {
   name: 'docker',
-  title: 'docker on the flannel subnet',
+  title: 'start docker in the flannel subnet',
   hosts: (ctx) => (ctx.cluster.docker.enabled ? ctx.targets.filter((h) => h.host.roles.flannel) : []),
 
   async runHost(ctx, h) {

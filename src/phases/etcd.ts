@@ -18,7 +18,8 @@ const HEALTH_TIMEOUT_MS = 60_000
 
 export const etcdPhase: Phase = {
   name: 'etcd',
-  title: 'etcd cluster',
+  title: 'configure etcd',
+  clusterTitle: 'start etcd and wait for a healthy cluster',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd),
 
   async runHost(ctx, h) {

@@ -14,7 +14,8 @@ const START_TIMEOUT_MS = 45_000
 
 export const flannelPhase: Phase = {
   name: 'flannel',
-  title: 'flanneld',
+  title: 'start flanneld',
+  clusterTitle: "wait for every host's lease in etcd",
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.flannel),
 
   async runHost(ctx, h) {

@@ -12,7 +12,7 @@ import type {HostRun, Phase, RunContext} from './context.js'
 
 export const networkPhase: Phase = {
   name: 'network',
-  title: 'flannel network config',
+  title: "write flannel's network config to etcd",
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd),
 
   async runCluster(ctx) {

@@ -78,7 +78,8 @@ export function selinuxDisabled(config: string): string {
 
 export const preflightPhase: Phase = {
   name: 'preflight',
-  title: 'preflight and host preparation',
+  title: 'preflight checks and host preparation',
+  clusterTitle: 'compare the clocks of all hosts',
   hosts: (ctx) => ctx.targets,
 
   async runHost(ctx, h) {

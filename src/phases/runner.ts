@@ -34,21 +34,26 @@ function mark(ctx: RunContext, phase: string, part: string): void {
   ctx.logger.log('-', {ts: new Date().toISOString(), kind: 'note', message: `phase ${phase} (${part}) at +${Math.round(performance.now() - ctx.startedAt)} ms`})
 }
 
+/** "0.4 s", "12 s": a phase's time, as its finished title shows it. */
+export function formatSeconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`
+}
+
 export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOptions): Promise<void> {
-  const tasks: ListrTask[] = []
-  for (const phase of phases) {
-    const failures: HostFailure[] = []
-    const hosts = () => phase.hosts(ctx)
-    if (phase.runHost) {
-      const runHost = phase.runHost.bind(phase)
-      tasks.push({
-        title: phase.title,
-        skip: () => (hosts().length === 0 ? 'no host needs it' : false),
-        task: (_, task) => {
-          throwIfInterrupted()
-          mark(ctx, phase.name, 'hosts')
-          return task.newListr(
-            hosts().map((h) => ({
+  const tasks: ListrTask[] = phases.map((phase) => ({
+    title: phase.title,
+    skip: () => (!phase.runCluster && phase.hosts(ctx).length === 0 ? 'no host needs it' : false),
+    task: async (_, task) => {
+      throwIfInterrupted()
+      const t0 = performance.now()
+      const hosts = phase.hosts(ctx)
+      if (phase.runHost && hosts.length > 0) {
+        const runHost = phase.runHost.bind(phase)
+        const failures: HostFailure[] = []
+        mark(ctx, phase.name, 'hosts')
+        await task
+          .newListr(
+            hosts.map((h) => ({
               title: h.host.name,
               task: async (_c, sub) => {
                 // After a stop signal, hosts not started yet are left alone (see src/interrupt.ts).
@@ -66,22 +71,14 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
             })),
             {concurrent: ctx.options.concurrency, exitOnError: false},
           )
-        },
-      })
-      // The gate: after every host finished the phase, stop if any failed.
-      tasks.push({
-        task: () => {
-          if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
-          throwIfInterrupted()
-        },
-      })
-    }
-    if (phase.runCluster) {
-      const runCluster = phase.runCluster.bind(phase)
-      tasks.push({
-        title: phase.runHost ? `${phase.title}: cluster` : phase.title,
-        task: async () => {
-          throwIfInterrupted()
+          .run()
+        // The gate: every host finished the phase; stop if any failed.
+        if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
+      }
+      throwIfInterrupted()
+      if (phase.runCluster) {
+        const runCluster = phase.runCluster.bind(phase)
+        const cluster = async () => {
           mark(ctx, phase.name, 'cluster')
           try {
             await runCluster(ctx)
@@ -89,10 +86,14 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
             if (error instanceof PhaseFailedError || error instanceof InterruptedError) throw error
             throw new PhaseFailedError(phase.name, [new HostFailure('cluster', phase.name, error)])
           }
-        },
-      })
-    }
-  }
+        }
+        // After a per-host part, the cluster part is a step of its own under the phase.
+        if (phase.runHost) await task.newListr([{title: phase.clusterTitle ?? 'whole cluster', task: cluster}], {exitOnError: true}).run()
+        else await cluster()
+      }
+      task.title = `${phase.title} (${formatSeconds(performance.now() - t0)})`
+    },
+  }))
   const list = new Listr(tasks, {
     concurrent: false,
     exitOnError: true,

@@ -1,131 +1,18 @@
 /** Unified diffs for the dry-run plan (pure). Secrets and binaries are summarized, never shown. */
 import {createHash} from 'node:crypto'
+import {structuredPatch} from 'diff'
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
-type Op = {t: ' ' | '-' | '+'; line: string}
-
-/** Myers' O(ND) line diff, after stripping the common prefix and suffix. */
-export function diffLines(a: string[], b: string[]): Op[] {
-  let pre = 0
-  while (pre < a.length && pre < b.length && a[pre] === b[pre]) pre++
-  let suf = 0
-  while (suf < a.length - pre && suf < b.length - pre && a[a.length - 1 - suf] === b[b.length - 1 - suf]) suf++
-  const A = a.slice(pre, a.length - suf)
-  const B = b.slice(pre, b.length - suf)
-  const mid = myers(A, B)
-  return [...a.slice(0, pre).map((line) => ({t: ' ' as const, line})), ...mid, ...a.slice(a.length - suf).map((line) => ({t: ' ' as const, line}))]
-}
-
-function myers(a: string[], b: string[]): Op[] {
-  const n = a.length
-  const m = b.length
-  if (n === 0) return b.map((line) => ({t: '+', line}))
-  if (m === 0) return a.map((line) => ({t: '-', line}))
-  const max = n + m
-  const off = max
-  let v: Int32Array = new Int32Array(2 * max + 2)
-  const trace: Int32Array[] = []
-  let found = false
-  for (let d = 0; d <= max && !found; d++) {
-    trace.push(v.slice())
-    for (let k = -d; k <= d; k += 2) {
-      let x = k === -d || (k !== d && v[off + k - 1] < v[off + k + 1]) ? v[off + k + 1] : v[off + k - 1] + 1
-      let y = x - k
-      while (x < n && y < m && a[x] === b[y]) {
-        x++
-        y++
-      }
-      v[off + k] = x
-      if (x >= n && y >= m) {
-        found = true
-        break
-      }
-    }
-  }
-  // Backtrack through the saved V arrays.
-  trace.push(v)
-  const ops: Op[] = []
-  let x = n
-  let y = m
-  for (let d = trace.length - 2; d >= 0; d--) {
-    v = trace[d]
-    const k = x - y
-    const prevK = k === -d || (k !== d && v[off + k - 1] < v[off + k + 1]) ? k + 1 : k - 1
-    const prevX = v[off + prevK]
-    const prevY = prevX - prevK
-    while (x > prevX && y > prevY) {
-      ops.push({t: ' ', line: a[x - 1]})
-      x--
-      y--
-    }
-    if (d > 0) {
-      if (x === prevX) ops.push({t: '+', line: b[y - 1]})
-      else ops.push({t: '-', line: a[x - 1]})
-    }
-    x = prevX
-    y = prevY
-  }
-  return ops.reverse()
-}
-
-function splitLines(s: string): {lines: string[]; noEol: boolean} {
-  if (s === '') return {lines: [], noEol: false}
-  const noEol = !s.endsWith('\n')
-  const lines = (noEol ? s : s.slice(0, -1)).split('\n')
-  return {lines, noEol}
-}
-
-/** A unified diff (3 lines of context) between two texts; '' when equal. */
+/** A unified diff (3 lines of context, as `diff -u`) between two texts; '' when equal. jsdiff does the diffing. */
 export function unifiedDiff(oldText: string, newText: string, oldLabel: string, newLabel: string, context = 3): string {
   if (oldText === newText) return ''
-  const o = splitLines(oldText)
-  const n = splitLines(newText)
-  const ops = diffLines(o.lines, n.lines)
-  // Mark the last line of a side that lacks a final newline.
-  const out: string[] = [`--- ${oldLabel}`, `+++ ${newLabel}`]
-  const idx: {op: Op; ai: number; bi: number}[] = []
-  let ai = 0
-  let bi = 0
-  for (const op of ops) {
-    idx.push({op, ai, bi})
-    if (op.t !== '+') ai++
-    if (op.t !== '-') bi++
-  }
-  // Trailing-newline differences show as a change of the last line.
-  if (o.noEol !== n.noEol && o.lines.length > 0 && n.lines.length > 0) {
-    const lastA = o.lines.length - 1
-    const lastB = n.lines.length - 1
-    const pos = idx.findIndex((e) => e.op.t === ' ' && e.ai === lastA && e.bi === lastB)
-    if (pos >= 0) {
-      const e = idx[pos]
-      idx.splice(pos, 1, {op: {t: '-', line: e.op.line}, ai: e.ai, bi: e.bi}, {op: {t: '+', line: e.op.line}, ai: e.ai + 1, bi: e.bi})
-    }
-  }
-  const changes = idx.map((e, i) => (e.op.t !== ' ' ? i : -1)).filter((i) => i >= 0)
-  let h = 0
-  while (h < changes.length) {
-    const start = Math.max(0, changes[h] - context)
-    let end = Math.min(idx.length - 1, changes[h] + context)
-    while (h + 1 < changes.length && changes[h + 1] - context <= end + 1) {
-      h++
-      end = Math.min(idx.length - 1, changes[h] + context)
-    }
-    h++
-    const slice = idx.slice(start, end + 1)
-    const aStart = slice[0].ai
-    const bStart = slice[0].bi
-    const aLen = slice.filter((e) => e.op.t !== '+').length
-    const bLen = slice.filter((e) => e.op.t !== '-').length
-    out.push(`@@ -${aLen === 0 ? aStart : aStart + 1},${aLen} +${bLen === 0 ? bStart : bStart + 1},${bLen} @@`)
-    for (const e of slice) {
-      out.push(`${e.op.t}${e.op.line}`)
-      const isLastA = e.op.t !== '+' && e.ai === o.lines.length - 1
-      const isLastB = e.op.t !== '-' && e.bi === n.lines.length - 1
-      if ((e.op.t === '-' && isLastA && o.noEol) || (e.op.t === '+' && isLastB && n.noEol) || (e.op.t === ' ' && isLastA && o.noEol && n.noEol)) {
-        out.push('\\ No newline at end of file')
-      }
-    }
+  const patch = structuredPatch(oldLabel, newLabel, oldText, newText, undefined, undefined, {context})
+  const out = [`--- ${oldLabel}`, `+++ ${newLabel}`]
+  for (const h of patch.hunks) {
+    // GNU diff numbers an empty side from the line before it (`-0,0` for a new file).
+    const start = (at: number, len: number) => (len === 0 ? at - 1 : at)
+    out.push(`@@ -${start(h.oldStart, h.oldLines)},${h.oldLines} +${start(h.newStart, h.newLines)},${h.newLines} @@`, ...h.lines)
   }
   return `${out.join('\n')}\n`
 }

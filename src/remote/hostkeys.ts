@@ -4,7 +4,13 @@
  *
  * Rules: a key recorded for the host → ok; a host kflan has never seen → refused unless its
  * fingerprint equals the inventory's `hostKey` or `acceptNew` is set (then recorded); a key that
- * differs from the recorded one → always refused.
+ * differs from the recorded one → refused, unless the inventory pins exactly the new key.
+ *
+ * Why the pin wins over the record: the pin is what the operator wrote down after checking the
+ * host (or what a lab or VM builder wrote when it made the host), the record is only what kflan
+ * saw first. A re-installed host with a re-pinned inventory is the normal case (`lab.sh down` +
+ * `up`, a rebuilt VM); the old lines are then replaced and the run says so. A pin that does not
+ * match, or no pin, still refuses a changed key: `acceptNew` never overrides a record.
  */
 import {createHash, createHmac, randomBytes} from 'node:crypto'
 import {promises as fsp} from 'node:fs'
@@ -117,6 +123,7 @@ export function hostKeyAlgorithmsFor(entries: KnownHostEntry[], hostId: string):
 
 export type HostKeyDecision =
   | {ok: true; action: 'known' | 'pinned' | 'accept-new'; fingerprint: string; keyType: string}
+  | {ok: true; action: 'repinned'; fingerprint: string; keyType: string; replaces: number[]}
   | {ok: false; problem: HostKeyProblem; fingerprint: string; keyType: string; lines: number[]}
 
 export interface HostKeyInput {
@@ -129,7 +136,10 @@ export interface HostKeyInput {
   acceptNew?: boolean
 }
 
-/** The verification rules, pure. `pinned` and `accept-new` mean: trust it and record it. */
+/**
+ * The verification rules, pure. `pinned` and `accept-new` mean: trust it and record it; `repinned`:
+ * trust it, and record it in place of the lines in `replaces`.
+ */
 export function decideHostKey(input: HostKeyInput): HostKeyDecision {
   const fingerprint = fingerprintSha256(input.key)
   const keyType = keyTypeOf(input.key)
@@ -141,6 +151,9 @@ export function decideHostKey(input: HostKeyInput): HostKeyDecision {
   const pin = input.pin ? normalizeFingerprint(input.pin) : undefined
   if (plain.length > 0) {
     if (!plain.some((e) => e.keyType === keyType && e.key === b64)) {
+      // Only lines that name this host alone can be replaced; a shared or wildcard line is the user's.
+      const own = plain.every((e) => e.hosts.startsWith('|1|') || e.hosts.toLowerCase() === input.hostId.toLowerCase())
+      if (pin === fingerprint && own) return {ok: true, action: 'repinned', fingerprint, keyType, replaces: plain.map((e) => e.line)}
       return {ok: false, problem: 'changed', fingerprint, keyType, lines: plain.map((e) => e.line)}
     }
     if (pin && pin !== fingerprint) return {ok: false, problem: 'pin-mismatch', fingerprint, keyType, lines: []}
@@ -247,9 +260,10 @@ async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
 
 /**
  * Appends a host key to known_hosts atomically (temp file in the same dir, fsync, rename; mode
- * 0600). A line that is already there is not added twice.
+ * 0600). A line that is already there is not added twice. `replaces`: line numbers (as read by the
+ * decision) of this host's old keys, dropped in the same write.
  */
-export async function recordHostKey(file: string, hostId: string, key: Buffer, comment?: string): Promise<void> {
+export async function recordHostKey(file: string, hostId: string, key: Buffer, comment?: string, replaces: number[] = []): Promise<void> {
   const abs = path.resolve(file)
   await withLock(abs, async () => {
     await fsp.mkdir(path.dirname(abs), {recursive: true, mode: 0o700})
@@ -260,6 +274,11 @@ export async function recordHostKey(file: string, hostId: string, key: Buffer, c
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     const b64 = key.toString('base64')
+    if (replaces.length > 0) {
+      // Drop only lines that still hold a key of this host (the file may have changed since it was read).
+      const drop = new Set(parseKnownHosts(text).filter((e) => replaces.includes(e.line) && !e.marker && hostsFieldMatches(e.hosts, hostId)).map((e) => e.line))
+      text = text.split('\n').filter((_, i) => !drop.has(i + 1)).join('\n')
+    }
     if (parseKnownHosts(text).some((e) => !e.marker && e.key === b64 && hostsFieldMatches(e.hosts, hostId))) return
     if (text !== '' && !text.endsWith('\n')) text += '\n'
     text += `${knownHostsLine(hostId, key, comment)}\n`

@@ -89,8 +89,8 @@ export interface ExecResult {
 export interface HostKeyInfo {
   fingerprint: string
   keyType: string
-  /** How it was trusted: already known, matched the inventory pin, or accepted as new. */
-  action: 'known' | 'pinned' | 'accept-new'
+  /** How it was trusted: already known, matched the inventory pin (repinned: in place of an older recorded key), or accepted as new. */
+  action: 'known' | 'pinned' | 'repinned' | 'accept-new'
 }
 
 /** Minimal shape of the ssh2 objects we use (ssh2 ships no types and @types/ssh2 is not installed). */
@@ -255,7 +255,7 @@ async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?:
     const mapped = refusal ?? classifyConnectError(err, ctx)
     if (accepted && accepted.action !== 'known' && mapped instanceof AuthError) {
       // The key itself was trusted: keep it, as ssh does, so the next try only has to fix auth.
-      await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`).catch(() => undefined)
+      await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`, accepted.action === 'repinned' ? accepted.replaces : []).catch(() => undefined)
     }
     log({kind: 'connect', durationMs: performance.now() - t0, message: `failed: ${mapped.message}`})
     throw mapped
@@ -267,8 +267,10 @@ async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?:
     throw new HostKeyError({host: ep.label, problem: 'unknown', fingerprint: '?', knownHostsPath: opts.knownHostsPath, message: `${hostId} presented no host key`, hint: 'Report this as a bug.'})
   }
   if (accepted.action !== 'known') {
-    await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`)
-    logger.log(ep.label, {ts, kind: 'hostkey', message: `${accepted.action === 'pinned' ? 'matched inventory hostKey' : 'accepted new'} ${accepted.keyType} ${accepted.fingerprint}; recorded in ${opts.knownHostsPath}`})
+    const replaces = accepted.action === 'repinned' ? accepted.replaces : []
+    await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`, replaces)
+    const how = {pinned: 'matched inventory hostKey', repinned: `changed, and matches the inventory's new hostKey (replaced line ${replaces.join(', ')})`, 'accept-new': 'accepted new'}[accepted.action]
+    logger.log(ep.label, {ts, kind: 'hostkey', message: `${how} ${accepted.keyType} ${accepted.fingerprint}; recorded in ${opts.knownHostsPath}`})
   }
   const connectMs = performance.now() - t0
   log({kind: 'connect', durationMs: connectMs, message: `${ep.user}@${ep.address}:${ep.port}${via ? ` via ${via}` : ''} host key ${accepted.fingerprint} (${accepted.action})`})

@@ -25,7 +25,6 @@ export interface ResetResult {
   ctx: RunContext
   error?: unknown
   logFile: string
-  durationMs: number
 }
 
 /** The hosts a reset works on: the one asked for, else every host init works on. */
@@ -34,7 +33,6 @@ export function resetTargets(c: Cluster, host?: Host): Host[] {
 }
 
 export async function runReset(req: ResetRequest): Promise<ResetResult> {
-  const t0 = performance.now()
   const logger = newLogger(req.stateDir, req.dryRun ? 'reset-dry-run' : 'reset')
   const state = new ResetState({
     purgeData: req.purgeData,
@@ -58,26 +56,9 @@ export async function runReset(req: ResetRequest): Promise<ResetResult> {
       },
       logger,
     )
-    return {ctx, error, logFile: logger.file, durationMs: performance.now() - t0}
+    return {ctx, error, logFile: logger.file}
   } finally {
     await state.close()
     logger.close() // the observers' close is logged after runSession closed the log
   }
-}
-
-/** Per host, what was (or would be) done; says so when there was nothing. */
-export function resetReport(ctx: RunContext): string {
-  const lines: string[] = []
-  const clean: string[] = []
-  for (const h of ctx.hosts) {
-    if (h.changes.length === 0) {
-      clean.push(h.host.name)
-      continue
-    }
-    lines.push(`${h.host.name}: ${ctx.dryRun ? 'would do' : 'done'} ${h.changes.length}`)
-    for (const c of h.changes) lines.push(`  - ${c}`)
-  }
-  if (lines.length === 0) return `nothing to reset: kflan left nothing on ${clean.join(', ')}`
-  if (clean.length > 0) lines.push(`nothing to reset on ${clean.join(', ')}`)
-  return lines.join('\n')
 }

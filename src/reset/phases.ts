@@ -101,6 +101,7 @@ export function resetPhases(state: ResetState): Phase[] {
   const inspect: Phase = {
     name: 'inspect',
     title: 'read what kflan left on each host',
+    clusterTitle: 'check that etcd keeps quorum',
     hosts: (ctx) => ctx.targets,
     async runHost(ctx, h) {
       const c = ctx.cluster
@@ -139,7 +140,7 @@ export function resetPhases(state: ResetState): Phase[] {
       }
       if (s.purgeData) {
         state.memberToRemove = {member: check.member, via}
-        ctx.warn(h, `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members. \`kflan init\` cannot add a member back to a running cluster yet: docs/reset.md has the manual steps`)
+        ctx.warn(h, `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members; \`kflan init\` adds it back as a new member (member add, then start)`)
       } else {
         ctx.warn(
           h,
@@ -163,7 +164,7 @@ export function resetPhases(state: ResetState): Phase[] {
 
   const leases: Phase = {
     name: 'leases',
-    title: 'flannel leases',
+    title: "delete the hosts' flannel leases",
     hosts: () => [],
     async runCluster(ctx) {
       const c = ctx.cluster
@@ -193,7 +194,7 @@ export function resetPhases(state: ResetState): Phase[] {
 
   const network: Phase = {
     name: 'network',
-    title: 'docker and the flannel network',
+    title: 'take docker off the flannel network',
     hosts: (ctx) => ctx.targets.filter((h) => hasNetworkWork(state.plan(h))),
     async runHost(ctx, h) {
       const p = state.plan(h)
@@ -226,7 +227,7 @@ export function resetPhases(state: ResetState): Phase[] {
 
   const members: Phase = {
     name: 'members',
-    title: 'etcd membership',
+    title: 'remove the etcd member',
     hosts: () => [],
     async runCluster(ctx) {
       const m = state.memberToRemove
@@ -262,7 +263,7 @@ export function resetPhases(state: ResetState): Phase[] {
 
   const files: Phase = {
     name: 'files',
-    title: 'files and kflan\'s state',
+    title: "restore files and remove kflan's state",
     hosts: (ctx) => ctx.targets.filter((h) => hasFileWork(state.plan(h))),
     async runHost(ctx, h) {
       const p = state.plan(h)

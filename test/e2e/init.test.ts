@@ -109,6 +109,13 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
     const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/log: .*init-.*\.log/)
+    // A summary read at a glance; the full change list is in the log (and behind --verbose).
+    expect(r.stdout).toMatch(/^init: done in [\d.]+ s\. 5 hosts: 5 changed, 0 unchanged; \d+ service \(re\)starts\.$/m)
+    expect(r.stdout).toMatch(/^ {2}changed: lab-m1 \(\d+\), lab-m2 \(\d+\), lab-m3 \(\d+\), lab-n1 \(\d+\), lab-n2 \(\d+\)$/m)
+    expect(r.stdout).toContain(`next: kflan doctor -i ${inventory} --state-dir ${state}`)
+    expect(r.stdout).not.toMatch(/^ {2}- /m)
+    const log = readFileSync(/log: (\S+)/.exec(r.stdout)![1], 'utf8')
+    expect(log).toMatch(/lab-m1 note # changed \d+:\n(?: {2}- .*\n)* {2}- created \/opt\/etcd\/cfg\/etcd\.conf\n/)
     await assertConverged(masters, nodes)
   })
 
@@ -118,7 +125,10 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
     const before = await stamp()
     const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain('nothing changed: the cluster already matches the inventory')
+    expect(r.stdout).toContain('nothing changed: the cluster already matches the inventory (5 hosts,')
+    const j = await kflan(['init', '-i', inventory, '--state-dir', state, '--json'])
+    expect(j.code, j.stderr).toBe(0)
+    expect(JSON.parse(j.stdout)).toMatchObject({command: 'init', ok: true, dryRun: false, hosts: {changed: [], failed: []}, restarts: 0, changes: {}})
     expect(await stamp()).toEqual(before)
   })
 
@@ -257,5 +267,22 @@ describe.skipIf(!requireLab())('kflan init as a non-root user with sudo, and hos
     expect(changed.code).toBe(1)
     expect(changed.stderr).toMatch(/- lab-n1: .*(changed|CHANGED)/)
     expect(changed.stderr).not.toMatch(/- lab-m1:/)
+    // The operator checks the new key and pins it in the inventory (what lab.sh up and a VM builder
+    // do for a re-made host): the pin wins over the old record, which is replaced, and the run says so.
+    const fp = (await labExec('lab-n1', 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1]
+    const repinned = labInventory((t) =>
+      t.replace(/^ {2}user: root$/m, '  user: ops').replace(/(- name: lab-n1\n(?: {4}(?!hostKey).*\n)*) {4}hostKey: .*\n/, `$1    hostKey: "${fp}"\n`),
+    )
+    expect(readFileSync(repinned, 'utf8')).toContain(fp)
+    const ok = await kflan(['init', '-i', repinned, '--state-dir', fresh])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout + ok.stderr).toMatch(/lab-n1: SSH host key changed to ssh-ed25519 SHA256:\S+, which the inventory's hostKey pins/)
+    const known = readFileSync(join(fresh, 'known_hosts'), 'utf8').trim().split('\n')
+    expect(known).toHaveLength(3)
+    // A wrong pin is still refused.
+    const wrong = labInventory((t) => t.replace(/^ {2}user: root$/m, '  user: ops').replace(/(- name: lab-n1\n(?: {4}(?!hostKey).*\n)*) {4}hostKey: .*\n/, `$1    hostKey: "SHA256:${'A'.repeat(43)}"\n`))
+    const bad = await kflan(['init', '-i', wrong, '--state-dir', fresh])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/- lab-n1: host key of .* but the inventory expects/)
   })
 })

@@ -48,8 +48,10 @@ describe.skipIf(!requireLab())('kflan join node', () => {
     const was = await stamps()
     const r = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    expect(r.stdout).toMatch(/lab-n3: changed \d+/)
-    expect(r.stdout).not.toMatch(/lab-(m1|n1|n2): changed/)
+    // The summary: one host changed (the new node), none other, and what to run next.
+    expect(r.stdout).toMatch(/join node: done in [\d.]+ s\. 1 host: 1 changed, 0 unchanged; \d+ service \(re\)starts?\./)
+    expect(r.stdout).toMatch(/ {2}changed: lab-n3 \(\d+\)\n/)
+    expect(r.stdout).not.toMatch(/^lab-n3: changed \d+/m) // the full list only with --verbose
     // join ends with a doctor run limited to the new node, pings included.
     expect(r.stdout).toMatch(/dataplane\.ping/)
     expect(r.stdout).toMatch(/flannel\.lease/)
@@ -64,9 +66,14 @@ describe.skipIf(!requireLab())('kflan join node', () => {
     }
   })
 
-  it('changes nothing when the node is joined again', async () => {
+  it('changes nothing when the node is joined again, and says so in JSON too', async () => {
     const r = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain('nothing changed')
+    expect(r.stdout).toContain('nothing changed: lab-n3 is already joined')
+    const j = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state, '--json'])
+    expect(j.code, j.stderr).toBe(0)
+    const summary = JSON.parse(j.stdout)
+    expect(summary).toMatchObject({command: 'join node', ok: true, hosts: {changed: [], unchanged: ['lab-n3'], failed: []}, restarts: 0, changes: {}})
+    expect(summary.doctor.ok).toBe(true)
   })
 })

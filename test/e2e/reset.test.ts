@@ -98,7 +98,7 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     const before = await Promise.all(hosts.map((h) => sshExec(h.name, probe, {check: false}).then((r) => r.stdout)))
     const r = await timed('reset --dry-run', ['reset', ...inv(), '--dry-run'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/lab-n1: would do \d+/)
+    expect(r.stdout).toMatch(/lab-n1: would change \d+/)
     expect(r.stdout).toContain('stop and disable flanneld')
     expect(r.stdout).toMatch(/delete flannel lease 10\.244\.\d+\.0\/24/)
     expect(r.stdout).toContain('delete device flannel.1')
@@ -115,7 +115,7 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     const n1Lease = (await leases(masters)).find((l) => l.endsWith(` ${n1.address}`))
     // Someone edits /etc/hosts after init: reset takes kflan's block out and keeps that line.
     await sshExec(n2.name, 'echo "10.9.9.9 added-after-init" >> /etc/hosts')
-    const r = await timed('reset --host lab-n2', ['reset', ...inv(), '--host', n2.name, '--yes'])
+    const r = await timed('reset --host lab-n2', ['reset', ...inv(), '--host', n2.name, '--yes', '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(await leases(masters)).toEqual([n1Lease])
     expect((await sshExec(n2.name, LEFTOVERS, {check: false})).stdout.trim()).toBe('')

@@ -1,6 +1,8 @@
 import {describe, expect, it} from 'vitest'
 import {parseInventory} from '../../src/inventory/load.js'
 import {formatDiagnostic} from '../../src/inventory/diagnostics.js'
+import {compareVersions} from '../../src/inventory/model.js'
+import {parseCidr} from '../../src/inventory/net.js'
 import {clusterFrom, exampleCluster, minimalInventory} from './helpers.js'
 
 function problems(text: string) {
@@ -111,6 +113,25 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {typ
     const c = clusterFrom(minimalInventory().replace('0.26.1', 'v0.17.0'))
     expect(c.flannel).toMatchObject({version: '0.17.0', etcdApi: 'v2'})
     expect(c.etcd.enableV2).toBe(true)
+  })
+
+  it('parses networks as four decimal parts with a prefix, nothing looser', () => {
+    expect(parseCidr('10.244.0.0/16')).toEqual({base: 0x0af40000, prefix: 16})
+    for (const bad of ['10.244/16', '10.244.0.0', '0x0a.244.0.0/16', '010.244.0.0/16', '10.244.0.0/33', '10.244.0.0/-1', '::1/128']) {
+      expect(typeof parseCidr(bad), bad).toBe('string')
+    }
+    expect(parseCidr('10.244.7.0/16')).toBe('"10.244.7.0/16" has host bits set; did you mean 10.244.0.0/16?')
+  })
+
+  it('reads versions as users write them (v prefix, pre-releases) and orders them as semver', () => {
+    const c = clusterFrom(minimalInventory().replace('3.4.23', 'v3.6.0-rc.1').replace('0.26.1', '"v0.26.1"'))
+    expect(c.etcd.version).toBe('3.6.0-rc.1')
+    expect(c.flannel.version).toBe('0.26.1')
+    expect(errorsOf(minimalInventory().replace('3.4.23', 'latest'))[0].text).toMatch(/etcd\.version: must be a release version like 3\.4\.23/)
+    expect(errorsOf(minimalInventory().replace('3.4.23', '3.4'))[0].text).toMatch(/etcd\.version/)
+    expect(compareVersions('3.6.0-rc.1', '3.6.0')).toBeLessThan(0)
+    expect(compareVersions('3.10.0', '3.9.9')).toBeGreaterThan(0)
+    expect(compareVersions('0.17.0', '0.18.0')).toBeLessThan(0)
   })
 
   it('requires a sha256 for a tarball URL', () => {

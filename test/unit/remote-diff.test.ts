@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {changedBytes, diffLines, isSecretPath, looksBinary, renderChange, unifiedDiff} from '../../src/remote/diff.js'
+import {changedBytes, isSecretPath, looksBinary, renderChange, unifiedDiff} from '../../src/remote/diff.js'
 
 let dir: string
 beforeAll(() => {
@@ -86,16 +86,6 @@ describe('unified diff', () => {
       }
       expect(d.match(/^@@/gm)?.length).toBe(gnu.match(/^@@/gm)?.length)
     }
-  })
-
-  it('diffLines keeps every line exactly once', () => {
-    const ops = diffLines(['a', 'b', 'c'], ['b', 'c', 'd'])
-    expect(ops).toEqual([
-      {t: '-', line: 'a'},
-      {t: ' ', line: 'b'},
-      {t: ' ', line: 'c'},
-      {t: '+', line: 'd'},
-    ])
   })
 })
 

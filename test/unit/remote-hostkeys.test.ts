@@ -111,6 +111,15 @@ describe('known_hosts parsing', () => {
 })
 
 describe('host key decisions', () => {
+  it('takes a changed key that the inventory pins, replacing the recorded lines (a re-made host, re-pinned)', () => {
+    const id2 = '[10.211.0.11]:22'
+    const entries = parseKnownHosts(`${id2} ${keys.ed.pub}\nother ${keys.rsa.pub}\n${id2} ${keys.rsa.pub}\n`)
+    expect(decideHostKey({entries, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({ok: true, action: 'repinned', replaces: [1, 3]})
+    // A line shared with other hosts or a wildcard is the user's: not rewritten, so still refused.
+    const shared = parseKnownHosts(`${id2},other ${keys.ed.pub}\n`)
+    expect(decideHostKey({entries: shared, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({ok: false, problem: 'changed'})
+  })
+
   const id = '[10.211.0.11]:22'
   const known = () => parseKnownHosts(`${id} ${keys.ed.pub}\n`)
 
@@ -132,8 +141,8 @@ describe('host key decisions', () => {
     expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, acceptNew: true})).toMatchObject({ok: true, action: 'accept-new'})
   })
 
-  it('always refuses a changed key, even with acceptNew or a matching pin', () => {
-    for (const extra of [{}, {acceptNew: true}, {pin: keys.ed2.fp}]) {
+  it('refuses a changed key, even with acceptNew or a pin of the old key', () => {
+    for (const extra of [{}, {acceptNew: true}, {pin: keys.ed.fp}, {pin: keys.ed.fp, acceptNew: true}]) {
       const d = decideHostKey({entries: known(), hostId: id, key: keys.ed2.blob, ...extra})
       expect(d).toMatchObject({ok: false, problem: 'changed', lines: [1]})
     }
@@ -169,6 +178,20 @@ describe('host key decisions', () => {
 })
 
 describe('recording host keys', () => {
+  it('replaces the old lines of a re-pinned host and keeps every other line', async () => {
+    const f = path.join(dir, 'repin', 'known_hosts')
+    await recordHostKey(f, '10.211.0.11', keys.ed.blob)
+    await recordHostKey(f, '10.211.0.12', keys.rsa.blob)
+    const before = await readKnownHosts(f)
+    const d = decideHostKey({entries: before, hostId: '10.211.0.11', key: keys.ed2.blob, pin: keys.ed2.fp})
+    expect(d).toMatchObject({ok: true, action: 'repinned', replaces: [1]})
+    await recordHostKey(f, '10.211.0.11', keys.ed2.blob, 'kflan:m1', d.ok && d.action === 'repinned' ? d.replaces : [])
+    const after = await readKnownHosts(f)
+    expect(after.map((e) => e.key)).toEqual([keys.rsa.blob.toString('base64'), keys.ed2.blob.toString('base64')])
+    expect(decideHostKey({entries: after, hostId: '10.211.0.11', key: keys.ed2.blob})).toMatchObject({ok: true, action: 'known'})
+    expect(statSync(f).mode & 0o777).toBe(0o600)
+  })
+
   it('appends atomically with mode 0600, without duplicates, readable by ssh-keygen -F', async () => {
     const f = path.join(dir, 'state', 'known_hosts')
     await recordHostKey(f, '[10.211.0.11]:2222', keys.ed.blob, 'kflan:m1')

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand} from '../../base-command.js'
+import {BaseCommand, runFlags} from '../../base-command.js'
+import type {RunSummary} from '../../report.js'
 import {ensureClusterPki} from '../../cluster-pki.js'
 import {didYouMean} from '../../inventory/diagnostics.js'
 import {etcdMembers, hostByName} from '../../inventory/model.js'
@@ -7,7 +8,7 @@ import {InputError, KflanError} from '../../errors.js'
 import {joinPhases} from '../../phases/index.js'
 import {parseIgnored} from '../../phases/preflight.js'
 import {newLogger, runSession} from '../../session.js'
-import {formatReport, runDoctor} from '../../doctor/index.js'
+import {formatReport, runDoctor, type DoctorReport} from '../../doctor/index.js'
 
 export default class JoinNode extends BaseCommand<typeof JoinNode> {
   static summary = 'Add a node from the inventory to an initialised cluster.'
@@ -17,13 +18,15 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
   static args = {
     name: Args.string({description: 'The node\'s name in the inventory.', required: true}),
   }
+  static enableJsonFlag = true
   static flags = {
+    ...runFlags,
     'dry-run': Flags.boolean({summary: 'Print what would change on the node; change nothing.'}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host key of a host never seen before.'}),
     'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<RunSummary & {doctor?: DoctorReport}> {
     const {args, flags} = await this.parse(JoinNode)
     const cluster = this.cluster({checkFiles: true})
     const host = hostByName(cluster, args.name)
@@ -56,10 +59,15 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
       ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
       concurrency: 2,
       acceptNewHostKeys: flags['accept-new-host-keys'],
-      output: 'auto',
+      output: this.jsonEnabled() ? 'silent' : 'auto',
     }, logger, new Set([host.name]))
-    this.finishRun('join node', result, logger.file)
-    if (flags['dry-run']) return
+    const summary = this.finishRun(result, {
+      command: 'join node',
+      log: logger.file,
+      next: flags['dry-run'] ? `${this.nextCommand(`join node ${host.name}`)}` : undefined,
+      nothing: `nothing changed: ${host.name} is already joined`,
+    })
+    if (flags['dry-run']) return summary
     // The node's own checks, and pings from it to every other flannel host and back.
     const doctorLog = newLogger(stateDir, 'join-doctor')
     let report
@@ -71,7 +79,12 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     this.log('')
     this.log(formatReport(report, cluster.hosts.map((h) => h.name)))
     if (!report.ok) {
-      throw new KflanError(`${host.name} joined, but doctor found problems (above)`, {hint: `fix them and run \`kflan doctor -i ${this.flags.inventory} --host ${host.name}\``})
+      if (this.jsonEnabled()) {
+        this.logJson({...summary, ok: false, doctor: report})
+        this.exit(1)
+      }
+      throw new KflanError(`${host.name} joined, but doctor found problems (above)`, {hint: `fix them and run \`${this.nextCommand(`doctor --host ${host.name}`)}\``})
     }
+    return {...summary, doctor: report}
   }
 }
