@@ -62,7 +62,7 @@ describe.skipIf(!requireLab())('etcd roles: flanneld limited to its prefix, the 
   })
 
   it('init upgrades the cluster to roles and removes the admin key from the member; a re-run changes nothing', async () => {
-    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toContain('etcd auth: user add flanneld (certificate CN, no password)')
     expect(r.stdout).toContain('etcd auth: grant readwrite /coreos.com/network/subnets (prefix) to role flannel')

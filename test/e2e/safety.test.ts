@@ -86,8 +86,9 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
     expect(r.stderr).toContain('SIGINT received: finishing the commands in flight, starting nothing new')
     expect(r.stderr).toMatch(/interrupted by SIGINT/)
     expect(r.stderr).toContain(`log: ${log}`)
-    // What was done is reported: preflight's host preparation and the binaries that finished.
-    expect(r.stderr).toMatch(/changes made before the interrupt[\s\S]*lab-n1: changed \d+[\s\S]*\/opt\/flannel\/bin\/flanneld/)
+    // What was done is reported (every change, then the run's summary): preflight's host
+    // preparation and the binaries that finished.
+    expect(r.stderr).toMatch(/lab-n1: changed \d+[\s\S]*\/opt\/flannel\/bin\/flanneld[\s\S]*init: INTERRUPTED \(SIGINT\) after [\d.]+ s\. 2 hosts: 2 changed/)
     // The upload in flight was let finish: flanneld is whole (same sha256 as in the tarball).
     const inTarball = spawnSync('sh', ['-c', `tar -xzOf ${flannelTarball()} flanneld | sha256sum | cut -c1-64`], {encoding: 'utf8'}).stdout.trim()
     expect((await sshExec('lab-n1', 'sha256sum < /opt/flannel/bin/flanneld | cut -c1-64')).stdout.trim()).toBe(inTarball)
@@ -106,6 +107,7 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
     const r = await child.done
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(143)
     expect(r.stderr).toMatch(/interrupted by SIGTERM/)
+    expect(r.stderr).toMatch(/init: INTERRUPTED \(SIGTERM\) after/)
     expect(r.stderr).toMatch(/log: \S+init-\S+\.log/)
     expect(await exists('lab-m1', '/opt/etcd/bin/etcd')).toBe(true)
     expect(await exists('lab-n1', '/etc/systemd/system/flanneld.service')).toBe(false)
