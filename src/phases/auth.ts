@@ -33,9 +33,10 @@ export const authPhase: Phase = {
  * adds what is missing and leaves auth as it is (a member joining a running cluster gets its user
  * before it starts, so kflan's calls through it work at once).
  */
-export async function syncAuth(ctx: RunContext, via: HostRun, model: AuthModel, opts: {enable?: boolean} = {}): Promise<void> {
+export async function syncAuth(ctx: RunContext, via: HostRun, model: AuthModel, opts: {enable?: boolean; endpoints?: HostRun[]} = {}): Promise<void> {
   const c = ctx.cluster
-  const read = await via.remote.run(authStateScript(model, (args) => etcdctl(c, args)))
+  const ctl = (args: string) => etcdctl(c, args, opts.endpoints?.map((x) => x.host))
+  const read = await via.remote.run(authStateScript(model, ctl))
   let state
   try {
     state = parseAuthState(read.stdout)
@@ -45,5 +46,5 @@ export async function syncAuth(ctx: RunContext, via: HostRun, model: AuthModel, 
   const steps = planAuth(model, state).filter((s) => opts.enable !== false || s.args !== 'auth enable')
   if (steps.length === 0) return
   for (const s of steps.slice(0, -1)) via.changes.push(s.what)
-  await ctx.wet(via, steps.at(-1)!.what, () => via.remote.run(steps.map((s) => etcdctl(c, s.args)).join(' && ')))
+  await ctx.wet(via, steps.at(-1)!.what, () => via.remote.run(steps.map((s) => ctl(s.args)).join(' && ')))
 }

@@ -109,6 +109,11 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
   let list = await memberList(ctx, via, live)
   const url = peerUrl(c, h.host)
   if (!list.some((m) => m.peerUrls.includes(url))) {
+    // With etcd auth on, kflan's calls through the new member use its certificate's CN: its user
+    // must exist before it starts (the auth phase, after this one, would be too late), and must be
+    // added before `member add`, while the cluster still has quorum (a 1-member cluster that lists
+    // a second, not yet started member has none until it starts).
+    await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false, endpoints: live})
     await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
     list = await memberList(ctx, via, live)
   }
@@ -123,9 +128,6 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
   const p = etcdPaths(c)
   const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${initial.join(',')}"\n`
   await applyFiles(ctx, h, [{path: p.join, mode: 0o644, content, secret: false, follow: []}])
-  // With etcd auth on, kflan's calls through the new member use its certificate's CN: its user
-  // must exist before it starts (the auth phase, after this one, would be too late).
-  await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false})
   await systemd(ctx, h, [startStep('etcd')])
   h.restart.delete('etcd')
 }
