@@ -39,7 +39,7 @@ describe.skipIf(!requireLab())('etcd members added to the inventory join the run
     expect(await members()).toEqual(['lab-m1'])
     const before = await subnet()
 
-    const r = await kflan(['init', '-i', full, '--state-dir', state])
+    const r = await kflan(['init', '-i', full, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/member add lab-m2 \(https:\/\/10\.211\.\d+\.12:2380\)/)
     expect(r.stdout).toMatch(/member add lab-m3 \(https:\/\/10\.211\.\d+\.13:2380\)/)
@@ -56,7 +56,7 @@ describe.skipIf(!requireLab())('etcd members added to the inventory join the run
     const reset = await kflan(['reset', '-i', full, '--state-dir', state, '--host', 'lab-m3', '--purge-data', '--yes'])
     expect(reset.code, `${reset.stdout}\n${reset.stderr}`).toBe(0)
     expect(await members()).toEqual(['lab-m1', 'lab-m2'])
-    const r = await kflan(['init', '-i', full, '--state-dir', state])
+    const r = await kflan(['init', '-i', full, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/member add lab-m3/)
     expect(await members()).toEqual(['lab-m1', 'lab-m2', 'lab-m3'])
