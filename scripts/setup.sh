@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what kflan's build, tests and lab need on a fresh Debian/Ubuntu machine:
-# Debian packages for the lab (systemd-nspawn hosts) and the npm dependencies.
+# Debian packages for the lab (systemd-nspawn hosts; gcc and libc6-dev for the static flanneld
+# build, busybox-static for the lab's container image) and the npm dependencies. The lab's
+# bundles are built with Go at /usr/local/go (not a Debian package: bookworm's is too old).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates util-linux)
+debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates util-linux
+  busybox-static gcc libc6-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,6 +27,8 @@ if [ ${#missing[@]} -gt 0 ] || [ $lists_stale -eq 1 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 fi
+
+[ -x /usr/local/go/bin/go ] || echo "setup: warning: no Go at /usr/local/go/bin: the lab cannot build its flannel/etcd bundles" >&2
 
 # `npm ci`: exactly the locked versions (a lock file out of step with package.json is an error,
 # as in any CI). Skipped when node_modules was installed from this very lock file.

@@ -7,10 +7,11 @@ import {resolve} from 'node:path'
 import {hintOf, KflanError, messageOf} from './errors.js'
 import {InterruptedError} from './interrupt.js'
 import {acquireStateLock, describeHolder} from './state-lock.js'
-import {loadInventory} from './inventory/load.js'
+import {loadInventory, type LoadOptions} from './inventory/load.js'
 import {formatDiagnostic} from './inventory/diagnostics.js'
 import type {Cluster} from './inventory/model.js'
 import {changeList, formatSummary, summarize, type RunSummary} from './report.js'
+import {prepareTarballs, tarballSummary, type TarballSection} from './tarballs/index.js'
 import type {SessionResult} from './session.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -19,6 +20,11 @@ export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(type
 export const runFlags = {
   verbose: Flags.boolean({char: 'v', summary: 'Print every change on every host, not only the summary (the run log always has them).'}),
 }
+
+/** For the commands that install binaries (init, join node): same meaning on each. */
+export const offlineFlag = Flags.boolean({
+  summary: 'Never download: tarball URLs must already be in the download cache ($XDG_CACHE_HOME/kflan, default ~/.cache/kflan).',
+})
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static baseFlags = {
@@ -52,10 +58,21 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /** Loads the inventory (exit 2 with every problem listed) and prints its warnings. */
-  protected cluster(opts: {checkFiles?: boolean} = {}): Cluster {
+  protected cluster(opts: LoadOptions = {}): Cluster {
     const {cluster, warnings} = loadInventory(this.flags.inventory, opts)
     for (const w of warnings) this.logToStderr(formatDiagnostic(this.flags.inventory, w))
     return cluster
+  }
+
+  /**
+   * The cluster with its release tarballs as verified local files: URL tarballs from the download
+   * cache or downloaded into it (refused with `offline`), every given sha256 checked. Runs before
+   * any host is contacted; a mismatch stops here (exit 2).
+   */
+  protected async localTarballs(cluster: Cluster, offline: boolean, sections?: TarballSection[]): Promise<Cluster> {
+    const {cluster: local, tarballs} = await prepareTarballs(cluster, {offline, output: this.jsonEnabled() ? 'silent' : 'auto', sections})
+    for (const line of tarballSummary(tarballs)) this.log(`tarball: ${line}`)
+    return local
   }
 
   protected stateDir(cluster: Cluster): string {

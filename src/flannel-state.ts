@@ -1,4 +1,4 @@
-/** Reading what flanneld leaves behind: the subnet file and the leases in etcd (pure parsers). */
+/** Reading what flanneld leaves on a host: the subnet file (pure parsers; leases: cluster/leases.ts). */
 
 export interface SubnetEnv {
   network?: string
@@ -21,34 +21,6 @@ export function parseSubnetEnv(text: string): SubnetEnv {
     mtu: mtu === undefined ? undefined : Number(mtu),
     ipMasq: kv.has('FLANNEL_IPMASQ') ? kv.get('FLANNEL_IPMASQ') === 'true' : undefined,
   }
-}
-
-export interface Lease {
-  key: string
-  /** The leased subnet, e.g. 10.244.5.0/24. */
-  subnet: string
-  publicIp?: string
-  backendType?: string
-  vtepMac?: string
-}
-
-/** Parses `etcdctl get <prefix>/subnets/ --prefix` output: key and value lines alternating. */
-export function parseLeases(stdout: string): Lease[] {
-  const lines = stdout.split('\n').filter((l) => l !== '')
-  const out: Lease[] = []
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const key = lines[i].trim()
-    const m = /\/subnets\/(\d+\.\d+\.\d+\.\d+)-(\d+)$/.exec(key)
-    if (!m) continue
-    let v: {PublicIP?: string; BackendType?: string; BackendData?: {VtepMAC?: string}} = {}
-    try {
-      v = JSON.parse(lines[i + 1])
-    } catch {
-      /* keep the key even when the value is unreadable */
-    }
-    out.push({key, subnet: `${m[1]}/${m[2]}`, publicIp: v.PublicIP, backendType: v.BackendType, vtepMac: v.BackendData?.VtepMAC})
-  }
-  return out
 }
 
 /** 10.244.5.1/24 → 10.244.5.0/24 (the lease's subnet for a FLANNEL_SUBNET value). */

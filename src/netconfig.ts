@@ -30,8 +30,10 @@ export function sameConfig(a: NetworkConfig, b: NetworkConfig): boolean {
 export function incompatibleChanges(current: NetworkConfig, desired: NetworkConfig): string[] {
   const out: string[] = []
   if (current.Network !== desired.Network) out.push(`Network ${current.Network} → ${desired.Network}`)
-  const cb = current.Backend ?? {Type: 'udp'}
-  const db = desired.Backend ?? {Type: 'udp'}
+  // The backend's MTU is not among them: kflan applies it by recreating the vxlan device
+  // (src/phases/flannel.ts), which a restarted flanneld alone would not do.
+  const {MTU: _cm, ...cb} = current.Backend ?? {Type: 'udp'}
+  const {MTU: _dm, ...db} = desired.Backend ?? {Type: 'udp'}
   if (!isDeepStrictEqual(cb, db)) out.push(`Backend ${JSON.stringify(cb)} → ${JSON.stringify(db)}`)
   if ((current.SubnetLen ?? 24) !== (desired.SubnetLen ?? 24)) out.push(`SubnetLen ${current.SubnetLen} → ${desired.SubnetLen}`)
   return out

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, runFlags} from '../base-command.js'
+import {BaseCommand, offlineFlag, runFlags} from '../base-command.js'
 import {ensureClusterPki, pkiSummary} from '../cluster-pki.js'
 import type {RunSummary} from '../report.js'
 import {KflanError} from '../errors.js'
@@ -25,11 +25,12 @@ export default class Init extends BaseCommand<typeof Init> {
     force: Flags.boolean({summary: 'Overwrite a flannel network config that differs in Network or backend while leases exist.'}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host keys of hosts never seen before.'}),
     'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
+    offline: offlineFlag,
   }
 
   async run(): Promise<RunSummary> {
     const flags = this.flags
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = await this.localTarballs(this.cluster({checkFiles: 'error'}), flags.offline)
     const stateDir = this.lockedStateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})

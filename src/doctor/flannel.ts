@@ -5,9 +5,10 @@
  */
 import {flannelHosts, type Cluster, type Host} from '../inventory/model.js'
 import {cidrContainsCidr, parseCidr, type Cidr} from '../inventory/net.js'
-import {parseLeases, parseSubnetEnv, subnetOfGateway, type Lease, type SubnetEnv} from '../flannel-state.js'
+import {leasePrefix, leasesFromKvs, parseLeaseListing, type Lease} from '../cluster/leases.js'
+import {parseSubnetEnv, subnetOfGateway, type SubnetEnv} from '../flannel-state.js'
 import {etcdctlError, parseGetJson} from './etcd.js'
-import {vxlanDevice} from './gather.js'
+import {vxlanDevice} from '../cluster/flannel.js'
 import {listing, plural, readsOf, resultFor, stateOf, type CheckResult, type DoctorInput, type HostData} from './types.js'
 
 /** The leases (v3: from the prefix read; v2: the listing); undefined when no member was asked. */
@@ -18,14 +19,12 @@ export function readLeases(input: DoctorInput): {leases: Lease[]; from: string} 
   if (c.flannel.etcdApi === 'v2') {
     const run = r.reads.leasesV2
     if (!run || run.rc !== 0) return {error: `${r.from}: ${run ? etcdctlError(run) : 'not read'}`}
-    return {leases: parseLeases(run.stdout), from: r.from}
+    return {leases: parseLeaseListing(run.stdout), from: r.from}
   }
+  // v3: the leases come with the one read of the whole prefix (config and leases).
   const kvs = r.reads.keysV3.rc === 0 ? parseGetJson(r.reads.keysV3.stdout) : undefined
   if (!kvs) return {error: `${r.from}: ${etcdctlError(r.reads.keysV3)}`}
-  const prefix = `${c.flannel.prefix}/subnets/`
-  const sub = kvs.filter((kv) => kv.key.startsWith(prefix))
-  // parseLeases reads "key\nvalue" pairs; the values are one-line JSON from flannel.
-  return {leases: parseLeases(sub.map((kv) => `${kv.key}\n${kv.value.replace(/\n/g, ' ')}`).join('\n')), from: r.from}
+  return {leases: leasesFromKvs(c, kvs), from: r.from}
 }
 
 export function subnetEnvOf(c: Cluster, d: HostData | undefined): SubnetEnv | undefined {
@@ -65,7 +64,7 @@ export function flannelChecks(input: DoctorInput): CheckResult[] {
     const outside = leases.filter((l) => !cidrContainsCidr(net, cidr(l.subnet) ?? {base: 0, prefix: 0}))
     if (outside.length > 0) out.push(r.fail(`leases outside ${c.flannel.network}: ${outside.map((l) => `${l.subnet} (${l.publicIp ?? '?'})`).join(', ')}`, 'the network config changed under running leases; delete the stale lease keys and restart flanneld on those hosts'))
     else if (strays.length > 0) out.push(r.warn(`${plural(strays.length, 'lease')} for hosts not in the inventory: ${strays.map((l) => `${l.subnet} (PublicIP ${l.publicIp ?? '?'})`).join(', ')}`, 'a removed node or a flanneld with the wrong --public-ip; delete the key (`etcdctl del <key>`) once nothing uses it (it expires 24 h after its last renewal)'))
-    else out.push(r.ok(`${plural(leases.length, 'lease')} in ${c.flannel.prefix}/subnets, all for flannel hosts of the inventory`))
+    else out.push(r.ok(`${plural(leases.length, 'lease')} in ${leasePrefix(c)}, all for flannel hosts of the inventory`))
   }
 
   for (const h of hosts) {
@@ -85,7 +84,17 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
   const ur = r('flannel.unit')
   if (!u || u.load === 'not-found') out.push(ur.fail('flanneld.service is not installed', 'run `kflan init` (or `kflan join node` for a new node)'))
   else if (u.active === 'active') out.push(ur.ok(`flanneld.service is active (${u.sub})`))
-  else out.push(ur.fail(`flanneld.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`, `run \`systemctl start flanneld\` on ${h.name} and read \`journalctl -u flanneld -n 50\` (docker depends on it and stops with it)`))
+  else out.push(ur.fail(`flanneld.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`, `run \`systemctl start flanneld\` on ${h.name} and read \`journalctl -u flanneld -n 50\` (docker and its containers keep running without it, but new leases get no routes)`))
+
+  // flanneld's own health endpoints (only asked while the unit runs: flannel.unit names the rest).
+  if (u?.active === 'active' && d.health) {
+    const hr = r('flannel.healthz')
+    const probes = [d.health.healthz, d.health.readyz].filter((p): p is NonNullable<typeof p> => p !== undefined)
+    const bad = probes.filter((p) => p.code !== 200)
+    if (bad.length > 0) {
+      out.push(hr.fail(bad.map((p) => `${p.url}: ${p.code === undefined ? `no answer${p.body ? ` (${p.body.split('\n')[0]})` : ''}` : `HTTP ${p.code}${p.body ? ` ${p.body.split('\n')[0]}` : ''}`}`).join('; '), `flanneld serves these on --healthz-port=${c.flannel.healthzPort}: read \`journalctl -u flanneld -n 50\` on ${h.name} (readyz answers 503 until the lease, rules and subnet file are in place)`))
+    } else out.push(hr.ok(probes.map((p) => `${p.url.replace(/^http:\/\/[^/]+/, '')} ${p.code} ${p.body}`.trim()).join(', ')))
+  }
 
   // Subnet file
   const env = subnetEnvOf(c, d)
@@ -102,7 +111,7 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
     const lease = leases?.find((l) => l.subnet === own)
     if (leases && own && !lease) problems.push(`no lease in etcd for ${own}: flanneld lost its lease (it re-registers when restarted)`)
     else if (lease && lease.publicIp !== h.address) problems.push(`the lease for ${own} belongs to PublicIP ${lease.publicIp}, not ${h.address}`)
-    out.push(problems.length === 0 ? sr.ok(`FLANNEL_SUBNET=${env.subnet} MTU ${env.mtu}${leases ? ', matches its lease' : ''}`) : sr.fail(problems.join('; '), 'restart flanneld (`systemctl restart flanneld`; docker follows) so it re-reads its lease and rewrites the subnet file'))
+    out.push(problems.length === 0 ? sr.ok(`FLANNEL_SUBNET=${env.subnet} MTU ${env.mtu}${leases ? ', matches its lease' : ''}`) : sr.fail(problems.join('; '), 'run `kflan init`: it restarts flanneld, and docker only if docker0 left the subnet flanneld leased'))
   }
 
   // Lease
@@ -113,7 +122,7 @@ function hostFlannel(c: Cluster, h: Host, d: HostData, leases: Lease[] | undefin
     if (mine.length === 0) {
       if (bySubnet && bySubnet.publicIp !== h.address) {
         out.push(lr.fail(`no lease with PublicIP ${h.address}; this host's subnet ${own} is leased to PublicIP ${bySubnet.publicIp}: flanneld picked the wrong interface or address`, `set the host's \`interface\` in the inventory (flanneld --iface/--public-ip) and run \`kflan init\``))
-      } else out.push(lr.fail(`no lease with PublicIP ${h.address} in ${c.flannel.prefix}/subnets`, `flanneld registers a lease when it starts: \`systemctl restart flanneld\` on ${h.name} and read its log`))
+      } else out.push(lr.fail(`no lease with PublicIP ${h.address} in ${leasePrefix(c)}`, `flanneld registers a lease when it starts: \`systemctl restart flanneld\` on ${h.name} and read its log`))
     } else {
       const problems: string[] = []
       const l = mine.find((x) => x.subnet === own) ?? mine[0]

@@ -6,6 +6,8 @@
  */
 import {performance} from 'node:perf_hooks'
 
+import {healthUrls, hostPorts as neededPorts, vxlanDevice} from '../cluster/flannel.js'
+import {leaseListCommand} from '../cluster/leases.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
 import {DOCKER_DROPIN, etcdPaths, flannelPaths} from '../render/paths.js'
@@ -35,19 +37,7 @@ export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[
   return {public: pub, keys}
 }
 
-export function vxlanDevice(c: Cluster): string | undefined {
-  const b = c.flannel.backend
-  return b.type === 'vxlan' ? `flannel.${b.vni}` : undefined
-}
 
-/** Ports a host needs open: etcd's on members, the backend's on flannel hosts. */
-export function neededPorts(c: Cluster, h: Host): string[] {
-  const ports: string[] = []
-  if (h.roles.etcd) ports.push(`${c.etcd.clientPort}/tcp`, `${c.etcd.peerPort}/tcp`)
-  const b = c.flannel.backend
-  if (h.roles.flannel && b.type !== 'host-gw') ports.push(`${b.port}/udp`)
-  return ports
-}
 
 /** endpoint health and status of `members`, each asked on its own endpoint (a dead one cannot delay another). */
 function endpointJobs(c: Cluster, members: Host[]): [string, string][] {
@@ -73,10 +63,7 @@ function readJobs(c: Cluster): [string, string][] {
     ['keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)],
     ...etcdMembers(c).map((m, i): [string, string] => [`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m])]),
   ]
-  if (c.flannel.etcdApi === 'v2') {
-    const ls = etcdctlV2(c, `--no-sync ls ${shq(`${p}/subnets`)}`)
-    jobs.push(['leases2', `for k in $(${ls}); do echo "$k"; ${etcdctlV2(c, '--no-sync get "$k"')}; done`])
-  }
+  if (c.flannel.etcdApi === 'v2') jobs.push(['leases2', leaseListCommand(c, {local: true})])
   return jobs
 }
 
@@ -103,7 +90,7 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
   if (h.roles.etcd) jobs.push(...endpointJobs(c, [h]))
   if (opts.reads) jobs.push(...readJobs(c))
   jobs.push(['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'])
-  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
+  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; echo "@trusted-sources=$(firewall-cmd --zone=trusted --list-sources 2>/dev/null)"; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
   const {start, collect} = jobLines(jobs)
   const files = hostFiles(c, h).public
   const dev = vxlanDevice(c)
@@ -129,6 +116,10 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
     lines.push('s addrs; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }')
     lines.push('s routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }')
     if (dev) lines.push(`s vxlan; ip -j -d link show dev ${shq(dev)} 2>/dev/null`)
+    const hz = healthUrls(c)
+    for (const [name, url] of Object.entries(hz)) {
+      if (url) lines.push(`s http-${name}; if has curl; then curl -sS -m 2 -w '\\n@code=%{http_code}' ${shq(url)} 2>&1; else echo "#no-curl"; fi`)
+    }
     if (c.docker.enabled) {
       lines.push('s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
     }
@@ -253,9 +244,11 @@ export function parseFirewalld(text: string, ports: string[]): HostData['firewal
   const services = new Set(field('services').split(/\s+/).filter(Boolean))
   const byService: Record<string, string[]> = {'etcd-client': ['2379/tcp'], 'etcd-server': ['2380/tcp']}
   const viaService = new Set([...services].flatMap((s) => byService[s] ?? []))
+  const trusted = /^@trusted-sources=(.*)$/m.exec(text)
   return {
     state,
     ports: ports.map((p) => ({port: p, open: target === 'ACCEPT' || listed.has(p) || viaService.has(p)})),
+    ...(trusted ? {trustedSources: trusted[1].split(/\s+/).filter(Boolean)} : {}),
   }
 }
 
@@ -306,8 +299,26 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
     routes: sec.has('routes') ? parseRoutes(get('routes')) : [],
     vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
     dockerCmdline: get('dockerd').trim() || undefined,
+    health: parseHealth(c, sec, missingTools),
     missingTools,
   }
+}
+
+/** The http-healthz / http-readyz sections: curl's output with `@code=NNN` on the last line. */
+export function parseHealth(c: Cluster, sec: Map<string, string>, missingTools: string[]): HostData['health'] {
+  const out: NonNullable<HostData['health']> = {}
+  for (const [name, url] of Object.entries(healthUrls(c)) as ['healthz' | 'readyz', string | undefined][]) {
+    if (!url || !sec.has(`http-${name}`)) continue
+    const text = sec.get(`http-${name}`) ?? ''
+    if (text.trim() === '#no-curl') {
+      if (!missingTools.includes('curl')) missingTools.push('curl')
+      continue
+    }
+    const m = /\n?@code=(\d+)\s*$/.exec(text)
+    const code = m && m[1] !== '000' ? Number(m[1]) : undefined
+    out[name] = {url, code, body: (m ? text.slice(0, m.index) : text).trim()}
+  }
+  return Object.keys(out).length > 0 ? out : undefined
 }
 
 export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads | undefined {

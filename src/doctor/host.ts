@@ -4,7 +4,7 @@
  * FORWARD chain, and clock skew between hosts.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {neededPorts} from './gather.js'
+import {hostPorts as neededPorts} from '../cluster/flannel.js'
 import {listing, resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
 
 export function sshChecks(input: DoctorInput): CheckResult[] {
@@ -187,7 +187,10 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
   if (d.firewalld.state !== 'active') out.push(fw.ok(`firewalld is not running${d.firewalld.state && d.firewalld.state !== 'inactive' ? ` (${d.firewalld.state})` : ''}`))
   else {
     const closed = d.firewalld.ports.filter((p) => !p.open).map((p) => p.port)
-    out.push(
+    const ts = d.firewalld.trustedSources
+    if (h.roles.flannel && ts && !ts.includes(c.flannel.network)) {
+      out.push(fw.fail(`firewalld is running and its trusted zone lacks the pod network ${c.flannel.network}: forwarded pod traffic is rejected${closed.length > 0 ? `; it does not allow ${listing(closed)} either` : ''}`, `\`firewall-cmd --permanent --zone=trusted --add-source=${c.flannel.network} && firewall-cmd --reload\`, or stop firewalld; \`kflan init\` does it per preflight.firewall`))
+    } else out.push(
       closed.length === 0
         ? fw.ok(`firewalld is running and allows ${listing(d.firewalld.ports.map((p) => p.port)) || 'what this host needs'}`)
         : fw.fail(`firewalld is running and does not allow ${listing(closed)}`, `open them (\`${closed.map((p) => `firewall-cmd --permanent --add-port=${p}`).join(' && ')} && firewall-cmd --reload\`), or stop firewalld; \`kflan init\` does it per preflight.firewall`),

@@ -76,7 +76,8 @@ export interface HostData {
   swaps: {path: string; type: string; sizeKb: number}[]
   /** undefined: no SELinux on the host. */
   selinux?: 'enforcing' | 'permissive' | 'disabled'
-  firewalld: {state: string; ports: {port: string; open: boolean}[]}
+  /** trustedSources: `firewall-cmd --zone=trusted --list-sources` (undefined when not read). */
+  firewalld: {state: string; ports: {port: string; open: boolean}[]; trustedSources?: string[]}
   /** Raw values of /proc/sys/...; undefined when the file is missing. */
   ipForward?: string
   bridgeNfCallIptables?: string
@@ -94,8 +95,17 @@ export interface HostData {
   vxlan?: VxlanLink
   /** docker's main process command line. */
   dockerCmdline?: string
+  /** flanneld's /healthz and (0.28.9+) /readyz on loopback, when --healthz-port is on. */
+  health?: {healthz?: HttpProbe; readyz?: HttpProbe}
   /** Tools missing on the host that a check needed. */
   missingTools: string[]
+}
+
+/** One HTTP GET: the status code (undefined: no answer) and the body, or curl's error. */
+export interface HttpProbe {
+  url: string
+  code?: number
+  body: string
 }
 
 export interface EtcdView {

@@ -4,10 +4,10 @@
  */
 import {readFileSync} from 'node:fs'
 import {resolve} from 'node:path'
-import {LineCounter, parseDocument} from 'yaml'
+import {isScalar, LineCounter, parseDocument, Scalar, type Document} from 'yaml'
 import {z, type ZodIssue, type ZodTypeAny} from 'zod'
 import {InputError} from '../errors.js'
-import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic} from './diagnostics.js'
+import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic, type Severity} from './diagnostics.js'
 import {inventorySchema} from './schema.js'
 import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
 import type {Cluster} from './model.js'
@@ -34,8 +34,17 @@ export class InventoryError extends InputError {
   }
 }
 
+export interface LoadOptions {
+  /**
+   * Check that local files the inventory names (tarballs, identity files) exist, reporting a
+   * missing one with this severity: 'warning' for `validate` (an inventory is valid before its
+   * files are in place), 'error' for the commands that need them (init, join). Default: no check.
+   */
+  checkFiles?: Severity
+}
+
 /** Parses inventory text. `file` is used for messages and to resolve relative tarball paths. */
-export function parseInventory(text: string, file: string, opts: {checkFiles?: boolean} = {}): LoadResult {
+export function parseInventory(text: string, file: string, opts: LoadOptions = {}): LoadResult {
   const lc = new LineCounter()
   const doc = parseDocument(text, {lineCounter: lc, prettyErrors: false, uniqueKeys: true})
   const diagnostics: Diagnostic[] = []
@@ -52,6 +61,7 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
   }
   if (diagnostics.length > 0) return {diagnostics}
 
+  keepDigestText(doc, text)
   const raw: unknown = doc.toJS() ?? {}
   const parsed = inventorySchema.safeParse(raw)
   let cluster: Cluster | undefined
@@ -59,7 +69,7 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
     diagnostics.push(...checkInventory(parsed.data))
     if (!diagnostics.some((d) => d.severity === 'error')) {
       cluster = resolveCluster(parsed.data, resolve(file))
-      if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster))
+      if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster, opts.checkFiles))
     }
   } else {
     for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue))
@@ -82,7 +92,7 @@ export function parseInventory(text: string, file: string, opts: {checkFiles?: b
 }
 
 /** Loads and validates; throws InventoryError (exit 2) listing every problem. Warnings are returned. */
-export function loadInventory(file: string, opts: {checkFiles?: boolean} = {}): {cluster: Cluster; warnings: Diagnostic[]} {
+export function loadInventory(file: string, opts: LoadOptions = {}): {cluster: Cluster; warnings: Diagnostic[]} {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
@@ -94,6 +104,19 @@ export function loadInventory(file: string, opts: {checkFiles?: boolean} = {}): 
   const result = parseInventory(text, file, opts)
   if (!result.cluster) throw new InventoryError(file, result.diagnostics)
   return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}
+}
+
+/**
+ * A digest written without quotes and made only of digits (or digits and one "e") is a number to
+ * YAML, which loses leading zeros and precision: the sha256 fields take the plain scalar's text
+ * exactly as written in the file instead, and the schema then checks it like any string.
+ */
+function keepDigestText(doc: Document, text: string): void {
+  for (const section of ['etcd', 'flannel']) {
+    const node = doc.getIn([section, 'sha256'], true)
+    if (!isScalar(node) || typeof node.value === 'string' || node.type !== Scalar.PLAIN || !node.range) continue
+    node.value = text.slice(node.range[0], node.range[1])
+  }
 }
 
 function fromZodIssue(issue: ZodIssue): Diagnostic[] {

@@ -34,6 +34,7 @@ export interface Host {
 
 export interface EtcdSettings {
   version: string
+  /** Local path (resolved) or http(s) URL; src/tarballs/ turns a URL into its verified cached file before a run. */
   tarball: string
   sha256?: string
   dataDir: string
@@ -48,6 +49,7 @@ export interface EtcdSettings {
 
 export interface FlannelSettings {
   version: string
+  /** As EtcdSettings.tarball. */
   tarball: string
   sha256?: string
   installDir: string

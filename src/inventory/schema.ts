@@ -18,6 +18,12 @@ const fingerprint = z
   .string()
   .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be an SSH fingerprint as `ssh-keygen -lf` prints it (SHA256:…)')
 
+/** A sha256 digest as `sha256sum` prints it (upper case accepted, kept lower case). */
+const sha256 = z
+  .string()
+  .regex(/^[A-Fa-f0-9]{64}$/, 'must be the 64 hex digits `sha256sum` prints')
+  .transform((s) => s.toLowerCase())
+
 const absPath = z.string().regex(/^\//, 'must be an absolute path')
 
 /** A semantic version as users write it (`v3.5.17`, `0.26.1`, `3.6.0-rc.1`), kept without the `v`. */
@@ -80,10 +86,10 @@ const roles = z
 const etcd = z
   .object({
     version,
-    /** Release tarball: a local path (relative to the inventory file) or an https:// URL. */
+    /** Release tarball: a local path (relative to the inventory file) or an http(s):// URL. */
     tarball: z.string().min(1),
     /** sha256 of the tarball; required for a URL, checked for a path when given. */
-    sha256: z.string().regex(/^[a-f0-9]{64}$/).optional(),
+    sha256: sha256.optional(),
     dataDir: absPath.default('/var/lib/etcd/default.etcd'),
     installDir: absPath.default('/opt/etcd'),
     clientPort: port.default(2379),
@@ -119,7 +125,7 @@ const flannel = z
   .object({
     version,
     tarball: z.string().min(1),
-    sha256: z.string().regex(/^[a-f0-9]{64}$/).optional(),
+    sha256: sha256.optional(),
     installDir: absPath.default('/opt/flannel'),
     /** The pod network (flannel's "Network"). */
     network: z.string(),

@@ -1,8 +1,9 @@
 /** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
+import {BACKEND_MTU_SINCE, backendMtuSupported} from '../cluster/flannel.js'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {didYouMean, type Diagnostic} from './diagnostics.js'
+import {didYouMean, type Diagnostic, type Severity} from './diagnostics.js'
 import {compareVersions, flannelEtcdApi, type Cluster, type Host, type SshTarget} from './model.js'
 import {
   cidrContains,
@@ -132,6 +133,14 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
       'use flannel 0.18.0 or newer (etcd v3 API), or etcd 3.5 or older (kflan then enables --enable-v2)',
     )
   }
+  const backend = inv.flannel.backend
+  if (backend.type === 'vxlan' && backend.mtu !== undefined && !backendMtuSupported(inv.flannel.version)) {
+    error(
+      ['flannel', 'backend', 'mtu'],
+      `flannel ${inv.flannel.version} ignores the backend's MTU (flannel reads it from ${BACKEND_MTU_SINCE} on): its vxlan device would stay at the interface's MTU - 50`,
+      `remove flannel.backend.mtu, or use flannel ${BACKEND_MTU_SINCE} or newer`,
+    )
+  }
   if (compareVersions(inv.etcd.version, '3.4.0') < 0) {
     warn(['etcd', 'version'], `etcd ${inv.etcd.version} is older than 3.4 and untested with kflan`)
   }
@@ -154,13 +163,17 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   return out
 }
 
-/** Local files the inventory points at (tarballs, identity files). Run before contacting hosts. */
-export function checkLocalFiles(inv: RawInventory, c: Cluster): Diagnostic[] {
+/**
+ * Local files the inventory points at (tarballs, identity files), reported with `severity`:
+ * warnings for `validate`, errors for init and join, which check them before contacting any host.
+ */
+export function checkLocalFiles(inv: RawInventory, c: Cluster, severity: Severity = 'error'): Diagnostic[] {
   const out: Diagnostic[] = []
+  const later = severity === 'warning' ? '; kflan init and join refuse to start without it' : ''
   for (const key of ['etcd', 'flannel'] as const) {
     const t = c[key].tarball
     if (!/^https?:\/\//.test(t) && !existsSync(t)) {
-      out.push({severity: 'error', path: [key, 'tarball'], message: `file not found: ${t}`, hint: "relative paths are resolved against the inventory file's directory"})
+      out.push({severity, path: [key, 'tarball'], message: `file not found: ${t}`, hint: `relative paths are resolved against the inventory file's directory${later}`})
     }
   }
   const reported = new Set<string>()
@@ -169,7 +182,7 @@ export function checkLocalFiles(inv: RawInventory, c: Cluster): Diagnostic[] {
     if (!f || existsSync(f) || reported.has(f)) return
     reported.add(f)
     const path = inv.hosts[i].ssh?.identityFile ? ['hosts', i, 'ssh', 'identityFile'] : ['ssh', 'identityFile']
-    out.push({severity: 'error', path, message: `identity file not found: ${f}`, hint: 'point ssh.identityFile at your private key, or use agent: true'})
+    out.push({severity, path, message: `identity file not found: ${f}`, hint: `point ssh.identityFile at your private key, or use agent: true${later}`})
   })
   return out
 }

@@ -90,8 +90,18 @@ export function startStep(unit: string): Step {
 }
 
 /** A unit's state from the facts, in systemctl's words. */
-export function unitState(u: UnitState): {active: string; enabled: string} {
-  return {active: u.activeState || 'unknown', enabled: u.unitFileState ?? 'unknown'}
+export function unitState(u: UnitState): {active: string; enabled: string; result?: string} {
+  return {active: u.activeState || 'unknown', enabled: u.unitFileState ?? 'unknown', result: u.result}
+}
+
+/**
+ * `systemctl reset-failed UNIT` for a unit found `failed` (e.g. `start-limit-hit`: docker.service
+ * allows 3 starts a minute, and a start or restart is refused until the failed state is reset),
+ * recorded in the change list with the reason.
+ */
+export function resetFailedStep(unit: string, st: {active: string; result?: string}): Step[] {
+  if (st.active !== 'failed') return []
+  return [{what: `systemctl reset-failed ${unit} (it was failed${st.result ? `: ${st.result}` : ''})`, cmd: `systemctl reset-failed ${unit}`}]
 }
 
 /** Polls `check` until it returns true or the deadline passes; stops (throws) after a stop signal. */

@@ -1,12 +1,13 @@
 /**
  * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from
- * flannel, ordered after flanneld. Docker restarts only when the drop-in changed or docker0 is
- * not at the host's flannel gateway address.
+ * flannel, ordered after flanneld but not bound to it (Wants=, see docs/init.md). Docker restarts
+ * only when the drop-in changed or docker0 is not at the host's flannel gateway address with
+ * flannel's MTU; a docker unit found failed (start-limit-hit) is reset first.
  */
 import {KflanError} from '../errors.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import type {HostRun, Phase} from './context.js'
-import {applyFiles, desiredFiles, enableStep, systemd, unitState, waitFor} from './common.js'
+import {applyFiles, desiredFiles, enableStep, resetFailedStep, systemd, unitState, waitFor} from './common.js'
 
 export const dockerPhase: Phase = {
   name: 'docker',
@@ -16,14 +17,16 @@ export const dockerPhase: Phase = {
   async runHost(ctx, h) {
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN))
     const st = unitState(h.facts.docker.unit) // as found before this run touched it
-    const steps = enableStep('docker', st.enabled)
+    const steps = [...enableStep('docker', st.enabled), ...resetFailedStep('docker', st)]
     const bridge = await docker0(h)
     const want = h.flannelSubnet
     const matches = (b: {address?: string; mtu?: number}) => want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
     if (st.active !== 'active' || h.restart.has('docker') || (!ctx.dryRun && !matches(bridge))) {
       const why =
         st.active !== 'active' ? 'not running' : h.restart.has('docker') ? 'drop-in changed' : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
-      steps.push({what: `restart docker (${why})`, cmd: 'systemctl restart docker'})
+      // reset-failed also clears the start counter: docker.service's StartLimitBurst=3 in 60 s
+      // refuses a restart after recent restarts even when docker is running.
+      steps.push({what: `restart docker (${why})`, cmd: '{ systemctl reset-failed docker 2>/dev/null || true; } && systemctl restart docker'})
     }
     await systemd(ctx, h, steps, {timeoutMs: 90_000})
     h.restart.delete('docker')

@@ -3,6 +3,7 @@
  * flannel reads: v3 for flannel 0.18 and newer, v2 before. A config that differs in Network or
  * backend is not overwritten while leases exist, unless --force.
  */
+import {readLeases} from '../cluster/leases.js'
 import {KflanError} from '../errors.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {incompatibleChanges, parseNetworkConfig, sameConfig} from '../netconfig.js'
@@ -32,7 +33,7 @@ export const networkPhase: Phase = {
     if (currentText !== undefined) {
       const current = parseNetworkConfig(currentText)
       if (current && sameConfig(current, desired)) return
-      const leases = await store.leaseCount(`${c.flannel.prefix}/subnets`)
+      const leases = (await readLeases(c, via.remote)).length
       const incompatible = current ? incompatibleChanges(current, desired) : []
       if (leases > 0 && incompatible.length > 0 && !ctx.options.force) {
         throw new KflanError(`${key} differs from the inventory while ${leases} flannel lease(s) exist: ${incompatible.join('; ')}`, {
@@ -47,7 +48,6 @@ export const networkPhase: Phase = {
 interface Store {
   get(key: string): Promise<string | undefined>
   put(key: string, value: string): Promise<unknown>
-  leaseCount(prefix: string): Promise<number>
 }
 
 function v3Store(ctx: RunContext, via: HostRun): Store {
@@ -58,10 +58,6 @@ function v3Store(ctx: RunContext, via: HostRun): Store {
       return r.stdout.trim() === '' ? undefined : r.stdout.trim()
     },
     put: (key, value) => via.remote.run(etcdctl(c, `put ${shq(key)} ${shq(value)}`)),
-    async leaseCount(prefix) {
-      const r = await via.remote.run(etcdctl(c, `get ${shq(prefix + '/')} --prefix --keys-only`))
-      return r.stdout.split('\n').filter((l) => l.trim() !== '').length
-    },
   }
 }
 
@@ -78,9 +74,5 @@ function v2Store(ctx: RunContext, via: HostRun): Store {
       })
     },
     put: (key, value) => via.remote.run(etcdctlV2(c, `set ${shq(key)} ${shq(value)}`)),
-    async leaseCount(prefix) {
-      const r = await via.remote.exec(etcdctlV2(c, `ls ${shq(prefix)}`))
-      return r.code === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '').length : 0
-    },
   }
 }

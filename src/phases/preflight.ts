@@ -3,6 +3,7 @@
  * --ignore-preflight-errors=Name), then the host preparation every guide does by hand: swap off,
  * SELinux permissive, firewalld, br_netfilter, sysctls, hostname and /etc/hosts.
  */
+import {hostPorts, vxlanDevice} from '../cluster/flannel.js'
 import {KflanError} from '../errors.js'
 import type {Cluster, Host} from '../inventory/model.js'
 import {withHostsBlock, type FileSpec} from '../render/index.js'
@@ -53,7 +54,24 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   }
   const b = c.flannel.backend
   if (h.roles.flannel && b.type !== 'host-gw' && !f.flanneld.unit.active) {
-    if (f.listening.some((s) => s.proto === 'udp' && s.port === b.port)) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
+    // A stopped flanneld leaves its vxlan device, whose kernel socket keeps the port (no process
+    // owns it): that is flannel's own, not a conflict.
+    const dev = vxlanDevice(c)
+    const kernelVxlan = dev !== undefined && f.interfaces.some((i) => i.name === dev)
+    const taken = f.listening.filter((s) => s.proto === 'udp' && s.port === b.port && !(kernelVxlan && (s.processes ?? []).length === 0))
+    if (taken.length > 0) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
+  }
+  const hz = c.flannel.healthzPort
+  if (h.roles.flannel && hz > 0) {
+    // flanneld panics when its healthz port is taken. kflan's own running flanneld may hold it
+    // (ss -p names the process when it runs as root; without that, a running flanneld is trusted).
+    const own = f.flanneld.unit.active ? f.flanneld.unit.mainPid : undefined
+    const holders = f.listening.filter((l) => l.proto === 'tcp' && l.port === hz)
+    const foreign = holders.filter((l) => (l.processes ? !l.processes.some((p) => p.pid === own) : !f.flanneld.unit.active))
+    if (foreign.length > 0) {
+      const who = [...new Set(foreign.flatMap((l) => l.processes ?? []).map((p) => `${p.name} (pid ${p.pid})`))]
+      error(`Port-${hz}`, `TCP port ${hz} (flanneld --healthz-port) is already in use${who.length > 0 ? ` by ${who.join(', ')}` : ''}; flanneld would panic at start`)
+    }
   }
   return out
 }
@@ -133,13 +151,25 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
     if (c.preflight.firewall === 'disable') {
       await ctx.wet(h, 'stop and disable firewalld', () => h.remote.run('systemctl disable --now firewalld'))
     } else {
-      const ports = firewallPorts(c, h.host)
+      const ports = hostPorts(c, h.host)
       const q = ports.map((p) => `firewall-cmd --query-port=${p} >/dev/null || echo ${p}`).join('; ')
       const missing = (await h.remote.run(q)).stdout.split('\n').filter(Boolean)
       if (missing.length > 0) {
         await ctx.wet(h, `open firewalld ports ${missing.join(' ')}`, () =>
           h.remote.run(`${missing.map((p) => `firewall-cmd --permanent --add-port=${p} && firewall-cmd --add-port=${p}`).join(' && ')}`),
         )
+      }
+      if (h.host.roles.flannel) {
+        // Pod traffic is forwarded (docker0 <-> flannel device or the host's interface), and
+        // firewalld rejects forwarded traffic its zones do not allow, whatever docker's and
+        // flannel's iptables rules accept: the pod network goes to the trusted zone as a source.
+        const net = shq(c.flannel.network)
+        const has = await h.remote.exec(`firewall-cmd --zone=trusted --query-source=${net}`)
+        if (has.code !== 0) {
+          await ctx.wet(h, `allow the pod network ${c.flannel.network} through firewalld (source of zone trusted)`, () =>
+            h.remote.run(`firewall-cmd --permanent --zone=trusted --add-source=${net} && firewall-cmd --zone=trusted --add-source=${net}`),
+          )
+        }
       }
     }
   }
@@ -160,15 +190,4 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
       h.remote.run(`hostnamectl set-hostname ${n} 2>/dev/null || { hostname ${n} && echo ${n} > /etc/hostname; }`),
     )
   }
-}
-
-function firewallPorts(c: Cluster, h: Host): string[] {
-  const ports: string[] = []
-  if (h.roles.etcd) ports.push(`${c.etcd.clientPort}/tcp`, `${c.etcd.peerPort}/tcp`)
-  if (h.roles.flannel) {
-    const b = c.flannel.backend
-    if (b.type !== 'host-gw') ports.push(`${b.port}/udp`)
-    if (c.flannel.healthzPort > 0) ports.push(`${c.flannel.healthzPort}/tcp`)
-  }
-  return ports
 }

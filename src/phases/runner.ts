@@ -5,11 +5,12 @@
 import {Listr, type ListrTask} from 'listr2'
 import {hintOf, KflanError, messageOf} from '../errors.js'
 import {InterruptedError, interruptedBy, throwIfInterrupted} from '../interrupt.js'
+import {listrOptions, type Output} from '../listr.js'
 import {HostFailure, type Phase, type RunContext} from './context.js'
 
 export interface RunnerOptions {
   /** 'auto': the default renderer on a TTY, the simple one otherwise; 'silent' for tests. */
-  output: 'auto' | 'silent'
+  output: Output
 }
 
 export class PhaseFailedError extends KflanError {
@@ -94,15 +95,6 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
       task.title = `${phase.title} (${formatSeconds(performance.now() - t0)})`
     },
   }))
-  const list = new Listr(tasks, {
-    concurrent: false,
-    exitOnError: true,
-    renderer: opts.output === 'silent' ? 'silent' : 'default',
-    fallbackRenderer: 'simple',
-    rendererOptions: {collapseErrors: false},
-    collectErrors: false,
-    // listr2's own SIGINT handler exits 127 at once; src/interrupt.ts handles signals instead.
-    registerSignalListeners: false,
-  })
+  const list = new Listr(tasks, listrOptions(opts.output))
   await list.run()
 }

@@ -15,6 +15,10 @@ export interface UnitState {
   /** `active`, `inactive`, `failed`, … */
   activeState: string
   subState?: string
+  /** systemd's Result: `success`, `start-limit-hit`, `exit-code`, … */
+  result?: string
+  /** The main process (0 or undefined when not running). */
+  mainPid?: number
   unitFileState?: string
   fragmentPath?: string
   exists: boolean
@@ -33,6 +37,8 @@ export interface ListeningSocket {
   proto: 'tcp' | 'udp'
   address: string
   port: number
+  /** The processes holding the socket (`ss -p`, root only): name and PID. */
+  processes?: {name: string; pid: number}[]
 }
 
 export interface HostFacts {
@@ -104,10 +110,10 @@ export function factsScript(opts: {etcdDataDir: string}): string {
     's sysctl; for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/bridge/bridge-nf-call-ip6tables; do if [ -r /proc/sys/$k ]; then echo "$k=$(cat /proc/sys/$k)"; fi; done',
     's br_netfilter; if [ -d /proc/sys/net/bridge ]; then echo procdir=1; fi; grep -E "^br_netfilter " /proc/modules 2>/dev/null | cut -d" " -f1',
     's docker; echo "dockerd=$(command -v dockerd 2>/dev/null)"; if has dockerd; then dockerd --version 2>/dev/null | head -n1; fi',
-    's docker-unit; systemctl show docker.service -p LoadState -p ActiveState -p SubState -p UnitFileState -p ExecStart -p FragmentPath -p DropInPaths 2>/dev/null',
-    's units; systemctl show etcd.service flanneld.service -p Id -p LoadState -p ActiveState -p SubState -p UnitFileState -p FragmentPath 2>/dev/null',
+    's docker-unit; systemctl show docker.service -p LoadState -p ActiveState -p SubState -p Result -p MainPID -p UnitFileState -p ExecStart -p FragmentPath -p DropInPaths 2>/dev/null',
+    's units; systemctl show etcd.service flanneld.service -p Id -p LoadState -p ActiveState -p SubState -p Result -p MainPID -p UnitFileState -p FragmentPath 2>/dev/null',
     `s etcd-data; if [ -d ${d} ]; then echo exists=1; if [ -d ${d}/member ]; then echo member=1; fi; if [ -n "$(ls -A ${d} 2>/dev/null)" ]; then echo nonempty=1; fi; fi`,
-    's listen; if has ss; then ss -Hlntu 2>/dev/null; else echo "#no-ss"; fi',
+    's listen; if has ss; then ss -Hlntup 2>/dev/null; else echo "#no-ss"; fi',
     's ip; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }',
     's iptables; if has iptables; then if has timeout; then timeout 5 iptables -S FORWARD 2>&1 | head -n1; else iptables -S FORWARD 2>&1 | head -n1; fi; else echo "#missing"; fi',
     `s tools; for t in ${FACT_TOOLS.join(' ')}; do if has $t; then echo $t=1; else echo $t=0; fi; done`,
@@ -167,6 +173,8 @@ function unitState(r: Record<string, string> | undefined): UnitState {
     loadState,
     activeState,
     subState: r?.SubState || undefined,
+    result: r?.Result || undefined,
+    mainPid: Number(r?.MainPID ?? 0) || undefined,
     unitFileState: r?.UnitFileState || undefined,
     fragmentPath: r?.FragmentPath || undefined,
     exists: loadState !== '' && loadState !== 'not-found',
@@ -191,7 +199,9 @@ export function parseSs(text: string): ListeningSocket[] {
     if (i < 0) continue
     const port = Number(local.slice(i + 1))
     if (!Number.isInteger(port)) continue
-    out.push({proto: f[0], address: local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, ''), port})
+    // users:(("flanneld",pid=812,fd=9),("x",pid=9,fd=3)) when ss ran with -p as root.
+    const processes = [...line.matchAll(/\("([^"]*)",pid=(\d+)/g)].map((m) => ({name: m[1], pid: Number(m[2])}))
+    out.push({proto: f[0], address: local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, ''), port, ...(processes.length > 0 ? {processes} : {})})
   }
   return out
 }

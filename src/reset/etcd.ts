@@ -3,8 +3,8 @@
  * whether the others keep quorum (pure parts first, then the calls through an etcd member).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {etcdctl, etcdctlV2, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
-import {parseLeases, type Lease} from '../flannel-state.js'
+import {leaseDeleteCommand, readLeases, type Lease} from '../cluster/leases.js'
+import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
 
@@ -63,19 +63,11 @@ export interface EtcdVia {
 
 /** Leases in etcd, through the API flannel uses (v3 for flannel >= 0.18, v2 before). */
 export async function readAllLeases(c: Cluster, via: EtcdVia): Promise<Lease[]> {
-  const prefix = `${c.flannel.prefix}/subnets`
-  if (c.flannel.etcdApi === 'v2') {
-    // Alternate key and value lines, as `etcdctl get --prefix` prints them in v3.
-    const script = `for k in $(${etcdctlV2(c, `ls ${shq(prefix)}`)} 2>/dev/null); do echo "$k"; ${etcdctlV2(c, 'get "$k"')}; done`
-    const r = await via.remote.run(script)
-    return parseLeases(r.stdout)
-  }
-  const r = await via.remote.run(etcdctl(c, `get ${shq(`${prefix}/`)} --prefix`))
-  return parseLeases(r.stdout)
+  return readLeases(c, via.remote)
 }
 
 export async function deleteLease(c: Cluster, via: EtcdVia, key: string): Promise<void> {
-  await via.remote.run(c.flannel.etcdApi === 'v2' ? etcdctlV2(c, `rm ${shq(key)}`) : etcdctl(c, `del ${shq(key)}`))
+  await via.remote.run(leaseDeleteCommand(c, key))
 }
 
 /** Members and the client URLs that answer, or undefined when etcd does not answer through this member. */

@@ -3,7 +3,7 @@
  * every change through ctx.wet so --dry-run only records it). Order matters across hosts:
  *
  *   inspect   facts + the plan of each host; with --host on an etcd member, the quorum check
- *   flanneld  stop and disable (docker stops with it: kflan's drop-in requires flanneld)
+ *   flanneld  stop and disable (docker keeps running: kflan's drop-in only Wants= flanneld)
  *   leases    delete the hosts' flannel leases while etcd still runs
  *   network   drop-in out, flannel's iptables / devices / runtime files out, docker started again
  *   members   --host --purge-data on an etcd member: `member remove` before its data goes
@@ -155,8 +155,7 @@ export function resetPhases(state: ResetState): Phase[] {
     title: 'stop flanneld',
     hosts: (ctx) => ctx.targets.filter((h) => state.plan(h).flanneld),
     async runHost(ctx, h) {
-      const dockerToo = state.plan(h).dropIn !== undefined && h.facts.docker.unit.active
-      await ctx.wet(h, `stop and disable flanneld${dockerToo ? ' (docker stops with it: kflan\'s drop-in requires flanneld)' : ''}`, () =>
+      await ctx.wet(h, 'stop and disable flanneld', () =>
         h.remote.run('systemctl disable --now flanneld && { systemctl reset-failed flanneld 2>/dev/null || true; }', {timeoutMs: 120_000}),
       )
     },

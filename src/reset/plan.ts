@@ -43,7 +43,7 @@ export type DockerPlan =
 
 export interface HostResetPlan {
   host: string
-  /** Stop and disable flanneld (docker stops with it: kflan's drop-in requires flanneld). */
+  /** Stop and disable flanneld (docker keeps running until the network phase restarts it without the drop-in). */
   flanneld: boolean
   /** flanneld ran here (unit, subnet file or device left): its lease in etcd matters. */
   flannelTraces: boolean

@@ -171,7 +171,7 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
   })
 
   it('for flannel older than 0.18, enables the etcd v2 API (members restarted one at a time) and writes the config through it', async () => {
-    // No flannel host here: the lab's flanneld stand-in reads v3 like flannel >= 0.18.
+    // No flannel host here (this test is about etcd's v2 API); test/e2e/matrix.test.ts runs flannel 0.17.0 on flannel hosts.
     const old = labInventory((t) => t.replace('version: "0.26.1"', 'version: "0.17.0"').replace(/flannel: \[[^\]]*\]/, 'flannel: []'))
     const r = await kflan(['init', '-i', old, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)

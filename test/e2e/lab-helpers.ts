@@ -5,7 +5,9 @@
  *   requireLab()            at module level: `describe.skipIf(!requireLab())(...)`. False (with the
  *                           reason printed) when the lab cannot run here; throws when CI=true.
  *   labUnavailableReason()  why the lab cannot run here, or undefined.
- *   labUp({masters, nodes}) `lab.sh up` (takes a running lab down first); returns the hosts.
+ *   labUp({masters, nodes, flannel, etcd})
+ *                           `lab.sh up` (takes a running lab down first) with those bundle versions
+ *                           (default: the lab's defaults); returns the hosts.
  *   labDown()               `lab.sh down` (idempotent).
  *   runLab(args, opts)      any lab.sh command; throws on a non-zero exit unless {check: false}.
  *   readHosts()             the lab's hosts from .lab/hosts.json.
@@ -113,9 +115,13 @@ export function runLab(args: string[], opts: RunOptions = {}): Promise<RunResult
   return run(LAB.script, args, {timeoutMs: 600_000, ...opts})
 }
 
-/** Boots the lab (a running lab is taken down first) and returns its hosts. */
-export async function labUp(opts: {masters?: number; nodes?: number} = {}): Promise<LabHost[]> {
-  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2)])
+/**
+ * Boots the lab (a running lab is taken down first) and returns its hosts. A bundle that is not
+ * cached yet is built first (minutes: the 600 s timeout of runLab covers one cold build).
+ */
+export async function labUp(opts: {masters?: number; nodes?: number; flannel?: string; etcd?: string} = {}): Promise<LabHost[]> {
+  const versions = [...(opts.flannel ? ['--flannel', opts.flannel] : []), ...(opts.etcd ? ['--etcd', opts.etcd] : [])]
+  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2), ...versions])
   return readHosts()
 }
 

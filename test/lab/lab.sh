@@ -6,19 +6,24 @@
 # Debian image, sshd and dockerd, attached to a private lab bridge. See
 # docs/lab.md for the why of every choice below.
 #
-#   lab.sh up [--masters M] [--nodes N]   boot the lab (default 3 masters, 2 nodes)
+#   lab.sh up [--masters M] [--nodes N] [--flannel V] [--etcd V]
+#                                         boot the lab (default 3 masters, 2 nodes, the default bundles)
 #   lab.sh down                           remove everything the lab made
 #   lab.sh status                         list hosts: name, address, pid, ssh ok?
 #   lab.sh ssh NAME [cmd...]              shell / command over SSH with the lab key
 #   lab.sh exec NAME cmd...               command inside the host WITHOUT ssh (nsenter)
 #   lab.sh image                          build the cached image (if missing) and print its path
-#   lab.sh bundles                        build the release bundles (if missing) and print them
+#   lab.sh bundles [--flannel V] [--etcd V]
+#                                         build the release bundles (if missing) and print them
+#
+# Bundles (real flanneld and etcd built from their Go modules, see
+# test/lab/bundles.sh): flannel 0.26.1 (default), 0.17.0, 0.28.10; etcd 3.5.35
+# (default), 3.6.16, 3.4.23 (Debian's packages).
 #
 # Environment: KFLAN_LAB_ID (0-9: several labs side by side, each with its own
 # bridge, /24, namespaces and state dir; default 0), KFLAN_LAB_DIR (state,
 # default <repo>/.lab, or <repo>/.lab<ID> for ID > 0), KFLAN_LAB_CACHE
-# (image + bundles, default /var/cache/kflan-lab), KFLAN_FLANNEL_TARBALL (a real
-# flannel release tarball to use instead of the lab-only stand-in),
+# (image, bundles, busybox image tar; default /var/cache/kflan-lab),
 # KFLAN_LAB_BOOT_TIMEOUT (seconds to wait for SSH, default 90).
 set -Eeuo pipefail
 # Any unexpected failure names its line: a failed `up` must say why.
@@ -46,7 +51,9 @@ NETNS_PREFIX=kflan$SFX-     # netns of host lab-m1 is kflan-lab-m1 (lab 2: kflan
 VETH_PREFIX=kf${SFX:-l}-    # machine-side veth of lab-m1 is kfl-lab-m1 (lab 2: kf2-lab-m1)
 IPT_COMMENT=kflan-lab$SFX   # marks the iptables rules the lab adds
 CGROUP=kflan-lab$SFX        # the lab's cgroup under each cgroup root
-FLANNEL_STANDIN_VERSION=0.26.1
+BUNDLES_SH=$LAB_SRC/bundles.sh
+# The container image loaded into every host's docker (from busybox-static).
+BUSYBOX_IMAGE=kflan-lab/busybox:1
 KEY=$LAB_DIR/id_ed25519
 KNOWN_HOSTS=$LAB_DIR/known_hosts
 
@@ -54,7 +61,7 @@ KNOWN_HOSTS=$LAB_DIR/known_hosts
 # below) changes the image hash, so the next `up` builds a new image.
 IMAGE_PACKAGES=(
   systemd systemd-sysv dbus openssh-server iproute2 iptables docker.io curl
-  iputils-ping procps kmod ca-certificates jq etcd-client sudo
+  iputils-ping procps kmod ca-certificates jq etcd-client sudo firewalld
 )
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -178,7 +185,27 @@ EOF
   # default); inside a netns that works on this kernel, see docs/lab.md.
   chroot "$root" update-alternatives --set iptables /usr/sbin/iptables-nft >/dev/null
   chroot "$root" update-alternatives --set ip6tables /usr/sbin/ip6tables-nft >/dev/null
-  chroot "$root" systemctl enable docker.service ssh.service >/dev/null 2>&1
+  # runc and dockerd need the cgroup v1 controllers writable; nspawn mounts
+  # them read-only: a unit remounts them read-write before docker starts.
+  cat >"$root/etc/systemd/system/kflan-lab-cgroups.service" <<'UNIT'
+[Unit]
+Description=kflan lab: cgroup v1 controllers read-write (for dockerd and runc)
+DefaultDependencies=no
+Before=containerd.service docker.service sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'awk '\''$3 == "cgroup" && $4 !~ /name=/ {print $2}'\'' /proc/self/mounts | while read -r d; do mount -o remount,bind,rw "$d"; done'
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+  chroot "$root" systemctl enable docker.service ssh.service kflan-lab-cgroups.service >/dev/null 2>&1
+  # firewalld is installed (kflan's preflight.firewall is tested against it)
+  # but neither enabled nor running unless a test starts it.
+  chroot "$root" systemctl disable firewalld.service >/dev/null 2>&1
+  mkdir -p "$root/var/lib/kflan-lab"
   echo "kflan-lab image, suite $SUITE, packages: ${IMAGE_PACKAGES[*]}" >"$root/etc/kflan-lab-image"
 }
 
@@ -213,53 +240,79 @@ ensure_image() {
 
 # ---------------------------------------------------------------- bundles
 
-# etcd-v<ver>-linux-amd64.tar.gz from Debian's etcd-server + etcd-client.
-ensure_etcd_bundle() {
-  local existing tmp ver out
-  existing=$(ls -1 "$BUNDLES"/etcd-v*-linux-amd64.tar.gz 2>/dev/null | sort -V | tail -n1 || true)
-  [[ -n $existing ]] && { echo "$existing"; return; }
-  mkdir -p "$BUNDLES"
-  tmp=$(mktemp -d "$BUNDLES/.etcd-build.XXXXXX")
-  (cd "$tmp" && apt-get download -q etcd-server etcd-client >/dev/null 2>&1) ||
-    { rm -rf "$tmp"; die "apt-get download etcd-server etcd-client failed (run apt-get update?)"; }
-  ver=$(dpkg-deb -f "$tmp"/etcd-server_*.deb Version | sed -E 's/^[0-9]+://; s/-[^-]*$//; s/\+.*$//')
-  dpkg-deb -x "$tmp"/etcd-server_*.deb "$tmp/x"
-  dpkg-deb -x "$tmp"/etcd-client_*.deb "$tmp/x"
-  mkdir -p "$tmp/etcd-v$ver-linux-amd64"
-  install -m 0755 "$tmp/x/usr/bin/etcd" "$tmp/x/usr/bin/etcdctl" "$tmp/etcd-v$ver-linux-amd64/"
-  echo "etcd $ver built from Debian's etcd-server/etcd-client packages for the kflan lab" \
-    >"$tmp/etcd-v$ver-linux-amd64/README.md"
-  out=$BUNDLES/etcd-v$ver-linux-amd64.tar.gz
-  tar -C "$tmp" -czf "$tmp/out.tar.gz" "etcd-v$ver-linux-amd64"
-  mv "$tmp/out.tar.gz" "$out"
+# A bundle's path (built by bundles.sh if missing; any failure is fatal: the
+# lab never uses anything but the version asked for).
+ensure_bundle() {
+  local kind=$1 v=$2 out
+  out=$("$BUNDLES_SH" "$kind" "$v") || exit 1
+  log "$kind bundle: $("$BUNDLES_SH" info "$out" | awk '{print "v" $2 ", sha256 " $3}') ($out)"
+  echo "$out"
+}
+
+default_version() { "$BUNDLES_SH" versions | awk -v k="$1" '$1 == k {print $2}'; }
+
+# The versions `up` and `bundles` use: --flannel/--etcd, else bundles.sh's defaults.
+FLANNEL_V="" ETCD_V=""
+set_version() {
+  [[ -n $2 ]] || die "$1 needs a version"
+  case $1 in
+    --flannel) FLANNEL_V=$2 ;;
+    --etcd) ETCD_V=$2 ;;
+  esac
+}
+
+# An unknown version is an input error (exit 2) that lists the supported ones.
+check_versions() {
+  [[ -n $FLANNEL_V ]] || FLANNEL_V=$(default_version flannel)
+  [[ -n $ETCD_V ]] || ETCD_V=$(default_version etcd)
+  "$BUNDLES_SH" check flannel "$FLANNEL_V" || exit 2
+  "$BUNDLES_SH" check etcd "$ETCD_V" || exit 2
+}
+
+# ---------------------------------------------------------------- busybox image
+
+# A docker image tar (`docker import`) made from the machine's busybox-static:
+# /bin/busybox and its applet links. Nothing can be pulled in the lab.
+ensure_busybox_tar() {
+  local bb=/bin/busybox sum out tmp applet
+  [[ -x $bb ]] && "$bb" --list-full >/dev/null 2>&1 ||
+    die "no static busybox at $bb; install: apt-get install -y busybox-static"
+  sum=$(sha256sum "$bb" | cut -c1-12)
+  out=$CACHE/busybox-$sum.tar
+  [[ -f $out ]] && { echo "$out"; return; }
+  mkdir -p "$CACHE"
+  tmp=$(mktemp -d "$CACHE/.busybox-build.XXXXXX")
+  mkdir -p "$tmp/root/bin" "$tmp/root/tmp" "$tmp/root/etc" "$tmp/root/root"
+  install -m 0755 "$bb" "$tmp/root/bin/busybox"
+  while read -r applet; do
+    [[ $applet == bin/busybox ]] && continue
+    mkdir -p "$tmp/root/$(dirname "$applet")"
+    ln -sf /bin/busybox "$tmp/root/$applet"
+  done < <("$bb" --list-full)
+  chmod 1777 "$tmp/root/tmp"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$tmp/root/etc/passwd"
+  printf 'root:x:0:\n' >"$tmp/root/etc/group"
+  tar -C "$tmp/root" --owner=0 --group=0 --numeric-owner -cf "$tmp/out.tar" .
+  mv "$tmp/out.tar" "$out"
   rm -rf "$tmp"
   echo "$out"
 }
 
-# flannel-v<ver>-linux-amd64.tar.gz: KFLAN_FLANNEL_TARBALL, or the stand-in.
-ensure_flannel_bundle() {
-  if [[ -n ${KFLAN_FLANNEL_TARBALL:-} ]]; then
-    [[ -f $KFLAN_FLANNEL_TARBALL ]] || die "KFLAN_FLANNEL_TARBALL=$KFLAN_FLANNEL_TARBALL: no such file"
-    [[ $(basename "$KFLAN_FLANNEL_TARBALL") =~ ^flannel-v[0-9]+\.[0-9]+\.[0-9]+-linux-[a-z0-9]+\.tar\.gz$ ]] ||
-      die "KFLAN_FLANNEL_TARBALL must be named like a release: flannel-vX.Y.Z-linux-amd64.tar.gz"
-    readlink -f "$KFLAN_FLANNEL_TARBALL"
-    return
-  fi
-  local out=$BUNDLES/flannel-v$FLANNEL_STANDIN_VERSION-linux-amd64.tar.gz tmp sum
-  sum=$(cat "$LAB_SRC/standin/flanneld" "$LAB_SRC/standin/mk-docker-opts.sh" | sha256sum | cut -c1-64)
-  if [[ -f $out && $(cat "$out.src-sha256" 2>/dev/null) == "$sum" ]]; then
-    echo "$out"; return
-  fi
-  mkdir -p "$BUNDLES"
-  tmp=$(mktemp -d "$BUNDLES/.flannel-build.XXXXXX")
-  install -m 0755 "$LAB_SRC/standin/flanneld" "$LAB_SRC/standin/mk-docker-opts.sh" "$tmp/"
-  printf 'LAB-ONLY stand-in for flannel v%s (kflan test lab). Never ship.\n' \
-    "$FLANNEL_STANDIN_VERSION" >"$tmp/README.md"
-  tar -C "$tmp" -czf "$tmp/out.tar.gz" flanneld mk-docker-opts.sh README.md
-  mv "$tmp/out.tar.gz" "$out"
-  echo "$sum" >"$out.src-sha256"
-  rm -rf "$tmp"
-  echo "$out"
+# Loads the busybox image into every host's docker (in parallel); the tar is
+# bind-mounted read-only at /var/lib/kflan-lab/busybox.tar by start_host.
+load_busybox() {
+  local name p pids=() failed=()
+  for name; do
+    (
+      pid=$(init_pid "$name") || exit 1
+      nsenter -t "$pid" -a -- /bin/sh -c \
+        "i=0; until docker info >/dev/null 2>&1; do i=\$((i+1)); [ \$i -lt 300 ] || exit 1; sleep 0.2; done
+         docker import /var/lib/kflan-lab/busybox.tar $BUSYBOX_IMAGE >/dev/null" >>"$LAB_DIR/$name.log" 2>&1
+    ) &
+    pids+=("$!:$name")
+  done
+  for p in "${pids[@]}"; do wait "${p%%:*}" || failed+=("${p#*:}"); done
+  ((${#failed[@]} == 0)) || die "docker import of $BUSYBOX_IMAGE failed on: ${failed[*]} (see $LAB_DIR/NAME.log)"
 }
 
 bundle_version() { basename "$1" | sed -E 's/^[a-z]+-v([^-]+)-linux-.*/\1/'; }
@@ -385,6 +438,7 @@ start_host() {
     enter+="echo \$\$ >$cg/$CGROUP/$name/cgroup.procs; "
   done
   # API_VFS_WRITABLE=network: /proc/sys/net writable (dockerd, ip_forward);
+  # @keyring: runc creates a session keyring for every container;
   # /var/lib/docker and /var/lib/containerd on tmpfs: overlayfs on overlayfs
   # fails with "invalid cross-device link".
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=network setsid sh -c "$enter exec \"\$@\"" sh systemd-nspawn -D "$root" \
@@ -392,6 +446,7 @@ start_host() {
     --network-namespace-path="/run/netns/$NETNS_PREFIX$name" \
     --resolv-conf=off --timezone=off --link-journal=no --console=read-only \
     --tmpfs=/var/lib/docker --tmpfs=/var/lib/containerd \
+    --system-call-filter=@keyring --bind-ro="$BUSYBOX_TAR:/var/lib/kflan-lab/busybox.tar" \
     </dev/null >"$LAB_DIR/$name.log" 2>&1 &
   echo $! >"$(pid_file "$name")"
 }
@@ -506,6 +561,8 @@ cmd_up() {
   local masters=3 nodes=2
   while (($#)); do
     case $1 in
+      --flannel | --etcd) set_version "$1" "${2:-}"; shift 2 ;;
+      --flannel=* | --etcd=*) set_version "${1%%=*}" "${1#*=}"; shift ;;
       --masters) masters=${2:?}; shift 2 ;;
       --masters=*) masters=${1#*=}; shift ;;
       --nodes) nodes=${2:?}; shift 2 ;;
@@ -516,6 +573,8 @@ cmd_up() {
   [[ $masters =~ ^[0-9]$ && $nodes =~ ^[0-9]$ ]] || die "up: --masters and --nodes take 0..9"
   ((masters + nodes > 0)) || die "up: no hosts"
   preflight
+  # Unknown versions fail here, before anything is taken down or built.
+  check_versions
   # Policy: an existing (or crashed) lab is taken down first.
   if lab_is_up; then
     log "a lab is already up (or left over): taking it down first"
@@ -523,8 +582,9 @@ cmd_up() {
   fi
   local t0=$SECONDS image etcd_tgz flannel_tgz
   image=$(ensure_image)
-  etcd_tgz=$(ensure_etcd_bundle)
-  flannel_tgz=$(ensure_flannel_bundle)
+  etcd_tgz=$(ensure_bundle etcd "$ETCD_V")
+  flannel_tgz=$(ensure_bundle flannel "$FLANNEL_V")
+  BUSYBOX_TAR=$(ensure_busybox_tar)
   ensure_key
   mkdir -p "$LAB_DIR/hosts"
   # All per-host writable state lives on one tmpfs: fast, and gone at umount.
@@ -541,6 +601,7 @@ cmd_up() {
   # known_hosts before the wait, so the wait already checks host keys.
   write_outputs "$etcd_tgz" "$flannel_tgz"
   wait_ssh "${names[@]}"
+  load_busybox "${names[@]}"
   log "lab up: ${#names[@]} hosts in $((SECONDS - t0)) s"
   cmd_status
 }
@@ -607,6 +668,19 @@ cmd_down() {
   rm -f "$LAB_DIR"/{hosts.json,inventory.yaml,known_hosts,ssh_config,plan}
 }
 
+cmd_bundles() {
+  while (($#)); do
+    case $1 in
+      --flannel | --etcd) set_version "$1" "${2:-}"; shift 2 ;;
+      --flannel=* | --etcd=*) set_version "${1%%=*}" "${1#*=}"; shift ;;
+      *) die "bundles: unknown argument $1" ;;
+    esac
+  done
+  check_versions
+  ensure_bundle etcd "$ETCD_V"
+  ensure_bundle flannel "$FLANNEL_V"
+}
+
 alive() { local p; for p; do [[ -e /proc/$p ]] && return 0; done; return 1; }
 
 find_stray_nspawns() {
@@ -669,7 +743,7 @@ main() {
     ssh) cmd_ssh "$@" ;;
     exec) cmd_exec "$@" ;;
     image) preflight; ensure_image ;;
-    bundles) preflight; ensure_etcd_bundle; ensure_flannel_bundle ;;
+    bundles) preflight; cmd_bundles "$@" ;;
     help | -h | --help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -2,6 +2,7 @@
  * kflan doctor's checks, pure: a healthy five-host cluster built in memory (real certificates from
  * the PKI module), then one fault at a time, asserting exactly which checks change.
  */
+import {parseFirewalld} from '../../src/doctor/gather.js'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -143,6 +144,7 @@ function nodeData(n: string): HostData {
   ]
   d.vxlan = {name: 'flannel.1', mtu: 1450, up: true, kind: 'vxlan', vni: 1, local: host(n).address, port: 8472}
   d.dockerCmdline = `/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock --bip=${gw}/24 --ip-masq=false --mtu=1450 `
+  d.health = {healthz: {url: 'http://127.0.0.1:8471/healthz', code: 200, body: 'flanneld is running'}}
   return d
 }
 
@@ -201,7 +203,7 @@ describe('doctor: a healthy cluster', () => {
       ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.san', 'certs.usage', 'etcd.db-size', 'etcd.unit', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
     )
     expect(ids('n1')).toEqual(
-      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.usage', 'dataplane.ping', 'docker.bridge', 'docker.dropin', 'docker.unit', 'flannel.lease', 'flannel.routes', 'flannel.subnet-file', 'flannel.unit', 'flannel.vxlan', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.forward-chain', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
+      ['certs.ca', 'certs.chain', 'certs.expiry', 'certs.files', 'certs.key', 'certs.usage', 'dataplane.ping', 'docker.bridge', 'docker.dropin', 'docker.unit', 'flannel.healthz', 'flannel.lease', 'flannel.routes', 'flannel.subnet-file', 'flannel.unit', 'flannel.vxlan', 'host.br-netfilter', 'host.bridge-nf-call-iptables', 'host.firewalld', 'host.forward-chain', 'host.ip-forward', 'host.iptables-input', 'host.selinux', 'host.swap', 'ssh.reachable'].sort(),
     )
     for (const r of results) {
       expect(r.scope).toBe(r.host ? 'host' : 'cluster')
@@ -339,6 +341,17 @@ describe('doctor: one fault at a time', () => {
     expect(find(results, 'host.ip-forward', 'n2').hint).toContain('sysctl -w net.ipv4.ip_forward=1')
   })
 
+  it('firewalld on a flannel host: the pod network must be a trusted source', () => {
+    const input = healthy()
+    const ports = [{port: '8472/udp', open: true}, {port: '8471/tcp', open: true}]
+    data(input, 'n1').firewalld = {state: 'active', ports, trustedSources: []}
+    data(input, 'n2').firewalld = {state: 'active', ports, trustedSources: ['10.244.0.0/16']}
+    const results = evaluate(input)
+    expect(problems(results)).toEqual(['fail n1 host.firewalld'])
+    expect(find(results, 'host.firewalld', 'n1').message).toBe('firewalld is running and its trusted zone lacks the pod network 10.244.0.0/16: forwarded pod traffic is rejected')
+    expect(parseFirewalld('state=active\npublic (active)\n  target: default\n  ports: 8472/udp\n@trusted-sources=10.244.0.0/16 10.9.0.0/16\n', ['8472/udp'])).toEqual({state: 'active', ports: [{port: '8472/udp', open: true}], trustedSources: ['10.244.0.0/16', '10.9.0.0/16']})
+  })
+
   it('the FORWARD chain and INPUT rules', () => {
     const input = healthy()
     data(input, 'n1').iptables = {rules: '-P FORWARD DROP\n-A FORWARD -o docker0 -j ACCEPT\n'}
@@ -450,6 +463,17 @@ describe('doctor: network config', () => {
 })
 
 describe('doctor: flannel', () => {
+  it('flanneld\'s healthz not answering, or readyz not ready', () => {
+    const input = healthy()
+    data(input, 'n1').health = {healthz: {url: 'http://127.0.0.1:8471/healthz', body: 'curl: (7) Failed to connect to 127.0.0.1 port 8471'}}
+    data(input, 'n2').health!.readyz = {url: 'http://127.0.0.1:8471/readyz', code: 503, body: 'flanneld is not ready yet'}
+    const results = evaluate(input)
+    expect(problems(results)).toEqual(['fail n1 flannel.healthz', 'fail n2 flannel.healthz'])
+    expect(find(results, 'flannel.healthz', 'n1').message).toBe('http://127.0.0.1:8471/healthz: no answer (curl: (7) Failed to connect to 127.0.0.1 port 8471)')
+    expect(find(results, 'flannel.healthz', 'n2').message).toBe('http://127.0.0.1:8471/readyz: HTTP 503 flanneld is not ready yet')
+    expect(find(healthy() && evaluate(healthy()), 'flannel.healthz', 'n1')).toMatchObject({status: 'ok', message: '/healthz 200 flanneld is running'})
+  })
+
   it('flanneld stopped', () => {
     const input = healthy()
     data(input, 'n1').units.flanneld = unit('inactive')

@@ -1,3 +1,5 @@
+import {readdirSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {parseInventory} from '../../src/inventory/load.js'
 import {formatDiagnostic} from '../../src/inventory/diagnostics.js'
@@ -134,9 +136,65 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {typ
     expect(compareVersions('0.17.0', '0.18.0')).toBeLessThan(0)
   })
 
+  it('refuses a backend MTU that the flannel version ignores, at its line', () => {
+    const inv = (v: string) => minimalInventory().replace('version: 0.26.1', `version: ${v}`).replace('network: 10.244.0.0/16', 'network: 10.244.0.0/16\n  backend: {type: vxlan, mtu: 1400}')
+    const [e] = errorsOf(inv('0.17.0'))
+    expect(e.message).toMatch(/^flannel 0\.17\.0 ignores the backend's MTU \(flannel reads it from 0\.21\.3 on\)/)
+    expect(e.text).toMatch(/^inv\.yaml:\d+:\d+: .*flannel\.backend\.mtu/)
+    expect(errorsOf(inv('0.21.3'))).toEqual([])
+  })
+
   it('requires a sha256 for a tarball URL', () => {
     const d = errorsOf(minimalInventory().replace('tarball: etcd.tgz', 'tarball: https://example.invalid/etcd.tgz'))
     expect(d[0].text).toMatch(/etcd\.sha256: a tarball fetched from a URL needs its sha256/)
+  })
+
+  it('takes a digest made only of digits as the text written, leading zeros and all', () => {
+    const digits = '0' + '1234567890'.repeat(6) + '123'
+    const withE = '12e4' + '5'.repeat(60)
+    const c = clusterFrom(
+      minimalInventory()
+        .replace('tarball: etcd.tgz', `tarball: https://example.invalid/etcd.tgz\n  sha256: ${digits}  # unquoted`)
+        .replace('tarball: flannel.tgz', `tarball: flannel.tgz\n  sha256: ${withE}`),
+    )
+    expect(c.etcd.sha256).toBe(digits)
+    expect(c.flannel.sha256).toBe(withE)
+    // Upper case is the same digest.
+    const upper = clusterFrom(minimalInventory().replace('tarball: etcd.tgz', `tarball: etcd.tgz\n  sha256: ${'AB'.repeat(32)}`))
+    expect(upper.etcd.sha256).toBe('ab'.repeat(32))
+    // A number that is not 64 digits is reported as the text written, with the field's position.
+    const short = errorsOf(minimalInventory().replace('tarball: etcd.tgz', 'tarball: etcd.tgz\n  sha256: 0012'))
+    expect(short.map((d) => d.text)).toEqual([expect.stringMatching(/^inv\.yaml:12:11: error: etcd\.sha256: must be the 64 hex digits `sha256sum` prints/)])
+  })
+
+  it('reports missing local files as warnings or errors, as the command asks, with position and hint', () => {
+    const text = minimalInventory().replace('cluster: t', 'cluster: t\nssh: {identityFile: /nonexistent/id_ed25519}')
+    expect(parseInventory(text, '/nonexistent/inv.yaml').diagnostics).toEqual([])
+    const warned = parseInventory(text, '/nonexistent/inv.yaml', {checkFiles: 'warning'})
+    expect(warned.cluster).toBeDefined()
+    const lines = warned.diagnostics.map((d) => formatDiagnostic('inv.yaml', d))
+    expect(lines).toEqual([
+      expect.stringMatching(/^inv\.yaml:2:21: warning: ssh\.identityFile: identity file not found: \/nonexistent\/id_ed25519\n {4}hint: .*kflan init and join refuse to start without it/),
+      expect.stringMatching(/^inv\.yaml:12:12: warning: etcd\.tarball: file not found: \/nonexistent\/etcd\.tgz\n {4}hint: relative paths/),
+      expect.stringMatching(/^inv\.yaml:15:12: warning: flannel\.tarball: file not found: \/nonexistent\/flannel\.tgz/),
+    ])
+    const refused = parseInventory(text, '/nonexistent/inv.yaml', {checkFiles: 'error'})
+    expect(refused.cluster).toBeUndefined()
+    expect(refused.diagnostics.map((d) => [d.severity, d.line])).toEqual([['error', 2], ['error', 12], ['error', 15]])
+    // A URL is not a local file.
+    const url = text.replace('tarball: etcd.tgz', `tarball: https://example.invalid/etcd.tgz\n  sha256: ${'a'.repeat(64)}`)
+    expect(parseInventory(url, '/nonexistent/inv.yaml', {checkFiles: 'error'}).diagnostics.map((d) => d.path.join('.'))).toEqual(['ssh.identityFile', 'flannel.tarball'])
+  })
+
+  it('every inventory under inventories/ validates as shipped: its missing tarballs and key are only warnings', () => {
+    const dir = join(import.meta.dirname, '../../inventories')
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'))
+    expect(files.length).toBeGreaterThan(0)
+    for (const f of files) {
+      const r = parseInventory(readFileSync(join(dir, f), 'utf8'), join(dir, f), {checkFiles: 'warning'})
+      expect(r.diagnostics.filter((d) => d.severity === 'error'), f).toEqual([])
+      expect(r.cluster, f).toBeDefined()
+    }
   })
 
   it('accepts the seed topology and the HA example without problems', () => {

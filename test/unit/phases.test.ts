@@ -1,11 +1,15 @@
 import {describe, expect, it} from 'vitest'
 import {commentOutSwap, preflightChecks, selinuxDisabled} from '../../src/phases/preflight.js'
-import {vendorExecStart} from '../../src/phases/common.js'
-import {parseLeases, parseSubnetEnv, subnetOfGateway} from '../../src/flannel-state.js'
+import {resetFailedStep, vendorExecStart} from '../../src/phases/common.js'
+import {deviceMtuChange} from '../../src/phases/flannel.js'
+import {expectedVxlanMtu} from '../../src/cluster/flannel.js'
+import {parseSs} from '../../src/remote/facts.js'
+import {parseSubnetEnv, subnetOfGateway} from '../../src/flannel-state.js'
+import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
 import {incompatibleChanges, parseNetworkConfig} from '../../src/netconfig.js'
 import {parseEndpointHealth, parseMemberList, etcdctl} from '../../src/etcdctl.js'
 import type {HostFacts} from '../../src/remote/facts.js'
-import {exampleCluster, sampleFacts} from './helpers.js'
+import {clusterFrom, exampleCluster, minimalInventory, sampleFacts} from './helpers.js'
 
 describe('preflight checks', () => {
   const c = exampleCluster('example')
@@ -88,5 +92,63 @@ describe('flannel and etcd state parsers', () => {
       {id: '91bc3c398fb3c146', status: 'unstarted', name: '', peerUrls: ['https://10.211.0.12:2380'], clientUrls: []},
     ])
     expect(parseMemberList('')).toEqual([])
+  })
+})
+
+describe('flannel fixes found with the real binaries', () => {
+  const c = exampleCluster('example')
+  const node01 = c.hosts[1]
+  const running = (mainPid: number) => ({loadState: 'loaded', activeState: 'active', exists: true, active: true, mainPid})
+
+  it('refuses the healthz port when another process holds it, not when kflan\'s flanneld does', () => {
+    const port = c.flannel.healthzPort
+    const held = (pid: number, name: string) => [{proto: 'tcp' as const, address: '0.0.0.0', port, processes: [{name, pid}]}]
+    const names = (f: HostFacts) => preflightChecks(c, node01, f).map((x) => `${x.severity}:${x.name}`)
+    expect(names(sampleFacts({listening: held(321, 'nginx')}))).toEqual([`error:Port-${port}`])
+    expect(preflightChecks(c, node01, sampleFacts({listening: held(321, 'nginx')}))[0].message).toContain('by nginx (pid 321)')
+    expect(names(sampleFacts({listening: held(321, 'flanneld'), flanneld: {unit: running(321)}}))).toEqual([])
+    // A running flanneld that does not hold the port (an old unit without --healthz-port) does not excuse another holder.
+    expect(names(sampleFacts({listening: held(99, 'python3'), flanneld: {unit: running(321)}}))).toEqual([`error:Port-${port}`])
+    // Without ss -p (not root): taken and flanneld not running is an error; flanneld running is trusted.
+    const anon = [{proto: 'tcp' as const, address: '0.0.0.0', port}]
+    expect(names(sampleFacts({listening: anon}))).toEqual([`error:Port-${port}`])
+    expect(names(sampleFacts({listening: anon, flanneld: {unit: running(321)}}))).toEqual([])
+    expect(parseSs('tcp LISTEN 0 4096 *:8471 *:* users:(("flanneld",pid=812,fd=9))')).toEqual([{proto: 'tcp', address: '*', port: 8471, processes: [{name: 'flanneld', pid: 812}]}])
+  })
+
+  it('takes the UDP port held by the kernel for a stopped flanneld\'s vxlan device as flannel\'s own', () => {
+    const names = (f: HostFacts) => preflightChecks(c, node01, f).map((x) => `${x.severity}:${x.name}`)
+    const udp = [{proto: 'udp' as const, address: '0.0.0.0', port: 8472}]
+    const withDevice = [...sampleFacts().interfaces, {name: 'flannel.1', mtu: 1450, addresses: []}]
+    expect(names(sampleFacts({listening: udp, interfaces: withDevice}))).toEqual([])
+    expect(names(sampleFacts({listening: [{...udp[0], processes: [{name: 'socat', pid: 7}]}], interfaces: withDevice}))).toEqual(['error:Port-8472'])
+    expect(names(sampleFacts({listening: udp}))).toEqual(['error:Port-8472'])
+  })
+
+  it('resets a failed unit before starting it, and says why', () => {
+    expect(resetFailedStep('docker', {active: 'failed', result: 'start-limit-hit'})).toEqual([{what: 'systemctl reset-failed docker (it was failed: start-limit-hit)', cmd: 'systemctl reset-failed docker'}])
+    expect(resetFailedStep('docker', {active: 'active', result: 'success'})).toEqual([])
+    expect(resetFailedStep('flanneld', {active: 'inactive'})).toEqual([])
+  })
+
+  it('recreates the vxlan device when its MTU differs from what flanneld would create', () => {
+    const facts = (devMtu: number) => sampleFacts({interfaces: [...sampleFacts().interfaces.map((i) => ({...i, mtu: 1500})), {name: 'flannel.1', mtu: devMtu, addresses: []}]})
+    const withMtu = (version: string, mtu?: string) => clusterFrom(minimalInventory().replace('version: 0.26.1', `version: ${version}`).replace('network: 10.244.0.0/16', `network: 10.244.0.0/16\n  backend: {type: vxlan${mtu ? `, mtu: ${mtu}` : ''}}`))
+    const n1 = (cl: ReturnType<typeof withMtu>) => cl.hosts.find((h) => h.name === 'n1')!
+    const f = (cl: ReturnType<typeof withMtu>, devMtu: number) => deviceMtuChange(cl, n1(cl), {...facts(devMtu), interfaces: facts(devMtu).interfaces.map((i) => (i.name === 'flannel.1' ? i : {...i, addresses: [{family: 'inet' as const, address: n1(cl).address, prefixLen: 24}]}))})
+    const v26 = withMtu('0.26.1', '1400')
+    expect(f(v26, 1450)).toEqual({device: 'flannel.1', from: 1450, to: 1350})
+    expect(f(v26, 1350)).toBeUndefined()
+    expect(f(withMtu('0.26.1'), 1450)).toBeUndefined() // interface 1500 - 50
+    expect(f(withMtu('0.26.1'), 1350)).toEqual({device: 'flannel.1', from: 1350, to: 1450}) // the MTU option was removed
+    expect(f(withMtu('0.17.0'), 1400)).toBeUndefined() // before 0.21.3 flanneld sets no device MTU
+    expect(expectedVxlanMtu(withMtu('0.26.1', '9000'), 1500)).toBe(8950)
+  })
+
+  it('lets the backend MTU change under leases (kflan applies it), nothing else of the backend', () => {
+    const cur = parseNetworkConfig('{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":1,"MTU":1500}}')!
+    expect(incompatibleChanges(cur, {...cur, Backend: {Type: 'vxlan', VNI: 1, MTU: 1400}})).toEqual([])
+    expect(incompatibleChanges(cur, {...cur, Backend: {Type: 'vxlan', VNI: 1}})).toEqual([])
+    expect(incompatibleChanges(cur, {...cur, Backend: {Type: 'vxlan', VNI: 2, MTU: 1500}})).toHaveLength(1)
   })
 })

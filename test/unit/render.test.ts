@@ -84,11 +84,18 @@ describe('rendering', () => {
     const files = renderHost(c, c.hosts[1], {pki: fakePki, dockerExecStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS'})
     const dropIn = files.find((f) => f.path.includes('docker.service.d'))!.content
     expect(dropIn).toContain('ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS $DOCKER_NETWORK_OPTIONS')
-    expect(dropIn).toContain('EnvironmentFile=/run/flannel/docker')
-    expect(dropIn).toMatch(/Requires=flanneld.service/)
+    expect(dropIn).toContain('EnvironmentFile=-/run/flannel/docker')
+    // Bound loosely: a flanneld restart or stop must not take docker and its containers with it.
+    expect(dropIn).toMatch(/^Wants=flanneld.service$/m)
+    expect(dropIn).toMatch(/^After=flanneld.service$/m)
+    expect(dropIn).not.toMatch(/^(Requires|BindsTo|PartOf)=/m)
+    // docker waits for flannel's options instead of starting on its default bridge.
+    expect(dropIn).toMatch(/^ExecStartPre=\/bin\/sh -c 'n=0; until \[ -s \/run\/flannel\/docker \]; do n=\$\$\(\(n\+1\)\);/m)
     const unit = files.find((f) => f.path.endsWith('flanneld.service'))!.content
     expect(unit).toMatch(/mk-docker-opts\.sh -k DOCKER_NETWORK_OPTIONS .* -d \/run\/flannel\/docker$/m)
     expect(unit).not.toMatch(/-d \/run\/flannel\/subnet\.env/)
+    // flanneld 0.28 exits 0 when its lease is deleted; on-failure would leave it down.
+    expect(unit).toMatch(/^Restart=always$/m)
   })
 
   it('renders flannel\'s network config with the backend options', () => {

@@ -4,7 +4,7 @@ import {describeOp, iptablesCleanup, iptablesScript, splitRule} from '../../src/
 import {leftoverRoutes, planHostReset, removableDir, undoTextEdit, type HostResetPlan, type PlanInput} from '../../src/reset/plan.js'
 import {checkMemberReset, leasesOf, parseLeaderEndpoints, parseMemberList, quorum} from '../../src/reset/etcd.js'
 import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
-import {parseLeases} from '../../src/flannel-state.js'
+import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
 import {withHostsBlock} from '../../src/render/index.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
 import type {HostFacts, UnitState} from '../../src/remote/facts.js'

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {BaseCommand, runFlags} from '../../base-command.js'
+import {BaseCommand, offlineFlag, runFlags} from '../../base-command.js'
 import type {RunSummary} from '../../report.js'
 import {ensureClusterPki} from '../../cluster-pki.js'
 import {didYouMean} from '../../inventory/diagnostics.js'
@@ -24,11 +24,12 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     'dry-run': Flags.boolean({summary: 'Print what would change on the node; change nothing.'}),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host key of a host never seen before.'}),
     'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
+    offline: offlineFlag,
   }
 
   async run(): Promise<RunSummary & {doctor?: DoctorReport}> {
     const {args, flags} = await this.parse(JoinNode)
-    const cluster = this.cluster({checkFiles: true})
+    const cluster = this.cluster({checkFiles: 'error'})
     const host = hostByName(cluster, args.name)
     if (!host) {
       const guess = didYouMean(args.name, cluster.hosts.map((h) => h.name))
@@ -41,6 +42,8 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
         hint: host.roles.node ? 'add it to roles.flannel (or drop roles.flannel to default to the nodes)' : 'list it under roles.nodes; `join node` only adds nodes (etcd members are set up by `kflan init`)',
       })
     }
+    // Only the tarballs this host installs from (flannel; etcd too when it is an etcd member).
+    const local = await this.localTarballs(cluster, flags.offline, host.roles.etcd ? ['etcd', 'flannel'] : ['flannel'])
     const stateDir = this.lockedStateDir(cluster)
     const pki = await ensureClusterPki(cluster, stateDir)
     const reissued = pki.certificates.filter((c) => c.action !== 'reused')
@@ -53,7 +56,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     // One etcd member is connected too, read-only: leases are checked there.
     const observer = etcdMembers(cluster).find((m) => m.name !== host.name)
     const hosts = observer ? [host, observer] : [host]
-    const result = await runSession(cluster, stateDir, hosts, joinPhases, {
+    const result = await runSession(local, stateDir, hosts, joinPhases, {
       dryRun: flags['dry-run'],
       force: false,
       ignorePreflight: parseIgnored(flags['ignore-preflight-errors']),
