@@ -75,3 +75,12 @@ export function parseMemberList(stdout: string): EtcdMember[] {
   }
   return out
 }
+
+/**
+ * The ETCD_INITIAL_CLUSTER that `etcdctl member add` prints for the new member (pure), e.g.
+ * `lab-m1=https://10.0.0.11:2380,lab-m2=https://10.0.0.12:2380`; undefined when absent.
+ */
+export function parseInitialCluster(stdout: string): string | undefined {
+  const m = /^ETCD_INITIAL_CLUSTER="([^"\n]*)"/m.exec(stdout)
+  return m && m[1] !== '' ? m[1] : undefined
+}

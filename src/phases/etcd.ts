@@ -6,7 +6,7 @@
 import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
 import {unitJournal} from '../remote/journal.js'
 import {shq} from '../remote/shell.js'
-import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
+import {etcdctl, parseEndpointHealth, parseInitialCluster, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {etcdPaths} from '../render/paths.js'
 import {ROOT} from '../etcd-auth.js'
 import {syncAuth} from './auth.js'
@@ -86,17 +86,20 @@ async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): 
  * strict reconfiguration check, the leader adds a member only once every current member has been
  * connected for a while, which lags behind the endpoints answering health checks.
  */
-async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<void> {
+async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<string> {
   const cmd = etcdctl(ctx.cluster, `member add ${shq(h.host.name)} --peer-urls=${shq(url)}`, live.map((x) => x.host))
   let last = ''
+  let out = ''
   const ok = await waitFor(async () => {
     const r = await via.remote.exec(cmd, {timeoutMs: 15_000})
+    out = r.stdout
     if (r.code === 0) return true
     last = r.stderr.trim()
     if (/unhealthy cluster|too many learner|not ready/i.test(last)) return false
     throw new KflanError(`member add ${h.host.name} failed on ${via.host.name}: ${last}`, {hint: 'see `etcdctl member list` on a running member'})
   }, 30_000, 1000)
   if (!ok) throw new KflanError(`etcd kept refusing to add ${h.host.name}: ${last}`, {hint: 'check that every current member is healthy (`kflan doctor`) and run init again'})
+  return out
 }
 
 /**
@@ -106,19 +109,23 @@ async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: Host
 async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise<void> {
   const c = ctx.cluster
   const via = live[0]
-  let list = await memberList(ctx, via, live)
+  const list = await memberList(ctx, via, live)
   const url = peerUrl(c, h.host)
+  let printed: string | undefined
   if (!list.some((m) => m.peerUrls.includes(url))) {
     // With etcd auth on, kflan's calls through the new member use its certificate's CN: its user
     // must exist before it starts (the auth phase, after this one, would be too late), and must be
     // added before `member add`, while the cluster still has quorum (a 1-member cluster that lists
     // a second, not yet started member has none until it starts).
     await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false, endpoints: live})
-    await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
-    list = await memberList(ctx, via, live)
+    const out = await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
+    // The cluster as `member add` prints it: listing it again would need a quorum that a cluster
+    // of one running member plus the one just added does not have until the new one starts
+    // (etcd 3.5's member list is linearizable and times out).
+    printed = parseInitialCluster(out ?? '')
   }
   // Every member the cluster knows, named (an added member that never started has no name yet).
-  const initial = list
+  const initial = printed !== undefined ? printed.split(',') : list
     .map((m) => {
       const host = etcdMembers(c).find((x) => m.peerUrls.includes(peerUrl(c, x)))
       const name = m.name || host?.name

@@ -5,6 +5,7 @@ import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {desiredAuth, parseAuthState, planAuth, prefixEnd} from '../../src/etcd-auth.js'
+import {parseInitialCluster} from '../../src/etcdctl.js'
 import {InterruptedError, signalExitCode} from '../../src/interrupt.js'
 import {journalExcerpt} from '../../src/remote/journal.js'
 import {acquireStateLock, lockPath, lockState, procStartOf, type LockInfo} from '../../src/state-lock.js'
@@ -146,5 +147,13 @@ describe('etcd roles (least privilege)', () => {
     const steps = planAuth(desired, parseAuthState(widened)).map((s) => s.args)
     expect(steps).toEqual(["role revoke-permission flannel / --prefix", "user revoke-role flanneld root"])
     expect(() => parseAuthState('@@kflan-auth probe\nError: context deadline exceeded')).toThrow(/cannot tell whether etcd authentication is on/)
+  })
+})
+
+describe('etcd member add output', () => {
+  it('gives the initial cluster the new member starts with', () => {
+    const out = 'Member d8b71f87b4e12530 added to cluster 825c00a8de1a0b1b\n\nETCD_NAME="lab-m2"\nETCD_INITIAL_CLUSTER="lab-m1=https://10.211.5.11:2380,lab-m2=https://10.211.5.12:2380"\nETCD_INITIAL_ADVERTISE_PEER_URLS="https://10.211.5.12:2380"\nETCD_INITIAL_CLUSTER_STATE="existing"\n'
+    expect(parseInitialCluster(out)).toBe('lab-m1=https://10.211.5.11:2380,lab-m2=https://10.211.5.12:2380')
+    expect(parseInitialCluster('Member added\n')).toBeUndefined()
   })
 })
