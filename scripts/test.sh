@@ -4,6 +4,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build || exit 1
+# The lab's release bundles (real flanneld and etcd, every version the matrix uses) are built
+# before the tests, once and cached, so no test hook waits for a Go build. Only where the lab
+# can run (root); a failed build fails the run.
+if [ "$(id -u)" -eq 0 ]; then
+  test/lab/bundles.sh all >/dev/null || { echo "test: building the lab's bundles failed" >&2; exit 1; }
+fi
 results=$(mktemp)
 npx vitest run --reporter=default --reporter=json --outputFile="$results" "$@"
 rc=$?

@@ -49,7 +49,7 @@ export function summarize(
   return {
     command: opts.command,
     ok: opts.error === undefined,
-    dryRun: ctx.dryRun,
+    dryRun: ctx.dryRun === true,
     durationMs: Math.round(opts.durationMs),
     hosts,
     restarts,

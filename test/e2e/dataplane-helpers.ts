@@ -74,17 +74,24 @@ export async function backgroundPing(from: Container, to: string, count: number,
 
 /** A busybox httpd in a container (or on a host's network with --network host) whose CGI echoes REMOTE_ADDR. */
 export async function startEchoServer(host: string, name: string, port: number, hostNetwork = false): Promise<Container | undefined> {
-  const script = `mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho "$REMOTE_ADDR"\\n' >/www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p ${port} -h /www`
-  await sshExec(host, `docker rm -f ${name} >/dev/null 2>&1; docker run -d --name ${name} ${hostNetwork ? '--network host' : ''} ${IMAGE} sh -c ${JSON.stringify(script).replace(/\$/g, '\\$')}`)
+  const cgi = Buffer.from('#!/bin/sh\necho Content-Type: text/plain\necho\necho "$REMOTE_ADDR"\n').toString('base64')
+  const script = `mkdir -p /www/cgi-bin && echo ${cgi} | base64 -d >/www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p ${port} -h /www`
+  await sshExec(host, `docker rm -f ${name} >/dev/null 2>&1; docker run -d --name ${name} ${hostNetwork ? '--network host' : ''} ${IMAGE} sh -c '${script}'`)
   return hostNetwork ? undefined : inspectContainer(host, name)
 }
 
-/** The source address a server saw for a request from a container (wget to the echo CGI). */
-export async function sourceSeenBy(from: Container, url: string): Promise<string> {
+/**
+ * The source address a server saw for a request from a container: an HTTP/1.0 GET through
+ * busybox nc (busybox-static's wget segfaults in these containers), the CGI's last line, with
+ * httpd's IPv4-mapped form ([::ffff:10.244.19.2]) unwrapped.
+ */
+export async function sourceSeenBy(from: Container, address: string, port: number): Promise<string> {
   for (let i = 0; ; i++) {
-    const r = await sshExec(from.host, `docker exec ${from.name} wget -q -T 3 -O - ${url}`, {check: false, timeoutMs: 30_000})
-    if (r.code === 0) return r.stdout.trim()
-    if (i >= 10) throw new Error(`${from.host}/${from.name}: wget ${url} failed: ${r.stdout}${r.stderr}`)
+    const r = await sshExec(from.host, `docker exec ${from.name} sh -c 'printf "GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n" | nc -w 3 ${address} ${port}'`, {check: false, timeoutMs: 30_000})
+    const last = r.stdout.trim().split('\n').at(-1)?.trim() ?? ''
+    const m = /^\[?(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)\]?$/.exec(last)
+    if (r.stdout.startsWith('HTTP/1.') && m) return m[1]
+    if (i >= 10) throw new Error(`${from.host}/${from.name}: GET http://${address}:${port}/cgi-bin/ip failed: ${r.stdout}${r.stderr}`)
     await new Promise((res) => setTimeout(res, 500))
   }
 }

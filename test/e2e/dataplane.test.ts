@@ -28,7 +28,6 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
   beforeAll(async () => {
     hosts = await labUp({masters: 1, nodes: 2})
     ;[m1, n1, n2] = ['lab-m1', 'lab-n1', 'lab-n2'].map((n) => hosts.find((h) => h.name === n)!)
-    console.log('versions:', await versions('lab-n1').catch(() => 'flanneld not installed yet'))
   }, 600_000)
   afterAll(async () => {
     await labDown()
@@ -81,8 +80,8 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
     const server = (await startEchoServer(n2.name, 'masq-server', 8080))!
     // The master is outside the pod network (no flanneld): its httpd runs on the host's network.
     await startEchoServer(m1.name, 'masq-outside', 8080, true)
-    const seenByContainer = await sourceSeenBy(client, `http://${server.ip}:8080/cgi-bin/ip`)
-    const seenByMaster = await sourceSeenBy(client, `http://${m1.address}:8080/cgi-bin/ip`)
+    const seenByContainer = await sourceSeenBy(client, server.ip, 8080)
+    const seenByMaster = await sourceSeenBy(client, m1.address, 8080)
     console.log(`ip-masq: client ${client.ip} on ${n1.name}; seen by the container on ${n2.name} as ${seenByContainer}, by ${m1.name} (${m1.address}) as ${seenByMaster}`)
     expect(seenByContainer).toBe(client.ip)
     expect(seenByMaster).toBe(n1.address)

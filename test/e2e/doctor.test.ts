@@ -227,15 +227,16 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     await expectClean()
   })
 
-  it('flanneld stopped (docker, which requires it, stops too)', async () => {
+  it('flanneld stopped (docker, which only Wants= it, keeps running)', async () => {
     try {
       await labExec('lab-n1', 'systemctl stop flanneld')
       const {code, report} = await doctor()
-      expect(problems(report)).toEqual(['fail lab-n1 docker.unit', 'fail lab-n1 flannel.unit'])
+      expect(problems(report)).toEqual(['fail lab-n1 flannel.unit'])
       expect(code).toBe(1)
-      expect(result(report, 'flannel.unit', 'lab-n1')!.message).toBe('flanneld.service is inactive (dead)')
+      // The real flanneld 0.26.1 exits non-zero on SIGTERM: systemd calls the unit failed.
+      expect(result(report, 'flannel.unit', 'lab-n1')!.message).toMatch(/^flanneld\.service is (inactive \(dead\)|failed \(failed\))$/)
     } finally {
-      await labExec('lab-n1', 'systemctl start docker') // pulls flanneld in first
+      await labExec('lab-n1', 'systemctl start flanneld')
     }
     await expectClean()
   })

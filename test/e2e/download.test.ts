@@ -145,12 +145,17 @@ describe.skipIf(!requireLab())('kflan init with tarball URLs (https and http, lo
     expect(await hostsUntouched()).toBe('')
   })
 
-  it('a server that dies mid-download fails the run (exit 1) and leaves no partial file', async () => {
+  it('a slow server shows progress lines (non-TTY); one that dies mid-download fails the run (exit 1) and leaves no partial file', async () => {
     const before = tls.count(etcd.name)
-    tls.dieAfter.set(`/${etcd.name}`, Math.floor(etcd.data.length / 2))
+    // Half the file at a rate that takes about 7 s: progress lines every 5 s in a log.
+    const half = Math.floor(etcd.data.length / 2)
+    tls.dieAfter.set(`/${etcd.name}`, half)
+    tls.rate = Math.ceil(half / 7)
     const inv = urlInventory({url: tls.url(etcd.name), sha256: etcd.sha256}, {url: tls.url(flannel.name), sha256: flannel.sha256})
     const r = await kflan(['init', '-i', inv, '--state-dir', state], {env: env()})
     tls.dieAfter.clear()
+    tls.rate = 0
+    expect(r.stdout).toMatch(new RegExp(`❯ download ${etcd.name.replace(/[.]/g, '\\.')} from 127\\.0\\.0\\.1:\\d+\n› [\\d.]+ (kB|MB)? ?of ${(etcd.data.length / 1e6).toFixed(1)} MB \\(\\d+%\\), [\\d.]+ MB/s`))
     expect(r.code, r.stderr).toBe(1)
     expect(r.stderr).toMatch(new RegExp(`etcd\\.tarball ${tls.url(etcd.name).replace(/[.]/g, '\\.')}: (connection to 127\\.0\\.0\\.1:\\d+ lost during the download|the server sent \\d+ of ${etcd.data.length} bytes)`))
     expect(r.stderr).toMatch(/a partial file is never used/)

@@ -32,7 +32,7 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
   it('disable: init stops and disables a running firewalld, and the cluster works', async () => {
     await startFirewalld()
     const inventory = labInventory()
-    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toContain('stop and disable firewalld')
     console.log(`firewalld disable on ${JSON.stringify(await versions('lab-n1'))}`)
@@ -50,7 +50,7 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
     const inventory = labInventory((t) => `${t.trimEnd()}\npreflight:\n  firewall: open\n`)
     await kflan(['reset', '-i', inventory, '--state-dir', state, '--yes'])
     await startFirewalld()
-    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout).toMatch(/open firewalld ports .*2379\/tcp/)
     expect(r.stdout).toMatch(/open firewalld ports .*8472\/udp/)

@@ -147,7 +147,7 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
     // extraSans adds a name to every server certificate: every member restarts, one at a time.
     const edited = labInventory((t) => t.replace('etcd:\n  version:', 'etcd:\n  extraSans: [etcd.lab.internal]\n  version:'))
     const before = await unitStamps('lab-n1', ['flanneld', 'docker'])
-    const r = await kflan(['init', '-i', edited, '--state-dir', state])
+    const r = await kflan(['init', '-i', edited, '--state-dir', state, '--verbose'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/pki: reissued server-lab-m1: SANs changed: \+etcd\.lab\.internal/)
     expect(r.stdout).toMatch(/restart etcd/)
@@ -173,7 +173,7 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
   it('for flannel older than 0.18, enables the etcd v2 API (members restarted one at a time) and writes the config through it', async () => {
     // No flannel host here (this test is about etcd's v2 API); test/e2e/matrix.test.ts runs flannel 0.17.0 on flannel hosts.
     const old = labInventory((t) => t.replace('version: "0.26.1"', 'version: "0.17.0"').replace(/flannel: \[[^\]]*\]/, 'flannel: []'))
-    const r = await kflan(['init', '-i', old, '--state-dir', state])
+    const r = await kflan(['init', '-i', old, '--state-dir', state, '--verbose'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     expect(r.stdout.match(/restart etcd/g)?.length).toBe(3)
     expect((await sshExec('lab-m2', 'cat /etc/systemd/system/etcd.service')).stdout).toMatch(/--enable-v2/)

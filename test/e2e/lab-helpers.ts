@@ -117,11 +117,12 @@ export function runLab(args: string[], opts: RunOptions = {}): Promise<RunResult
 
 /**
  * Boots the lab (a running lab is taken down first) and returns its hosts. A bundle that is not
- * cached yet is built first (minutes: the 600 s timeout of runLab covers one cold build).
+ * cached yet is built first (minutes each on 2 cores; the caller's hook timeout must allow it, see
+ * docs/lab.md: `lab.sh bundles` ahead of the tests avoids it).
  */
 export async function labUp(opts: {masters?: number; nodes?: number; flannel?: string; etcd?: string} = {}): Promise<LabHost[]> {
   const versions = [...(opts.flannel ? ['--flannel', opts.flannel] : []), ...(opts.etcd ? ['--etcd', opts.etcd] : [])]
-  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2), ...versions])
+  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2), ...versions], {timeoutMs: 40 * 60_000})
   return readHosts()
 }
 

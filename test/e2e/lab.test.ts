@@ -259,7 +259,7 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
       }
       const log = (await sshExec('lab-n1', 'journalctl -u flanneld-lab --no-pager')).stdout
       expect(log).toContain(`Using interface with name eth0 and address ${NET}.21`)
-      expect(log).toContain(`Using ${NET}.21 as external address`)
+      expect(log).toContain(`Defaulting external address to interface address (${NET}.21)`)
     })
 
     it('a ping between the flannel.1 addresses crosses the vxlan', async () => {

@@ -24,6 +24,8 @@ export class FileServer {
   requests: string[] = []
   /** Path → bytes after which the connection is destroyed (a server that dies mid-download). */
   dieAfter = new Map<string, number>()
+  /** Bytes per second for every file (a slow server, so that progress shows); 0 = as fast as it goes. */
+  rate = 0
   private server!: http.Server
   port = 0
 
@@ -47,8 +49,23 @@ export class FileServer {
       }
       res.writeHead(200, {'content-type': 'application/gzip', 'content-length': f.data.length})
       const cut = this.dieAfter.get(path)
-      if (cut === undefined) res.end(f.data)
-      else res.write(f.data.subarray(0, cut), () => res.socket?.destroy())
+      const body = cut === undefined ? f.data : f.data.subarray(0, cut)
+      const finish = () => (cut === undefined ? res.end() : res.socket?.destroy())
+      if (this.rate <= 0) {
+        res.write(body, finish)
+        return
+      }
+      // 10 writes a second, each of rate/10 bytes.
+      const step = Math.max(1, Math.floor(this.rate / 10))
+      let pos = 0
+      const tick = () => {
+        if (res.destroyed) return
+        if (pos >= body.length) return finish()
+        res.write(body.subarray(pos, pos + step))
+        pos += step
+        setTimeout(tick, 100)
+      }
+      tick()
     }
     this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler)
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))

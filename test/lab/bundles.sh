@@ -4,6 +4,7 @@
 #   bundles.sh flannel VERSION    build (if missing) and print the path of flannel-vVERSION-linux-amd64.tar.gz
 #   bundles.sh etcd VERSION       build (if missing) and print the path of etcd-vVERSION-linux-amd64.tar.gz
 #   bundles.sh check KIND VERSION  exit 1 with the supported versions unless VERSION is one
+#   bundles.sh all                build (if missing) every supported version, print their paths
 #   bundles.sh versions           print the supported versions (first one of each = default)
 #   bundles.sh info PATH          "NAME VERSION SHA256" of a built bundle
 #
@@ -15,12 +16,16 @@
 # build is an error. See docs/lab.md "Release bundles" for why each recipe is
 # the way it is.
 #
-# Cache: $KFLAN_LAB_CACHE/bundles/{flannel,etcd}/ (default /var/cache/kflan-lab),
-# one tarball per version, plus NAME.info (recipe hash, sha256, build time, Go
+# Cache: $KFLAN_LAB_CACHE/bundles/{flannel,etcd}/RECIPE/ (default
+# /var/cache/kflan-lab; RECIPE is a hash of the build functions below), one
+# tarball per version, plus NAME.info (recipe hash, sha256, build time, Go
 # version) written last: a tarball without a matching .info is rebuilt. The
 # build runs in a temp dir under a lock (one builder at a time, across labs);
-# its log stays in bundles/logs/NAME.log.
+# its log stays beside the tarball (NAME.log).
 set -Eeuo pipefail
+# An unexpected failure names its command and line: a build never fails silently.
+# shellcheck disable=SC2154 # rc is set inside the trap
+trap 'rc=$?; echo "lab: error: bundles.sh: \"$BASH_COMMAND\" failed (exit $rc) at line $LINENO" >&2; exit $rc' ERR
 
 CACHE=${KFLAN_LAB_CACHE:-/var/cache/kflan-lab}
 BUNDLES=$CACHE/bundles
@@ -94,9 +99,12 @@ build_flannel() {
     grep -q 'pkg/backend/tencentvpc' "$tmp/src/main.go" || die "flannel $v: main.go has no tencentvpc import to drop"
     sed -i '\#pkg/backend/tencentvpc"#d' "$tmp/src/main.go"
     note="Built WITHOUT the Tencent Cloud VPC backend: the import of pkg/backend/tencentvpc was
-dropped from main.go because the Go module proxy here refuses its SDK (tencentcloud-sdk-go vpc v1.3.188).
-Every other backend (vxlan, host-gw, udp, wireguard, ipip, ipsec, alloc, extension, cloud ones) is in."
+dropped from main.go because the Go module proxy here refuses its SDK (tencentcloud-sdk-go vpc v1.3.188)."
   fi
+  local backends
+  # (pkg/backend/ since 0.18; backend/ before)
+  backends=$(grep -oE '"github.com/flannel-io/flannel/(pkg/)?backend/[a-z0-9]+"' "$tmp/src/main.go" |
+    sed 's#.*/##; s#"##' | paste -sd, - | sed 's/,/, /g' || true)
   log "building flanneld v$v from $mod@v$v (Go: $(go env GOVERSION); 1-3 min on 2 cores)"
   (cd "$tmp/src" && env "${env[@]}" CGO_ENABLED=1 go build -o "$tmp/out/flanneld" \
     -ldflags "-s -w -X $verpkg.Version=v$v -extldflags \"-static\"" .) >>"$logf" 2>&1 ||
@@ -109,6 +117,7 @@ Built by kflan's test/lab/bundles.sh from the Go module $mod@v$v
 (module sum $(cd "$tmp" && env "${env[@]}" go mod download -json "$mod@v$v" | jq -r .Sum)), $(go env GOVERSION),
 like flannel's release: CGO_ENABLED=1, static, -ldflags "-s -w -X $verpkg.Version=v$v".
 mk-docker-opts.sh is dist/mk-docker-opts.sh of the same module version.
+Backends compiled in (main.go's imports): ${backends:-none found}.
 ${note:+
 $note
 }
@@ -211,18 +220,21 @@ ensure() {
   local kind=$1 v=$2 name out
   check_version "$kind" "$v"
   name=$kind-v$v-linux-amd64
-  # bundles/<kind>/: older lab.sh versions wrote another tarball to
-  # bundles/flannel-v0.26.1-linux-amd64.tar.gz; that name is never read.
-  out=$BUNDLES/$kind/$name.tar.gz
+  # bundles/<kind>/<recipe>/: a bundle built by another recipe (another
+  # branch's bundles.sh) lives beside it instead of being rebuilt over it, and
+  # a rebuild never replaces a tarball a running lab's inventory names. (Older
+  # lab.sh versions wrote another tarball to bundles/flannel-v0.26.1-...; that
+  # name is never read.)
+  out=$BUNDLES/$kind/$(recipe_hash)/$name.tar.gz
   bundle_ok "$out" && { echo "$out"; return; }
-  mkdir -p "$BUNDLES/logs" "$BUNDLES/$kind"
+  mkdir -p "$(dirname "$out")"
   exec 8>"$BUNDLES/.lock"
   if ! flock -n 8; then
     log "waiting for another bundle build (lock $BUNDLES/.lock)"
     flock 8
   fi
   if ! bundle_ok "$out"; then
-    local tmp logf=$BUNDLES/logs/$name.log t0=$SECONDS
+    local tmp logf=${out%.tar.gz}.log t0=$SECONDS
     rm -rf "$BUNDLES"/.build-*
     tmp=$(mktemp -d "$BUNDLES/.build-$name.XXXXXX")
     mkdir -p "$tmp/out"
@@ -264,6 +276,10 @@ main() {
   case $cmd in
     flannel | etcd) ensure "$cmd" "${2:?usage: bundles.sh $cmd VERSION}" ;;
     check) check_version "${2:?usage: bundles.sh check KIND VERSION}" "${3:?usage: bundles.sh check KIND VERSION}" ;;
+    all)
+      local v
+      for v in "${FLANNEL_VERSIONS[@]}"; do ensure flannel "$v"; done
+      for v in "${ETCD_VERSIONS[@]}"; do ensure etcd "$v"; done ;;
     versions) echo "flannel ${FLANNEL_VERSIONS[*]}"; echo "etcd ${ETCD_VERSIONS[*]}" ;;
     info) info "${2:?usage: bundles.sh info PATH}" ;;
     *) sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

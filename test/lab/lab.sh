@@ -88,6 +88,22 @@ preflight() {
   fi
   [[ -d /proc/sys/net/bridge ]] || die "kernel lacks br_netfilter (/proc/sys/net/bridge missing)"
   grep -qw overlay /proc/filesystems || die "kernel lacks overlayfs"
+  raise_inotify_limit
+}
+
+# Every lab host runs its own systemd, journald, dbus and dockerd, each holding inotify instances
+# of root's machine-wide quota (fs.inotify.max_user_instances, 128 on this kind of machine): a few
+# labs side by side exhaust it and a host's systemd fails with "Too many open files". The lab
+# raises the limit (never lowers it) and says so.
+raise_inotify_limit() {
+  local f=/proc/sys/fs/inotify/max_user_instances want=1024 have
+  have=$(cat "$f" 2>/dev/null) || return 0
+  ((have >= want)) && return 0
+  if echo "$want" >"$f" 2>/dev/null; then
+    log "raised fs.inotify.max_user_instances from $have to $want (each lab host's systemd needs its own)"
+  else
+    log "warning: fs.inotify.max_user_instances is $have; hosts may fail with 'Too many open files' (sysctl -w fs.inotify.max_user_instances=$want)"
+  fi
 }
 
 # ---------------------------------------------------------------- image
