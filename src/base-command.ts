@@ -6,6 +6,8 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {hintOf, KflanError, messageOf} from './errors.js'
+import {InterruptedError} from './interrupt.js'
+import {acquireStateLock, describeHolder} from './state-lock.js'
 import {loadInventory, type LoadOptions} from './inventory/load.js'
 import {ensureWritableDir, readBoundedFile} from './local-files.js'
 import {knownHostsProblems} from './remote/hostkeys.js'
@@ -99,6 +101,17 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
+   * The cluster's state dir, locked for this run (see src/state-lock.ts): a second run against it
+   * is refused; a stale lock is taken over, with a message. Released when the process exits.
+   */
+  protected lockedStateDir(cluster: Cluster): string {
+    const dir = this.stateDir(cluster)
+    const lock = acquireStateLock(dir, ['kflan', ...process.argv.slice(2)].join(' '))
+    if (lock.tookOver) this.logToStderr(`kflan: took over the stale lock ${lock.file} of ${describeHolder(lock.tookOver)}, which is no longer running`)
+    return dir
+  }
+
+  /**
    * Ends a run against hosts: warnings, the change list (with --verbose, and always in a dry run),
    * then the summary with the next command and the log. --json: the summary as JSON on stdout
    * (also on failure). A failed run exits 1 after saying what it had changed.
@@ -114,7 +127,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }
     const say = (text: string) => (error ? this.logToStderr(text) : this.log(text))
     for (const w of s.warnings) this.logToStderr(/\[WARNING /.test(w) ? w : `warning: ${w}`)
-    const verbose = (this.flags as {verbose?: boolean}).verbose || ctx.dryRun
+    // An interrupted run always lists what it changed: the cluster is half way (docs/safety.md).
+    const verbose = (this.flags as {verbose?: boolean}).verbose || ctx.dryRun || error instanceof InterruptedError
     if (verbose && Object.keys(s.changes).length > 0) say(changeList(s, {diffs: ctx.dryRun ? new Map(ctx.hosts.map((h) => [h.host.name, h.diffs])) : undefined}))
     say(formatSummary(s, {nothing: opts.nothing}))
     if (error) {

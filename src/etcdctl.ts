@@ -1,6 +1,7 @@
 /**
- * etcdctl command lines run on an etcd member over SSH, with kflan's client certificate. Paths and
- * endpoints are shell-quoted; `args` is shell text the caller built (quoting its own values).
+ * etcdctl command lines run on an etcd member over SSH, with the member's own server certificate
+ * (client auth; its CN, the member name, is an etcd user with the root role: src/etcd-auth.ts).
+ * Paths and endpoints are shell-quoted; `args` is shell text the caller built (quoting its own values).
  */
 import {clientUrl, etcdMembers, type Cluster, type Host} from './inventory/model.js'
 import {etcdPaths} from './render/paths.js'
@@ -13,8 +14,8 @@ export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(
     'ETCDCTL_API=3',
     shq(`${p.bin}/etcdctl`),
     shq(`--cacert=${p.ssl}/ca.pem`),
-    shq(`--cert=${p.ssl}/kflan.pem`),
-    shq(`--key=${p.ssl}/kflan-key.pem`),
+    shq(`--cert=${p.ssl}/server.pem`),
+    shq(`--key=${p.ssl}/server-key.pem`),
     shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
     '--dial-timeout=2s',
     '--command-timeout=5s',
@@ -29,8 +30,8 @@ export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMember
     'ETCDCTL_API=2',
     shq(`${p.bin}/etcdctl`),
     shq(`--ca-file=${p.ssl}/ca.pem`),
-    shq(`--cert-file=${p.ssl}/kflan.pem`),
-    shq(`--key-file=${p.ssl}/kflan-key.pem`),
+    shq(`--cert-file=${p.ssl}/server.pem`),
+    shq(`--key-file=${p.ssl}/server-key.pem`),
     shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
     '--timeout=2s',
     '--total-timeout=5s',
@@ -75,4 +76,13 @@ export function parseMemberList(stdout: string): EtcdMember[] {
     out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
   }
   return out
+}
+
+/**
+ * The ETCD_INITIAL_CLUSTER that `etcdctl member add` prints for the new member (pure), e.g.
+ * `lab-m1=https://10.0.0.11:2380,lab-m2=https://10.0.0.12:2380`; undefined when absent.
+ */
+export function parseInitialCluster(stdout: string): string | undefined {
+  const m = /^ETCD_INITIAL_CLUSTER="([^"\n]*)"/m.exec(stdout)
+  return m && m[1] !== '' ? m[1] : undefined
 }

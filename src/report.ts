@@ -4,6 +4,7 @@
  * and the next command. The full change list goes to the run log always, to the screen with
  * --verbose (and in a dry run, where the plan is the point), and to machines with --json.
  */
+import {InterruptedError} from './interrupt.js'
 import type {RunContext} from './phases/context.js'
 import {PhaseFailedError, formatSeconds} from './phases/runner.js'
 import {hintOf, messageOf} from './errors.js'
@@ -22,6 +23,8 @@ export interface RunSummary {
   log: string
   next?: string
   error?: {message: string; hint?: string}
+  /** Set when a SIGINT/SIGTERM stopped the run (src/interrupt.ts). */
+  interrupted?: string
 }
 
 /** A change that (re)starts a service: "start etcd", "restart docker (drop-in changed)", "..., then start etcd". */
@@ -55,6 +58,7 @@ export function summarize(
     log: opts.log,
     next: opts.next,
     error,
+    interrupted: opts.error instanceof InterruptedError ? opts.error.signal : undefined,
   }
 }
 
@@ -87,7 +91,7 @@ export function formatSummary(s: RunSummary, opts: {nothing: string}): string {
   if (s.ok && changed.length === 0) {
     lines.push(`${s.dryRun ? 'dry run: ' : ''}${opts.nothing} (${total} host${total === 1 ? '' : 's'}, ${time})`)
   } else {
-    const head = s.dryRun ? `${s.command} --dry-run: ${time}, nothing was changed` : s.ok ? `${s.command}: done in ${time}` : `${s.command}: FAILED after ${time}`
+    const head = s.dryRun ? `${s.command} --dry-run: ${time}, nothing was changed` : s.ok ? `${s.command}: done in ${time}` : s.interrupted ? `${s.command}: INTERRUPTED (${s.interrupted}) after ${time}` : `${s.command}: FAILED after ${time}`
     const counts = [`${changed.length} ${s.dryRun ? 'would change' : 'changed'}`, `${unchanged.length} unchanged`]
     if (failed.length > 0 || !s.ok) counts.push(`${failed.length} failed`)
     const restarts = `${s.restarts} service (re)start${s.restarts === 1 ? '' : 's'}${s.dryRun ? ' planned' : ''}`

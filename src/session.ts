@@ -5,6 +5,7 @@
 import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Cluster, Host} from './inventory/model.js'
+import {handleStopSignals} from './interrupt.js'
 import {FileLogger} from './remote/logger.js'
 import {closeAll, type Remote} from './remote/ssh.js'
 import type {HostFacts} from './remote/facts.js'
@@ -56,6 +57,17 @@ export async function runSession(
   targets?: Set<string>,
 ): Promise<SessionResult> {
   const ctx = new RunContext(cluster, stateDir, hosts.map(newHostRun), opts, logger, targets)
+  const note = (message: string) => logger.log('-', {ts: new Date().toISOString(), kind: 'note', message})
+  const unhandle = handleStopSignals({
+    onFirst(signal) {
+      note(`${signal} received: starting no new remote work, letting the commands in flight finish`)
+      process.stderr.write(`\nkflan: ${signal} received: finishing the commands in flight, starting nothing new (send it again to exit at once)\n`)
+    },
+    onSecond(signal) {
+      note(`second signal (${signal}): exiting at once`)
+      process.stderr.write(`\nkflan: exiting at once; the step in flight may not have finished (re-run to converge). log: ${logger.file}\n`)
+    },
+  })
   try {
     const connect = connectPhase({knownHostsPath: knownHostsPath(stateDir), acceptNewHostKeys: opts.acceptNewHostKeys})
     await runPhases(ctx, [connect, ...phases], opts)
@@ -63,6 +75,7 @@ export async function runSession(
   } catch (error) {
     return {ctx, error}
   } finally {
+    unhandle()
     await closeAll(ctx.hosts.map((h) => h.remote).filter(Boolean))
     // The full change list, whatever the screen shows (the summary, or --verbose).
     for (const h of ctx.hosts) {

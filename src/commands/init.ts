@@ -33,7 +33,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const inventory = this.cluster({checkFiles: 'error', credentials: 'error'})
     const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], inventory)
     const cluster = await this.localTarballs(inventory, flags.offline)
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})
     }

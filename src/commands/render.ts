@@ -19,7 +19,7 @@ export default class Render extends BaseCommand<typeof Render> {
     const hint = 'pass -o DIR naming a directory kflan may create files in'
     // Both directories are checked before any certificate is issued.
     ensureWritableDir(out, 'output directory', hint, 0o755)
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const report = await ensureClusterPki(cluster, stateDir)
     for (const line of pkiSummary(report)) this.log(`pki: ${line}`)
     const written = await writeRendered(cluster, out, {pki: pkiFiles(stateDir)}).catch((error) => writeError(error, 'output directory', out, hint))

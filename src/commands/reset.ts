@@ -57,7 +57,7 @@ A second reset finds nothing to do and says so.`
       ].join('\n')
       if (!(await confirm(what, false))) throw new KflanError('aborted: nothing was changed', {exitCode: 1})
     }
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const {ctx, error, logFile} = await runReset({
       cluster,
       stateDir,

@@ -32,7 +32,6 @@ export function certFiles(c: Cluster, h: Host): CertFile[] {
       {label: 'etcd ca.pem', path: ca, caPath: ca, isCa: true},
       {label: 'server.pem', path: `${ssl}/server.pem`, keyPath: `${ssl}/server-key.pem`, caPath: ca, plan: `server-${h.name}`},
       {label: 'peer.pem', path: `${ssl}/peer.pem`, keyPath: `${ssl}/peer-key.pem`, caPath: ca, plan: `peer-${h.name}`},
-      {label: 'kflan.pem', path: `${ssl}/kflan.pem`, keyPath: `${ssl}/kflan-key.pem`, caPath: ca, plan: 'kflan'},
     )
   }
   if (h.roles.flannel) {

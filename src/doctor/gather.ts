@@ -35,8 +35,8 @@ export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[
   const keys: string[] = []
   if (h.roles.etcd) {
     const {ssl} = etcdPaths(c)
-    pub.push(`${ssl}/ca.pem`, `${ssl}/server.pem`, `${ssl}/peer.pem`, `${ssl}/kflan.pem`)
-    keys.push(`${ssl}/server-key.pem`, `${ssl}/peer-key.pem`, `${ssl}/kflan-key.pem`)
+    pub.push(`${ssl}/ca.pem`, `${ssl}/server.pem`, `${ssl}/peer.pem`)
+    keys.push(`${ssl}/server-key.pem`, `${ssl}/peer-key.pem`)
   }
   if (h.roles.flannel) {
     const {ssl} = flannelPaths(c)

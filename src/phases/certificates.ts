@@ -1,7 +1,10 @@
 /**
- * certificates: the CA, server and peer certificates to each etcd member (plus kflan's client
- * certificate for etcdctl), the flanneld client certificate to every flannel host. Keys 0600.
+ * certificates: the CA, server and peer certificates to each etcd member, the flanneld client
+ * certificate to every flannel host. Keys 0600. The kflan admin key that earlier versions copied
+ * to the members is removed from them (it stays in the operator's state dir).
  */
+import {retiredFiles} from '../render/paths.js'
+import {removeFiles} from '../remote/files.js'
 import type {Phase} from './context.js'
 import {applyFiles, desiredFiles} from './common.js'
 
@@ -11,5 +14,8 @@ export const certificatesPhase: Phase = {
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),
   async runHost(ctx, h) {
     await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path.endsWith('.pem')))
+    // Only files kflan created (managed); known from preflight's stat, no extra round trip.
+    const retired = retiredFiles(ctx.cluster, h.host).filter((p) => h.fileStates?.get(p)?.exists && h.fileStates.get(p)!.managed)
+    if (retired.length > 0) await ctx.wet(h, `remove ${retired.join(', ')} (the admin key stays on the operator's machine)`, () => removeFiles(h.remote, retired))
   },
 }

@@ -1,9 +1,11 @@
 /** Helpers every phase uses: writing rendered files and acting on what changed. */
 import {binaries, renderHost, type FileSpec} from '../render/index.js'
+import {retiredFiles} from '../render/paths.js'
 import {pkiFiles} from '../cluster-pki.js'
 import {statFiles, writeFiles} from '../remote/files.js'
 import type {UnitState} from '../remote/facts.js'
 import type {HostRun, RunContext} from './context.js'
+import {throwIfInterrupted} from '../interrupt.js'
 
 const rendered = new WeakMap<HostRun, FileSpec[]>()
 
@@ -22,7 +24,7 @@ export function desiredFiles(ctx: RunContext, h: HostRun): FileSpec[] {
  * (binaries by rsync-style quick check), for the phases to use.
  */
 export async function prefetchFileStates(ctx: RunContext, h: HostRun, extra: string[] = []): Promise<void> {
-  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest)])]
+  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest), ...retiredFiles(ctx.cluster, h.host)])]
   h.fileStates = await statFiles(h.remote, paths, {quick: true})
 }
 
@@ -102,11 +104,12 @@ export function resetFailedStep(unit: string, st: {active: string; result?: stri
   return [{what: `systemctl reset-failed ${unit} (it was failed${st.result ? `: ${st.result}` : ''})`, cmd: `systemctl reset-failed ${unit}`}]
 }
 
-/** Polls `check` until it returns true or the deadline passes. */
+/** Polls `check` until it returns true or the deadline passes; stops (throws) after a stop signal. */
 export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, intervalMs = 300): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (await check()) return true
+    throwIfInterrupted()
     if (Date.now() >= deadline) return false
     await new Promise((r) => setTimeout(r, intervalMs))
   }

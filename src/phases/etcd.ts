@@ -4,10 +4,13 @@
  * restarted one at a time while the others keep quorum; then wait for a healthy TLS cluster.
  */
 import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
+import {unitJournal} from '../remote/journal.js'
 import {shq} from '../remote/shell.js'
-import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
+import {etcdctl, parseEndpointHealth, parseInitialCluster, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {envValue} from '../render/escape.js'
 import {etcdPaths} from '../render/paths.js'
+import {ROOT} from '../etcd-auth.js'
+import {syncAuth} from './auth.js'
 import {KflanError} from '../errors.js'
 import type {HostRun, Phase, RunContext} from './context.js'
 import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
@@ -84,17 +87,20 @@ async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): 
  * strict reconfiguration check, the leader adds a member only once every current member has been
  * connected for a while, which lags behind the endpoints answering health checks.
  */
-async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<void> {
+async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<string> {
   const cmd = etcdctl(ctx.cluster, `member add ${shq(h.host.name)} --peer-urls=${shq(url)}`, live.map((x) => x.host))
   let last = ''
+  let out = ''
   const ok = await waitFor(async () => {
     const r = await via.remote.exec(cmd, {timeoutMs: 15_000})
+    out = r.stdout
     if (r.code === 0) return true
     last = r.stderr.trim()
     if (/unhealthy cluster|too many learner|not ready/i.test(last)) return false
     throw new KflanError(`member add ${h.host.name} failed on ${via.host.name}: ${last}`, {hint: 'see `etcdctl member list` on a running member'})
   }, 30_000, 1000)
   if (!ok) throw new KflanError(`etcd kept refusing to add ${h.host.name}: ${last}`, {hint: 'check that every current member is healthy (`kflan doctor`) and run init again'})
+  return out
 }
 
 /**
@@ -104,14 +110,23 @@ async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: Host
 async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise<void> {
   const c = ctx.cluster
   const via = live[0]
-  let list = await memberList(ctx, via, live)
+  const list = await memberList(ctx, via, live)
   const url = peerUrl(c, h.host)
+  let printed: string | undefined
   if (!list.some((m) => m.peerUrls.includes(url))) {
-    await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
-    list = await memberList(ctx, via, live)
+    // With etcd auth on, kflan's calls through the new member use its certificate's CN: its user
+    // must exist before it starts (the auth phase, after this one, would be too late), and must be
+    // added before `member add`, while the cluster still has quorum (a 1-member cluster that lists
+    // a second, not yet started member has none until it starts).
+    await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false, endpoints: live})
+    const out = await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
+    // The cluster as `member add` prints it: listing it again would need a quorum that a cluster
+    // of one running member plus the one just added does not have until the new one starts
+    // (etcd 3.5's member list is linearizable and times out).
+    printed = parseInitialCluster(out ?? '')
   }
   // Every member the cluster knows, named (an added member that never started has no name yet).
-  const initial = list
+  const initial = printed !== undefined ? printed.split(',') : list
     .map((m) => {
       const host = etcdMembers(c).find((x) => m.peerUrls.includes(peerUrl(c, x)))
       const name = m.name || host?.name
@@ -146,8 +161,17 @@ export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs
   }, timeoutMs, 500)
   if (!ok) {
     const lines = [...last].map(([n, e]) => `${n}: ${e}`).join('; ')
-    throw new KflanError(`etcd is not healthy after ${timeoutMs / 1000}s: ${lines}`, {
-      hint: `check \`journalctl -u etcd\` on ${[...last.keys()].join(', ')}: certificate SANs, peer port ${c.etcd.peerPort}/tcp reachable, clocks`,
+    // The client only sees timeouts; the member's own journal says why (a full disk, a data dir
+    // it cannot write, a bad certificate).
+    const journals = await Promise.all(
+      [...last.keys()].map(async (n) => {
+        const m = members.find((x) => x.host.name === n)
+        const tail = m ? await unitJournal(m.remote, 'etcd') : []
+        return tail.length > 0 ? `\n  ${n} journalctl -u etcd (last lines):\n${tail.map((l) => `    ${l}`).join('\n')}` : ''
+      }),
+    )
+    throw new KflanError(`etcd is not healthy after ${timeoutMs / 1000}s: ${lines}${journals.join('')}`, {
+      hint: `check \`journalctl -u etcd\` on ${[...last.keys()].join(', ')}: disk space and the data dir, certificate SANs, peer port ${c.etcd.peerPort}/tcp reachable, clocks`,
     })
   }
 }

@@ -4,11 +4,12 @@ import {preflightPhase} from './preflight.js'
 import {binariesPhase} from './binaries.js'
 import {certificatesPhase} from './certificates.js'
 import {etcdPhase} from './etcd.js'
+import {authPhase} from './auth.js'
 import {networkPhase} from './network.js'
 import {flannelPhase} from './flannel.js'
 import {dockerPhase} from './docker.js'
 
-export const initPhases: Phase[] = [preflightPhase, binariesPhase, certificatesPhase, etcdPhase, networkPhase, flannelPhase, dockerPhase]
+export const initPhases: Phase[] = [preflightPhase, binariesPhase, certificatesPhase, etcdPhase, authPhase, networkPhase, flannelPhase, dockerPhase]
 
 /** `kflan join node`: everything a node needs, nothing for etcd or the network config. */
 export const joinPhases: Phase[] = [preflightPhase, binariesPhase, certificatesPhase, flannelPhase, dockerPhase]

@@ -4,6 +4,7 @@
  */
 import {Listr, type ListrTask} from 'listr2'
 import {hintOf, KflanError, messageOf} from '../errors.js'
+import {InterruptedError, interruptedBy, throwIfInterrupted} from '../interrupt.js'
 import {listrOptions, type Output} from '../listr.js'
 import {HostFailure, type Phase, type RunContext} from './context.js'
 
@@ -44,6 +45,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
     title: phase.title,
     skip: () => (!phase.runCluster && phase.hosts(ctx).length === 0 ? 'no host needs it' : false),
     task: async (_, task) => {
+      throwIfInterrupted()
       const t0 = performance.now()
       const hosts = phase.hosts(ctx)
       if (phase.runHost && hosts.length > 0) {
@@ -55,11 +57,13 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
             hosts.map((h) => ({
               title: h.host.name,
               task: async (_c, sub) => {
+                // After a stop signal, hosts not started yet are left alone (see src/interrupt.ts).
+                if (interruptedBy()) return sub.skip(`${h.host.name}: not started (${interruptedBy()})`)
                 const before = h.changes.length
                 try {
                   await runHost(ctx, h)
                 } catch (error) {
-                  failures.push(new HostFailure(h.host.name, phase.name, error))
+                  if (!(error instanceof InterruptedError)) failures.push(new HostFailure(h.host.name, phase.name, error))
                   throw error
                 }
                 const n = h.changes.length - before
@@ -72,6 +76,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
         // The gate: every host finished the phase; stop if any failed.
         if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
       }
+      throwIfInterrupted()
       if (phase.runCluster) {
         const runCluster = phase.runCluster.bind(phase)
         const cluster = async () => {
@@ -79,7 +84,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
           try {
             await runCluster(ctx)
           } catch (error) {
-            if (error instanceof PhaseFailedError) throw error
+            if (error instanceof PhaseFailedError || error instanceof InterruptedError) throw error
             throw new PhaseFailedError(phase.name, [new HostFailure('cluster', phase.name, error)])
           }
         }

@@ -75,6 +75,18 @@ export function statePaths(stateDir = KFLAN_STATE_DIR): {stateDir: string; manag
   return {stateDir, managed: `${stateDir}/managed`, backup: `${stateDir}/backup`, cache: `${stateDir}/cache`, hashes: `${stateDir}/hashes`}
 }
 
+/**
+ * This run's id (random, fixed for the process): part of every remote temporary file name, so two
+ * kflan runs against the same host (two operators' machines) never write the same temp file.
+ */
+export const RUN_ID = randomBytes(6).toString('hex')
+
+/** A temp file next to `dest`, unique to this run: `<dir>/.kflan-tmp.<run id>.<base>`. */
+export function remoteTempPath(dest: string, runId = RUN_ID): string {
+  const i = dest.lastIndexOf('/')
+  return `${dest.slice(0, i)}/.kflan-tmp.${runId}.${dest.slice(i + 1)}`
+}
+
 export const sha256hex = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex')
 
 /** Rejects paths the remote scripts cannot carry safely. */
@@ -173,7 +185,7 @@ export function planFile(spec: FileSpec, st: RemoteFileState, stateDir = KFLAN_S
 const octal = (m: number) => (m & 0o7777).toString(8).padStart(4, '0')
 
 /** The shell script that applies planned changes (pure); content travels base64 in here-docs. */
-export function writeScript(items: {spec: FileSpec; change: FileChange}[], opts: {nonce?: string; stateDir?: string} = {}): string {
+export function writeScript(items: {spec: FileSpec; change: FileChange}[], opts: {nonce?: string; stateDir?: string; runId?: string} = {}): string {
   const eof = `KFLAN_EOF_${opts.nonce ?? randomBytes(6).toString('hex')}`
   const {stateDir: KFLAN_STATE_DIR, managed: MANAGED_LIST, backup: BACKUP_DIR} = statePaths(opts.stateDir)
   const lines = [
@@ -184,7 +196,7 @@ export function writeScript(items: {spec: FileSpec; change: FileChange}[], opts:
     `  mkdir -p -- "$d" || return 1`,
     // Backups may hold secrets: their tree is private to root.
     `  if [ "$4" = 1 ] && [ -e "$1" ] && [ ! -e "${BACKUP_DIR}$1" ]; then (umask 077; mkdir -p -- "${BACKUP_DIR}$d") && cp -pP -- "$1" "${BACKUP_DIR}$1" || return 1; fi`,
-    `  t="$d/.kflan-tmp.$$.\${1##*/}"`,
+    `  t="$d/.kflan-tmp.${opts.runId ?? RUN_ID}.\${1##*/}"`,
     // The temp file is private until chmod: a key is never readable by others, even briefly.
     `  umask 077; base64 -d > "$t"; rc=$?; umask 022`,
     `  [ $rc = 0 ] && chmod "$2" "$t" && { [ -z "$3" ] || chown "$3" "$t"; } && mv -f -- "$t" "$1" || { rm -f -- "$t"; return 1; }`,
@@ -329,7 +341,8 @@ export async function removeFiles(remote: Remote, paths: string[], opts: WriteOp
       r = st.exists ? 'removed' : 'absent'
       cmds.push(`rm -f -- ${shq(p)}`)
     } else r = st.exists ? 'kept' : 'absent'
-    if (st.managed) cmds.push(`{ grep -vxF -- ${shq(p)} ${MANAGED_LIST} > ${MANAGED_LIST}.new || true; } && mv -f ${MANAGED_LIST}.new ${MANAGED_LIST}`)
+    const tmp = remoteTempPath(MANAGED_LIST)
+    if (st.managed) cmds.push(`{ grep -vxF -- ${shq(p)} ${MANAGED_LIST} > ${tmp} || true; } && mv -f ${tmp} ${MANAGED_LIST}`)
     out.set(p, r)
   }
   if (!opts.dryRun && cmds.length > 0) await remote.run(cmds.join(' && '))

@@ -9,7 +9,7 @@ import {performance} from 'node:perf_hooks'
 import {randomBytes} from 'node:crypto'
 
 import {RemoteCommandError} from './errors.js'
-import {KFLAN_STATE_DIR, checkRemotePath, statFiles, statKnown, statePaths, type RemoteFileState} from './files.js'
+import {KFLAN_STATE_DIR, checkRemotePath, remoteTempPath, statFiles, statKnown, statePaths, type RemoteFileState} from './files.js'
 import {shq} from './shell.js'
 import type {Remote} from './ssh.js'
 import {findMember, hashLocalFile, listTarball} from './tarball.js'
@@ -77,7 +77,7 @@ export async function uploadFile(remote: Remote, localPath: string, remotePath: 
   if (opts.dryRun) return {path: remotePath, result: 'uploaded', bytes: size, transferMs: 0, sha256}
   const method = opts.method ?? DEFAULT_UPLOAD_METHOD
   const dir = path.posix.dirname(remotePath)
-  const tmp = `${dir}/.kflan-tmp.${randomBytes(4).toString('hex')}.${path.posix.basename(remotePath)}`
+  const tmp = remoteTempPath(remotePath)
   const verifyAndMove = (src: string) =>
     `if [ "$(sha256sum < ${shq(src)} | cut -c1-64)" = ${sha256} ]; then chmod ${mode} ${shq(src)} && mv -f -- ${shq(src)} ${shq(remotePath)}; ` +
     `else rm -f -- ${shq(src)}; echo 'checksum mismatch after upload' >&2; exit 3; fi`
@@ -172,7 +172,7 @@ export async function installFromTarball(
   for (const t of todo) {
     const src = `"$x"/${shq(t.entry.name)}`
     const d = path.posix.dirname(t.dest)
-    const tmp = `${d}/.kflan-tmp.$$.${path.posix.basename(t.dest)}`
+    const tmp = remoteTempPath(t.dest)
     lines.push(
       `[ "$(sha256sum < ${src} | cut -c1-64)" = ${t.entry.sha256} ] || { echo ${shq(`${t.entry.name}: checksum mismatch after extract`)} >&2; exit 3; }`,
       `mkdir -p -- ${shq(d)} || exit 1`,
@@ -187,7 +187,7 @@ export async function installFromTarball(
     // Record size, mtime and sha256 for the next run's quick check (statScript's `quick`).
     if (!/\s/.test(t.dest)) {
       lines.push(
-        `set -- $(stat -c '%s %Y' -- ${shq(t.dest)}) && { awk -v p=${shq(t.dest)} '$1!=p' ${HASHES} 2>/dev/null; echo ${shq(t.dest)} "$1" "$2" ${t.entry.sha256}; } > ${HASHES}.new && mv -f ${HASHES}.new ${HASHES}`,
+        `set -- $(stat -c '%s %Y' -- ${shq(t.dest)}) && { awk -v p=${shq(t.dest)} '$1!=p' ${HASHES} 2>/dev/null; echo ${shq(t.dest)} "$1" "$2" ${t.entry.sha256}; } > ${remoteTempPath(HASHES)} && mv -f ${remoteTempPath(HASHES)} ${HASHES}`,
       )
     }
   }

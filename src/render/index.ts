@@ -97,9 +97,6 @@ function etcdFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
     pem(`${p.ssl}/server-key.pem`, ctx.pki(`server-${h.name}-key.pem`), 'etcd'),
     pem(`${p.ssl}/peer.pem`, ctx.pki(`peer-${h.name}.pem`), 'etcd'),
     pem(`${p.ssl}/peer-key.pem`, ctx.pki(`peer-${h.name}-key.pem`), 'etcd'),
-    // kflan's own client certificate, for etcdctl run on the member (network config, doctor).
-    {...pem(`${p.ssl}/kflan.pem`, ctx.pki('kflan.pem'), 'etcd'), follow: []},
-    {...pem(`${p.ssl}/kflan-key.pem`, ctx.pki('kflan-key.pem'), 'etcd'), follow: []},
   ]
 }
 

@@ -18,3 +18,13 @@ export function flannelPaths(c: Cluster) {
   const d = c.flannel.installDir
   return {bin: `${d}/bin`, ssl: `${d}/ssl`, unit: `${SYSTEMD_DIR}/flanneld.service`}
 }
+
+/**
+ * Files earlier kflan versions installed that this one removes (the certificates phase): the
+ * full-access kflan admin client certificate and key on etcd members. kflan's etcdctl on a member
+ * now uses the member's own server certificate (see src/etcd-auth.ts).
+ */
+export function retiredFiles(c: Cluster, h: {roles: {etcd: boolean}}): string[] {
+  const {ssl} = etcdPaths(c)
+  return h.roles.etcd ? [`${ssl}/kflan.pem`, `${ssl}/kflan-key.pem`] : []
+}

@@ -55,7 +55,7 @@ export function leasesOf(leases: Lease[], hosts: Host[]): {host: Host; lease: Le
   return out
 }
 
-/** An etcd member reachable over SSH, with etcdctl and kflan's client certificate on it. */
+/** An etcd member reachable over SSH, with etcdctl and its own certificate (root in etcd: src/etcd-auth.ts). */
 export interface EtcdVia {
   name: string
   remote: Remote

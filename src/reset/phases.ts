@@ -53,7 +53,7 @@ export class ResetState {
   }
 
   /**
-   * An etcd member that answers, with etcdctl and kflan's client certificate: a target first
+   * An etcd member that answers, with etcdctl and its own certificate (root in etcd): a target first
    * (etcd still runs there until the etcd phase), else another member connected on demand.
    * Unreachable members are skipped; null when none answers.
    */

@@ -41,8 +41,8 @@ interface Report {
 }
 
 const CLI = join(LAB.repo, 'bin/run.js')
-const ETCDCTL = '/opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem'
-const V2 = '/opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/kflan.pem --key-file=/opt/etcd/ssl/kflan-key.pem --no-sync'
+const ETCDCTL = '/opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
+const V2 = '/opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem --no-sync'
 
 /** "status host id" for every result that is not ok, sorted. */
 const problems = (r: Report) =>

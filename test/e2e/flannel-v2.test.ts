@@ -9,7 +9,7 @@ import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.j
 import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
 import {expectWhole, inSubnet, startContainer, subnetEnv, versions} from './dataplane-helpers.js'
 
-const V2 = 'ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/kflan.pem --key-file=/opt/etcd/ssl/kflan-key.pem'
+const V2 = 'ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem'
 
 describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', () => {
   let hosts: LabHost[]
@@ -37,7 +37,7 @@ describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', ()
     const ep = `--endpoints=https://${m1.address}:2379`
     const listing = (await sshExec(m1.name, `${V2} ${ep} ls /coreos.com/network/subnets`)).stdout.trim().split('\n').sort()
     // Nothing in the v3 store: flannel 0.17 never wrote there.
-    const v3 = (await sshExec(m1.name, `ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem ${ep} get /coreos.com/network/subnets/ --prefix --keys-only`)).stdout.trim()
+    const v3 = (await sshExec(m1.name, `ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem ${ep} get /coreos.com/network/subnets/ --prefix --keys-only`)).stdout.trim()
     expect(v3).toBe('')
     const ctrs = []
     for (const n of ['lab-n1', 'lab-n2']) {

@@ -37,7 +37,7 @@ async function assertConverged(members: LabHost[], nodes: LabHost[]) {
   // A client without a certificate is refused.
   const noCert = await sshExec(members[0].name, `curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert /opt/etcd/ssl/ca.pem https://${members[0].address}:2379/health`, {check: false})
   expect(noCert.code).not.toBe(0)
-  const withCert = await sshExec(members[0].name, `curl -s --max-time 5 --cacert /opt/etcd/ssl/ca.pem --cert /opt/etcd/ssl/kflan.pem --key /opt/etcd/ssl/kflan-key.pem https://${members[0].address}:2379/health`)
+  const withCert = await sshExec(members[0].name, `curl -s --max-time 5 --cacert /opt/etcd/ssl/ca.pem --cert /opt/etcd/ssl/server.pem --key /opt/etcd/ssl/server-key.pem https://${members[0].address}:2379/health`)
   expect(JSON.parse(withCert.stdout).health).toBe('true')
   // The network config is readable through the v3 API (what flannel >= 0.18 reads).
   const config = (await sshExec(members[0].name, `${ETCDCTL} --endpoints=${endpoints} get /coreos.com/network/config --print-value-only`)).stdout
@@ -179,7 +179,7 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
     expect((await sshExec('lab-m2', 'cat /etc/systemd/system/etcd.service')).stdout).toMatch(/--enable-v2/)
     const v2 = await sshExec(
       'lab-m1',
-      `ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/kflan.pem --key-file=/opt/etcd/ssl/kflan-key.pem --endpoints=https://${masters[0].address}:2379 get /coreos.com/network/config`,
+      `ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem --endpoints=https://${masters[0].address}:2379 get /coreos.com/network/config`,
     )
     expect(JSON.parse(v2.stdout)).toMatchObject({Network: '10.244.0.0/16', Backend: {Type: 'vxlan'}})
   })

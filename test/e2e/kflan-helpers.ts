@@ -28,7 +28,7 @@ export function labInventory(edit: (text: string) => string = (t) => t): string 
   return file
 }
 
-export const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem'
+export const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
 
 /** systemd's InvocationID and ActiveEnterTimestamp of units: a restart changes both. */
 export async function unitStamps(host: string, units: string[]): Promise<string> {

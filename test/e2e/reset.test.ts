@@ -10,7 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {LAB, labDown, labUp, requireLab, run, sshExec, type LabHost, type RunResult} from './lab-helpers.js'
 
 const KFLAN = join(LAB.repo, 'bin/run.js')
-const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem'
+const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
 const LEASES = '/coreos.com/network/subnets/'
 
 /** `kflan ARGS` with stdin a pipe (not a terminal); never throws. */
@@ -159,7 +159,7 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     expect(before.length).toBe(2)
     // Watch the lease keys from lab-m1 for the whole reset: deletions must come while etcd runs.
     const rev = /"revision":(\d+)/.exec((await sshExec(m1.name, `${ETCDCTL} --endpoints=${endpoints(masters)} get /coreos.com/network/config -w json`)).stdout)![1]
-    await sshExec(m1.name, `cp -r /opt/etcd/ssl /tmp/watch-ssl && cp /opt/etcd/bin/etcdctl /tmp/watch-etcdctl && (setsid nohup env ETCDCTL_API=3 /tmp/watch-etcdctl --cacert=/tmp/watch-ssl/ca.pem --cert=/tmp/watch-ssl/kflan.pem --key=/tmp/watch-ssl/kflan-key.pem --endpoints=${endpoints(masters)} watch --prefix ${LEASES} --rev=${Number(rev) + 1} > /tmp/lease-watch.out 2>/dev/null < /dev/null &)`)
+    await sshExec(m1.name, `cp -r /opt/etcd/ssl /tmp/watch-ssl && cp /opt/etcd/bin/etcdctl /tmp/watch-etcdctl && (setsid nohup env ETCDCTL_API=3 /tmp/watch-etcdctl --cacert=/tmp/watch-ssl/ca.pem --cert=/tmp/watch-ssl/server.pem --key=/tmp/watch-ssl/server-key.pem --endpoints=${endpoints(masters)} watch --prefix ${LEASES} --rev=${Number(rev) + 1} > /tmp/lease-watch.out 2>/dev/null < /dev/null &)`)
     await new Promise((r) => setTimeout(r, 1500))
 
     const r = await timed('reset (full)', ['reset', ...inv(), '--yes'])

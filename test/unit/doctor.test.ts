@@ -104,8 +104,6 @@ function memberData(n: string): HostData {
     [`${ssl}/server-key.pem`]: pki(stateDir, `server-${n}-key.pem`),
     [`${ssl}/peer.pem`]: pki(stateDir, `peer-${n}.pem`),
     [`${ssl}/peer-key.pem`]: pki(stateDir, `peer-${n}-key.pem`),
-    [`${ssl}/kflan.pem`]: pki(stateDir, 'kflan.pem'),
-    [`${ssl}/kflan-key.pem`]: pki(stateDir, 'kflan-key.pem'),
   }
   Object.assign(d.files, renderedOwned(n, d))
   d.etcd = {process: etcdProcess(n), endpoints: {[n]: {health: ok(`[{"endpoint":"https://${host(n).address}:2379","health":true,"took":"5ms"}]`), status: ok(statusJson(n))}}}
@@ -456,7 +454,7 @@ describe('doctor: network config', () => {
     expect(find(results, 'network.config').message).toBe(
       `/coreos.com/network/config is missing in the v3 API but present in v2: written through the v2 API, but flannel 0.26.1 reads v3: write it with ETCDCTL_API=3 etcdctl put /coreos.com/network/config '${CONFIG}'`,
     )
-    expect(find(results, 'network.config').hint).toContain('--cert=/opt/etcd/ssl/kflan.pem')
+    expect(find(results, 'network.config').hint).toContain('--cert=/opt/etcd/ssl/server.pem')
   })
 
   it('different from the inventory: incompatible fails, the rest warns; garbage fails', () => {

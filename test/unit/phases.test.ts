@@ -82,7 +82,7 @@ describe('flannel and etcd state parsers', () => {
     const out = '[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2ms"},{"endpoint":"https://10.0.0.2:2379","health":false,"error":"context deadline exceeded"}]'
     expect(parseEndpointHealth(out)).toEqual([{endpoint: 'https://10.0.0.1:2379', health: true, error: undefined}, {endpoint: 'https://10.0.0.2:2379', health: false, error: 'context deadline exceeded'}])
     const c = exampleCluster('example')
-    expect(etcdctl(c, 'member list')).toBe('ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem --endpoints=https://192.168.204.171:2379,https://192.168.204.173:2379,https://192.168.204.175:2379 --dial-timeout=2s --command-timeout=5s member list')
+    expect(etcdctl(c, 'member list')).toBe('ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem --endpoints=https://192.168.204.171:2379,https://192.168.204.173:2379,https://192.168.204.175:2379 --dial-timeout=2s --command-timeout=5s member list')
   })
 
   it('parses etcdctl member list, including a member added but never started (no name yet)', () => {

@@ -16,6 +16,8 @@ import {
   parseStatOutput,
   planFile,
   readRemoteFile,
+  remoteTempPath,
+  RUN_ID,
   removeFiles,
   statFiles,
   writeFile,
@@ -288,5 +290,63 @@ describe('tarballs', () => {
     expect(mode(dest)).toBe(0o600)
     const b = await uploadFile(remote, tgz, dest, {...opts(), mode: 0o600})
     expect(b.result).toBe('unchanged')
+  })
+})
+
+describe('remote temporary files are unique to the run', () => {
+  it('names every temp file after this run, never a fixed .new or a quoted $$', async () => {
+    expect(RUN_ID).toMatch(/^[0-9a-f]{12}$/)
+    expect(remoteTempPath('/opt/etcd/bin/etcd')).toBe(`/opt/etcd/bin/.kflan-tmp.${RUN_ID}.etcd`)
+    expect(remoteTempPath('/a/b', 'abc')).toBe('/a/.kflan-tmp.abc.b')
+    const src = p('tmpnames')
+    mkdirSync(path.join(src, 'pkg'), {recursive: true})
+    writeFileSync(path.join(src, 'pkg/tool'), 'tool v1\n')
+    const tgz = p('tmpnames.tar.gz')
+    execFileSync('tar', ['-czf', tgz, '-C', src, 'pkg'])
+    const dest = p('tmpnames-bin/tool')
+    const file = p('tmpnames-etc/conf')
+    local.commands = []
+    await installFromTarball(remote, tgz, [{member: 'tool', dest}], opts())
+    await writeFiles(remote, [{path: file, content: 'x\n', mode: 0o644}], opts())
+    await removeFiles(remote, [file], opts())
+    // Scripts go on stdin ('sh -s'); what LocalRemote records is the command, so look at both.
+    const seen = local.commands.join('\n')
+    expect(seen).not.toMatch(/\.new\b/)
+    expect(seen).not.toContain("'$$'")
+    // Nothing left behind, and the installed file is in place.
+    expect(readFileSync(dest, 'utf8')).toBe('tool v1\n')
+    expect(readdirSync(path.dirname(dest)).filter((f) => f.startsWith('.kflan-tmp'))).toEqual([])
+  })
+
+  it('puts the run id into the scripts sent on stdin', async () => {
+    const scripts: string[] = []
+    const spy = {
+      ...local,
+      name: 'spy',
+      mode: 'root' as const,
+      exec: (cmd: string, o: ExecOptions = {}) => {
+        if (typeof o.stdin === 'string') scripts.push(o.stdin)
+        return local.exec(cmd, o)
+      },
+      run: async (cmd: string, o: ExecOptions = {}) => {
+        if (typeof o.stdin === 'string') scripts.push(o.stdin)
+        return local.run(cmd, o)
+      },
+      note() {},
+    } as unknown as Remote
+    const src = p('tmpnames2')
+    mkdirSync(path.join(src, 'pkg'), {recursive: true})
+    writeFileSync(path.join(src, 'pkg/tool2'), 'tool v2\n')
+    const tgz = p('tmpnames2.tar.gz')
+    execFileSync('tar', ['-czf', tgz, '-C', src, 'pkg'])
+    await installFromTarball(spy, tgz, [{member: 'tool2', dest: p('tmpnames2-bin/tool2')}], opts())
+    await writeFiles(spy, [{path: p('tmpnames2-etc/conf'), content: 'y\n', mode: 0o644}], opts())
+    expect(scripts).toHaveLength(2)
+    for (const s of scripts) {
+      expect(s).toContain(`.kflan-tmp.${RUN_ID}.`)
+      expect(s).not.toMatch(/\.new\b/)
+      expect(s).not.toContain("'$$'")
+      expect(s).not.toContain('.kflan-tmp.$$')
+    }
   })
 })

@@ -59,7 +59,8 @@ describe('rendering', () => {
     expect(paths('master01')).not.toContain('/etc/systemd/system/flanneld.service')
     expect(paths('node01')).toEqual(expect.arrayContaining(['/opt/etcd/cfg/etcd.conf', '/etc/systemd/system/flanneld.service', '/etc/systemd/system/docker.service.d/10-kflan-flannel.conf']))
     const keys = renderHost(c, c.hosts[1], {pki: fakePki}).filter((f) => f.path.endsWith('-key.pem'))
-    expect(keys.length).toBe(4)
+    // server, peer (etcd member) and flanneld's: the kflan admin key stays on the operator's machine.
+    expect(keys.map((k) => k.path).sort()).toEqual(['/opt/etcd/ssl/peer-key.pem', '/opt/etcd/ssl/server-key.pem', '/opt/flannel/ssl/flanneld-key.pem'])
     for (const k of keys) expect(k).toMatchObject({mode: 0o600, secret: true})
   })
 

@@ -45,7 +45,7 @@ export default class JoinNode extends BaseCommand<typeof JoinNode> {
     const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], cluster)
     // Only the tarballs this host installs from (flannel; etcd too when it is an etcd member).
     const local = await this.localTarballs(cluster, flags.offline, host.roles.etcd ? ['etcd', 'flannel'] : ['flannel'])
-    const stateDir = this.stateDir(cluster)
+    const stateDir = this.lockedStateDir(cluster)
     const pki = await ensureClusterPki(cluster, stateDir)
     const reissued = pki.certificates.filter((c) => c.action !== 'reused')
     if (reissued.length > 0) {
