@@ -8,15 +8,16 @@
  * cache hit that a repeated `kflan init` does instead (no request; the cached file is hashed once).
  */
 import {execFile} from 'node:child_process'
-import {promisify} from 'node:util'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {downloadVerified} from '../src/tarballs/download.js'
-import {prepareTarballs} from '../src/tarballs/index.js'
+import {promisify} from 'node:util'
+
 import {parseInventory} from '../src/inventory/load.js'
 import {hashLocalFile} from '../src/remote/tarball.js'
+import {downloadVerified} from '../src/tarballs/download.js'
+import {prepareTarballs} from '../src/tarballs/index.js'
 import {FileServer, sha256, throwawayCa} from '../test/e2e/loopback-server.js'
 
 if (process.argv[2] === '--fetch') {
@@ -42,16 +43,24 @@ try {
     for (let i = 0; i < 3; i++) {
       const dest = join(work, `${scheme}-${i}`, file.name)
       // Asynchronous: the servers run in this process.
-      const {stdout} = await promisify(execFile)(process.execPath, ['--import', 'tsx', process.argv[1], '--fetch', server.url(file.name), file.sha256, dest], {
-        env: {...process.env, NODE_EXTRA_CA_CERTS: certs.ca},
-      })
+      const {stdout} = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', process.argv[1], '--fetch', server.url(file.name), file.sha256, dest],
+        {
+          env: {...process.env, NODE_EXTRA_CA_CERTS: certs.ca},
+        },
+      )
       const ms = Number(stdout.trim().split('\n').pop())
       rates.push(data.length / 1e6 / (ms / 1000))
       rmSync(join(work, `${scheme}-${i}`), {recursive: true, force: true})
     }
-    console.log(`${scheme.padEnd(5)}: ${rates.map((r) => r.toFixed(0)).join(', ')} MB/s (median ${median(rates).toFixed(0)} MB/s)`)
+
+    console.log(
+      `${scheme.padEnd(5)}: ${rates.map((r) => r.toFixed(0)).join(', ')} MB/s (median ${median(rates).toFixed(0)} MB/s)`,
+    )
     await server.stop()
   }
+
   // A repeated run: the file is in the cache; prepareTarballs hashes it and makes no request.
   await servers.http.start()
   const inv = (url: string) => `cluster: b
@@ -71,7 +80,9 @@ flannel: {version: 0.26.1, tarball: "${url}", sha256: ${file.sha256}, network: 1
   const t1 = performance.now()
   await hashLocalFile(again.cluster.etcd.tarball)
   const hashMs = performance.now() - t1
-  console.log(`prepareTarballs: first run ${(firstMs / 1000).toFixed(2)} s (one download for both sections), repeat: ${servers.http.requests.length - before} requests, re-hash of the cached file ${(hashMs / 1000).toFixed(2)} s`)
+  console.log(
+    `prepareTarballs: first run ${(firstMs / 1000).toFixed(2)} s (one download for both sections), repeat: ${servers.http.requests.length - before} requests, re-hash of the cached file ${(hashMs / 1000).toFixed(2)} s`,
+  )
   await servers.http.stop()
 } finally {
   rmSync(work, {recursive: true, force: true})

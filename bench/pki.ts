@@ -9,6 +9,7 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {availableParallelism, tmpdir} from 'node:os'
 import {join} from 'node:path'
+
 import {ensurePki, type KeyAlgorithm, type PkiRequest} from '../src/pki/index.js'
 
 const members = Number(process.argv[2] ?? 100)

@@ -16,7 +16,7 @@ import {fileURLToPath} from 'node:url'
 
 import {gatherFacts} from '../src/remote/facts.js'
 import {writeFiles} from '../src/remote/files.js'
-import {Remote, closeAll, connectAll, type ConnectOptions, type TargetSpec} from '../src/remote/ssh.js'
+import {closeAll, connectAll, type ConnectOptions, Remote, type TargetSpec} from '../src/remote/ssh.js'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const labId = process.env.KFLAN_LAB_ID ?? '0'
@@ -39,7 +39,14 @@ try {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const work = mkdtempSync(join(tmpdir(), 'kflan-remote-bench-'))
-const target = (h: LabHost): TargetSpec => ({name: h.name, address: h.address, port: 22, user: 'root', identityFile: join(labDir, 'id_ed25519'), hostKey: h.hostKey})
+const target = (h: LabHost): TargetSpec => ({
+  name: h.name,
+  address: h.address,
+  port: 22,
+  user: 'root',
+  identityFile: join(labDir, 'id_ed25519'),
+  hostKey: h.hostKey,
+})
 const opts: ConnectOptions = {knownHostsPath: join(work, 'known_hosts')}
 
 console.log(`node ${process.version}, ${availableParallelism()} CPUs, ${hosts.length} lab hosts (lab ${labId})`)
@@ -53,16 +60,23 @@ try {
       await root.run('true')
       times.push(performance.now() - t0)
     }
+
     rtt.push(median(times))
-    console.log(`exec round trip, run ${r + 1} (20 × true on ${hosts[0].name}): median ${median(times).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms`)
+    console.log(
+      `exec round trip, run ${r + 1} (20 × true on ${hosts[0].name}): median ${median(times).toFixed(1)} ms, min ${Math.min(...times).toFixed(1)} ms`,
+    )
   }
-  console.log(`exec round trip: median ${median(rtt).toFixed(1)} ms (target < 200 ms): ${median(rtt) < 200 ? 'met' : 'NOT met'}; connect ${root.connectMs.toFixed(0)} ms`)
+
+  console.log(
+    `exec round trip: median ${median(rtt).toFixed(1)} ms (target < 200 ms): ${median(rtt) < 200 ? 'met' : 'NOT met'}; connect ${root.connectMs.toFixed(0)} ms`,
+  )
   await closeAll([root])
 
   const specs = Array.from({length: 12}, (_, i) => ({path: `${BASE}/f${i}.conf`, content: `file ${i}\n`, mode: 0o644}))
   const targets = hosts.slice(0, 5).map(target)
   const first = await connectAll(targets, opts)
-  if (first.failures.length) throw new Error(`cannot connect: ${first.failures.map((f) => f.target.name).join(', ')}`)
+  if (first.failures.length > 0)
+    throw new Error(`cannot connect: ${first.failures.map((f) => f.target.name).join(', ')}`)
   await Promise.all(first.remotes.map((r) => writeFiles(r, specs, {stateDir: `${BASE}/state`})))
   await closeAll(first.remotes)
   const totals: number[] = []
@@ -70,15 +84,25 @@ try {
     const t0 = performance.now()
     const res = await connectAll(targets, opts)
     const tConn = performance.now() - t0
-    const out = await Promise.all(res.remotes.map(async (x) => (await gatherFacts(x), writeFiles(x, specs, {stateDir: `${BASE}/state`}))))
+    const out = await Promise.all(
+      res.remotes.map(async (x) => {
+        await gatherFacts(x)
+        return writeFiles(x, specs, {stateDir: `${BASE}/state`})
+      }),
+    )
     const total = performance.now() - t0
     totals.push(total)
     if (!out.flat().every((c) => c.result === 'unchanged')) throw new Error('the converged re-run changed files')
-    console.log(`converged re-run ${r + 1} on ${targets.length} hosts: connect ${tConn.toFixed(0)} ms, connect+facts+12-file check ${total.toFixed(0)} ms (${res.remotes[0].execCount} round trips per host)`)
+    console.log(
+      `converged re-run ${r + 1} on ${targets.length} hosts: connect ${tConn.toFixed(0)} ms, connect+facts+12-file check ${total.toFixed(0)} ms (${res.remotes[0].execCount} round trips per host)`,
+    )
     if (r === runs - 1) await Promise.all(res.remotes.map((x) => x.run(`rm -rf ${BASE}`)))
     await closeAll(res.remotes)
   }
-  console.log(`converged re-run: median ${median(totals).toFixed(0)} ms (target < 3000 ms): ${median(totals) < 3000 ? 'met' : 'NOT met'}`)
+
+  console.log(
+    `converged re-run: median ${median(totals).toFixed(0)} ms (target < 3000 ms): ${median(totals) < 3000 ? 'met' : 'NOT met'}`,
+  )
 } finally {
   rmSync(work, {recursive: true, force: true})
 }

@@ -1,8 +1,9 @@
 /** The bridge between the inventory and the PKI: which certificates a cluster needs, and their files. */
 import {readFileSync} from 'node:fs'
-import {etcdMembers, type Cluster} from './inventory/model.js'
-import {ensurePki, pkiDir, type PkiReport, type PkiRequest} from './pki/index.js'
+
 import {KflanError} from './errors.js'
+import {type Cluster, etcdMembers} from './inventory/model.js'
+import {ensurePki, pkiDir, type PkiReport, type PkiRequest} from './pki/index.js'
 
 export function pkiRequest(c: Cluster): PkiRequest {
   return {
@@ -29,10 +30,14 @@ export function pkiFiles(stateDir: string): (file: string) => string {
       try {
         v = readFileSync(`${dir}/${file}`, 'utf8')
       } catch {
-        throw new KflanError(`missing PKI file ${dir}/${file}`, {hint: 'run `kflan render` or `kflan init` to (re)generate the PKI'})
+        throw new KflanError(`missing PKI file ${dir}/${file}`, {
+          hint: 'run `kflan render` or `kflan init` to (re)generate the PKI',
+        })
       }
+
       cache.set(file, v)
     }
+
     return v
   }
 }

@@ -29,6 +29,7 @@ export function hintOf(err: unknown): string | undefined {
   if (err && typeof err === 'object' && 'hint' in err && typeof (err as {hint: unknown}).hint === 'string') {
     return (err as {hint: string}).hint
   }
+
   return undefined
 }
 

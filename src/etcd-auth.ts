@@ -24,6 +24,7 @@
  * warning; the fix is flannel >= 0.18.
  */
 import type {Cluster} from './inventory/model.js'
+
 import {etcdMembers} from './inventory/model.js'
 import {shq} from './remote/shell.js'
 
@@ -84,6 +85,7 @@ export function prefixEnd(key: string): string {
       return b.subarray(0, i + 1).toString('latin1')
     }
   }
+
   return '\0'
 }
 
@@ -91,9 +93,13 @@ const SECTION = '@@kflan-auth'
 
 /** One shell script that prints the auth state for the users and roles of `model` (pure). */
 export function authStateScript(model: AuthModel, etcdctl: (args: string) => string): string {
-  const lines = [`echo ${SECTION} probe; ${etcdctl(`--user=${PROBE_USER}:x get ${shq(`/${PROBE_USER}`)}`)} 2>&1 >/dev/null | tail -n 3`]
-  for (const u of model.users.keys()) lines.push(`echo ${SECTION} user ${shq(u)}; ${etcdctl(`user get ${shq(u)} -w json`)} 2>&1 | tail -n 1`)
-  for (const r of model.roles.keys()) lines.push(`echo ${SECTION} role ${shq(r)}; ${etcdctl(`role get ${shq(r)} -w json`)} 2>&1 | tail -n 1`)
+  const lines = [
+    `echo ${SECTION} probe; ${etcdctl(`--user=${PROBE_USER}:x get ${shq(`/${PROBE_USER}`)}`)} 2>&1 >/dev/null | tail -n 3`,
+  ]
+  for (const u of model.users.keys())
+    lines.push(`echo ${SECTION} user ${shq(u)}; ${etcdctl(`user get ${shq(u)} -w json`)} 2>&1 | tail -n 1`)
+  for (const r of model.roles.keys())
+    lines.push(`echo ${SECTION} role ${shq(r)}; ${etcdctl(`role get ${shq(r)} -w json`)} 2>&1 | tail -n 1`)
   return lines.join('\n')
 }
 
@@ -105,8 +111,8 @@ export function parseAuthState(out: string): AuthState {
   const parts = out.split(`${SECTION} `).slice(1)
   for (const part of parts) {
     const nl = part.indexOf('\n')
-    const head = part.slice(0, nl < 0 ? undefined : nl).trim()
-    const body = nl < 0 ? '' : part.slice(nl + 1).trim()
+    const head = part.slice(0, nl === -1 ? undefined : nl).trim()
+    const body = nl === -1 ? '' : part.slice(nl + 1).trim()
     const [kind, name] = head.split(' ')
     if (kind === 'probe') {
       if (/authentication failed|invalid user ID or password/.test(body)) state.enabled = true
@@ -120,6 +126,7 @@ export function parseAuthState(out: string): AuthState {
       } catch {
         throw new Error(`etcdctl ${kind} get ${name}: ${body}`)
       }
+
       if (kind === 'user') state.users.set(name, j.roles ?? [])
       else {
         state.roles.set(
@@ -133,6 +140,7 @@ export function parseAuthState(out: string): AuthState {
       }
     }
   }
+
   return state
 }
 
@@ -157,21 +165,42 @@ export function planAuth(desired: AuthModel, state: AuthState): AuthStep[] {
     const wantIds = new Set(perms.map(permId))
     for (const p of have ?? []) {
       if (!wantIds.has(permId(p))) {
-        steps.push({what: `etcd auth: revoke ${permId(p)} from role ${role}`, args: `role revoke-permission ${shq(role)} ${shq(p.key)}${p.prefix ? ' --prefix' : ''}`})
+        steps.push({
+          what: `etcd auth: revoke ${permId(p)} from role ${role}`,
+          args: `role revoke-permission ${shq(role)} ${shq(p.key)}${p.prefix ? ' --prefix' : ''}`,
+        })
       }
     }
+
     for (const p of perms) {
       if (!haveIds.has(permId(p))) {
-        steps.push({what: `etcd auth: grant ${permId(p)} to role ${role}`, args: `role grant-permission ${shq(role)} ${p.type} ${shq(p.key)}${p.prefix ? ' --prefix' : ''}`})
+        steps.push({
+          what: `etcd auth: grant ${permId(p)} to role ${role}`,
+          args: `role grant-permission ${shq(role)} ${p.type} ${shq(p.key)}${p.prefix ? ' --prefix' : ''}`,
+        })
       }
     }
   }
+
   for (const [user, roles] of desired.users) {
     const have = state.users.get(user)
-    if (!have) steps.push({what: `etcd auth: user add ${user} (certificate CN, no password)`, args: `user add ${shq(user)} --no-password`})
-    for (const r of roles) if (!have?.includes(r)) steps.push({what: `etcd auth: grant role ${r} to user ${user}`, args: `user grant-role ${shq(user)} ${shq(r)}`})
-    for (const r of have ?? []) if (!roles.includes(r)) steps.push({what: `etcd auth: revoke role ${r} from user ${user}`, args: `user revoke-role ${shq(user)} ${shq(r)}`})
+    if (!have)
+      steps.push({
+        what: `etcd auth: user add ${user} (certificate CN, no password)`,
+        args: `user add ${shq(user)} --no-password`,
+      })
+    for (const r of roles)
+      if (!have?.includes(r))
+        steps.push({what: `etcd auth: grant role ${r} to user ${user}`, args: `user grant-role ${shq(user)} ${shq(r)}`})
+    for (const r of have ?? [])
+      if (!roles.includes(r))
+        steps.push({
+          what: `etcd auth: revoke role ${r} from user ${user}`,
+          args: `user revoke-role ${shq(user)} ${shq(r)}`,
+        })
   }
-  if (!state.enabled) steps.push({what: 'etcd auth: auth enable (client certificates map to users by CN)', args: 'auth enable'})
+
+  if (!state.enabled)
+    steps.push({what: 'etcd auth: auth enable (client certificates map to users by CN)', args: 'auth enable'})
   return steps
 }

@@ -3,9 +3,9 @@
  * (client auth; its CN, the member name, is an etcd user with the root role: src/etcd-auth.ts).
  * Paths and endpoints are shell-quoted; `args` is shell text the caller built (quoting its own values).
  */
-import {clientUrl, etcdMembers, type Cluster, type Host} from './inventory/model.js'
-import {etcdPaths} from './render/paths.js'
+import {clientUrl, type Cluster, etcdMembers, type Host} from './inventory/model.js'
 import {shq} from './remote/shell.js'
+import {etcdPaths} from './render/paths.js'
 
 /** etcdctl (v3 API) against the given members (default: all), e.g. etcdctl(c, 'endpoint health'). */
 export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
@@ -48,7 +48,7 @@ export interface EndpointHealth {
 /** Parses `etcdctl endpoint health -w json` (one JSON array; etcd 3.4+). */
 export function parseEndpointHealth(stdout: string): EndpointHealth[] {
   const start = stdout.indexOf('[')
-  if (start < 0) return []
+  if (start === -1) return []
   try {
     const arr = JSON.parse(stdout.slice(start)) as {endpoint: string; health: boolean; error?: string}[]
     return arr.map((e) => ({endpoint: e.endpoint, health: e.health === true, error: e.error}))
@@ -75,6 +75,7 @@ export function parseMemberList(stdout: string): EtcdMember[] {
     const urls = (s: string) => s.split(/\s+/).filter(Boolean)
     out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
   }
+
   return out
 }
 

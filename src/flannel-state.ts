@@ -14,6 +14,7 @@ export function parseSubnetEnv(text: string): SubnetEnv {
     const m = /^\s*([A-Z0-9_]+)=(.*)$/.exec(line)
     if (m) kv.set(m[1], m[2].trim().replace(/^"(.*)"$/, '$1'))
   }
+
   const mtu = kv.get('FLANNEL_MTU')
   return {
     network: kv.get('FLANNEL_NETWORK'),
@@ -28,7 +29,7 @@ export function subnetOfGateway(gateway: string): string {
   const [ip, len] = gateway.split('/')
   const parts = ip.split('.').map(Number)
   const n = ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0
-  const mask = Number(len) === 0 ? 0 : (0xffffffff << (32 - Number(len))) >>> 0
+  const mask = Number(len) === 0 ? 0 : (0xff_ff_ff_ff << (32 - Number(len))) >>> 0
   const b = (n & mask) >>> 0
   return `${[b >>> 24, (b >>> 16) & 255, (b >>> 8) & 255, b & 255].join('.')}/${len}`
 }

@@ -51,15 +51,21 @@ export function throwIfInterrupted(): void {
  * Installs the handlers for one run; returns their removal. `onFirst` is told of the first signal
  * (to log it and say what happens now), `onSecond` right before the immediate exit.
  */
-export function handleStopSignals(hooks: {onFirst(signal: StopSignal): void; onSecond(signal: StopSignal): void}): () => void {
+export function handleStopSignals(hooks: {
+  onFirst(signal: StopSignal): void
+  onSecond(signal: StopSignal): void
+}): () => void {
   const handler = (signal: StopSignal) => {
     if (received) {
       hooks.onSecond(signal)
+      // eslint-disable-next-line n/no-process-exit, unicorn/no-process-exit -- a second Ctrl-C means "stop now": exit at once with the signal's code
       process.exit(signalExitCode(received))
     }
+
     received = signal
     hooks.onFirst(signal)
   }
+
   const onInt = () => handler('SIGINT')
   const onTerm = () => handler('SIGTERM')
   process.on('SIGINT', onInt)

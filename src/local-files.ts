@@ -5,8 +5,21 @@
  * file, or on a read-only or full file system is an input error (exit 2) naming the directory,
  * not a stack trace halfway through.
  */
-import {accessSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, rmdirSync, statSync, unlinkSync} from 'node:fs'
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs'
 import {dirname, join} from 'node:path'
+
 import {InputError, messageOf} from './errors.js'
 
 /** Reads at most `max` bytes from an open file descriptor. */
@@ -28,9 +41,18 @@ export function readBoundedFile(file: string, what: string, max: number, hint: s
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY)
     const st = fstatSync(fd)
     if (!st.isFile()) {
-      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file'
+      const kind = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'a device'
+            : st.isSocket()
+              ? 'a socket'
+              : 'not a regular file'
       throw new InputError(`${what} ${file} is ${kind}: kflan reads only regular files`, {hint})
     }
+
     if (st.size > max) throw new InputError(`${what} ${file} is ${st.size} bytes; kflan reads at most ${max}`, {hint})
     const buf = readFd(fd, Math.min(st.size, max) + 1)
     if (buf.length > max) throw new InputError(`${what} ${file} grew past ${max} bytes while being read`, {hint})
@@ -38,12 +60,14 @@ export function readBoundedFile(file: string, what: string, max: number, hint: s
   } catch (error) {
     if (error instanceof InputError) throw error
     const code = (error as NodeJS.ErrnoException).code ?? ''
-    throw new InputError(`cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (WHY[code] ?? (code || messageOf(error)))}`, {hint})
+    throw new InputError(
+      `cannot read ${what} ${file}: ${code === 'ENOENT' ? 'no such file' : (WHY[code] ?? (code || messageOf(error)))}`,
+      {hint},
+    )
   } finally {
     if (fd !== undefined) closeSync(fd)
   }
 }
-
 
 const WHY: Record<string, string> = {
   ENOTDIR: 'a part of the path is a file',
@@ -62,13 +86,15 @@ export function ensureWritableDir(dir: string, what: string, hint: string, mode 
   const fail = (why: string): never => {
     throw new InputError(`${what} ${dir} cannot hold files: ${why}`, {hint})
   }
+
   let st
   try {
     st = statSync(dir)
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
+    const {code} = error as NodeJS.ErrnoException
     if (code !== 'ENOENT') fail(WHY[code ?? ''] ?? String(code))
   }
+
   if (st && !st.isDirectory()) fail(st.isFile() ? 'it is a file' : 'it is not a directory')
   if (!st) {
     try {
@@ -77,6 +103,7 @@ export function ensureWritableDir(dir: string, what: string, hint: string, mode 
       fail(WHY[firstMkdirError(dir) ?? (error as NodeJS.ErrnoException).code ?? ''] ?? messageOf(error))
     }
   }
+
   try {
     accessSync(dir, constants.W_OK | constants.X_OK)
     // access() passes for root everywhere but a read-only mount; a real create catches the rest.
@@ -87,6 +114,7 @@ export function ensureWritableDir(dir: string, what: string, hint: string, mode 
     const code = (error as NodeJS.ErrnoException).code ?? ''
     fail(WHY[code] ?? `${code || (error as Error).message}`)
   }
+
   return dir
 }
 
@@ -110,8 +138,9 @@ function firstMkdirError(dir: string): string | undefined {
 export function writeError(error: unknown, what: string, dir: string, hint: string): never {
   const code = (error as NodeJS.ErrnoException)?.code
   if (code && code in WHY) {
-    const path = (error as NodeJS.ErrnoException).path
+    const {path} = error as NodeJS.ErrnoException
     throw new InputError(`cannot write ${path ?? 'a file'} under ${what} ${dir}: ${WHY[code]}`, {hint, cause: error})
   }
+
   throw error
 }

@@ -35,6 +35,7 @@ export function incompatibleChanges(current: NetworkConfig, desired: NetworkConf
   const {MTU: _cm, ...cb} = current.Backend ?? {Type: 'udp'}
   const {MTU: _dm, ...db} = desired.Backend ?? {Type: 'udp'}
   if (!isDeepStrictEqual(cb, db)) out.push(`Backend ${JSON.stringify(cb)} → ${JSON.stringify(db)}`)
-  if ((current.SubnetLen ?? 24) !== (desired.SubnetLen ?? 24)) out.push(`SubnetLen ${current.SubnetLen} → ${desired.SubnetLen}`)
+  if ((current.SubnetLen ?? 24) !== (desired.SubnetLen ?? 24))
+    out.push(`SubnetLen ${current.SubnetLen} → ${desired.SubnetLen}`)
   return out
 }

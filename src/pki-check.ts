@@ -10,10 +10,13 @@ export function certProblems(c: CertDescription & {keyMatches?: boolean | null},
   if (c.chainsToCa === false) out.push('not signed by the CA')
   if (c.keyMatches === false) out.push('key does not match')
   if (want) {
-    const missing = [...want.ipAddresses.map((a) => `IP:${a}`), ...want.dnsNames.map((d) => `DNS:${d}`)].filter((s) => !c.sans.includes(s))
+    const missing = [...want.ipAddresses.map((a) => `IP:${a}`), ...want.dnsNames.map((d) => `DNS:${d}`)].filter(
+      (s) => !c.sans.includes(s),
+    )
     if (missing.length > 0) out.push(`SANs lack ${missing.join(',')}`)
     const lacking = want.extKeyUsage.filter((u) => !c.usages.includes(u))
     if (lacking.length > 0) out.push(`usages lack ${lacking.join(',')}`)
   }
+
   return out
 }

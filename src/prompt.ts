@@ -1,4 +1,5 @@
 /** Yes/no confirmation on a terminal; refuses (false) when stdin is not a terminal and --yes was not given. */
+// eslint-disable-next-line n/no-unsupported-features/node-builtins -- readline/promises is stable since Node 17; the rule's data marks it experimental
 import {createInterface} from 'node:readline/promises'
 
 export async function confirm(question: string, yes: boolean): Promise<boolean> {

@@ -1,3 +1,6 @@
+import type {RunContext} from './phases/context.js'
+
+import {hintOf, messageOf} from './errors.js'
 /**
  * What a run did, for people and machines. A run against hosts (init, join node, reset) ends with
  * a summary read at a glance: hosts changed / unchanged / failed, service (re)starts, wall time,
@@ -5,9 +8,7 @@
  * --verbose (and in a dry run, where the plan is the point), and to machines with --json.
  */
 import {InterruptedError} from './interrupt.js'
-import type {RunContext} from './phases/context.js'
-import {PhaseFailedError, formatSeconds} from './phases/runner.js'
-import {hintOf, messageOf} from './errors.js'
+import {formatSeconds, PhaseFailedError} from './phases/runner.js'
 
 export interface RunSummary {
   command: string
@@ -34,17 +35,19 @@ export function summarize(
   ctx: RunContext,
   opts: {command: string; durationMs: number; log: string; error?: unknown; next?: string},
 ): RunSummary {
-  const failed = opts.error instanceof PhaseFailedError ? opts.error.failures.map((f) => f.host).filter((h) => h !== 'cluster') : []
+  const failed =
+    opts.error instanceof PhaseFailedError ? opts.error.failures.map((f) => f.host).filter((h) => h !== 'cluster') : []
   const hosts = {changed: [] as string[], unchanged: [] as string[], failed}
   const changes: Record<string, string[]> = {}
   let restarts = 0
   for (const h of ctx.targets) {
-    const name = h.host.name
+    const {name} = h.host
     if (h.changes.length > 0) changes[name] = [...h.changes]
     restarts += h.changes.filter((c) => RESTART.test(c)).length
     if (failed.includes(name)) continue
     ;(h.changes.length > 0 ? hosts.changed : hosts.unchanged).push(name)
   }
+
   const error = opts.error === undefined ? undefined : {message: messageOf(opts.error), hint: hintOf(opts.error)}
   return {
     command: opts.command,
@@ -69,8 +72,9 @@ export function changeList(s: RunSummary, opts: {diffs?: Map<string, string[]>} 
   for (const [host, changes] of Object.entries(s.changes)) {
     lines.push(`${host}: ${verb} ${changes.length}`)
     for (const c of changes) lines.push(`  - ${c}`)
-    for (const d of opts.diffs?.get(host) ?? []) lines.push(d.replace(/^/gm, '    '))
+    for (const d of opts.diffs?.get(host) ?? []) lines.push(d.replaceAll(/^/gm, '    '))
   }
+
   return lines.join('\n')
 }
 
@@ -91,7 +95,13 @@ export function formatSummary(s: RunSummary, opts: {nothing: string}): string {
   if (s.ok && changed.length === 0) {
     lines.push(`${s.dryRun ? 'dry run: ' : ''}${opts.nothing} (${total} host${total === 1 ? '' : 's'}, ${time})`)
   } else {
-    const head = s.dryRun ? `${s.command} --dry-run: ${time}, nothing was changed` : s.ok ? `${s.command}: done in ${time}` : s.interrupted ? `${s.command}: INTERRUPTED (${s.interrupted}) after ${time}` : `${s.command}: FAILED after ${time}`
+    const head = s.dryRun
+      ? `${s.command} --dry-run: ${time}, nothing was changed`
+      : s.ok
+        ? `${s.command}: done in ${time}`
+        : s.interrupted
+          ? `${s.command}: INTERRUPTED (${s.interrupted}) after ${time}`
+          : `${s.command}: FAILED after ${time}`
     const counts = [`${changed.length} ${s.dryRun ? 'would change' : 'changed'}`, `${unchanged.length} unchanged`]
     if (failed.length > 0 || !s.ok) counts.push(`${failed.length} failed`)
     const restarts = `${s.restarts} service (re)start${s.restarts === 1 ? '' : 's'}${s.dryRun ? ' planned' : ''}`
@@ -99,6 +109,7 @@ export function formatSummary(s: RunSummary, opts: {nothing: string}): string {
     if (changed.length > 0) lines.push(`  ${s.dryRun ? 'would change' : 'changed'}: ${names(changed, s.changes)}`)
     if (failed.length > 0) lines.push(`  failed: ${names(failed)}`)
   }
+
   if (s.next) lines.push(`next: ${s.next}`)
   lines.push(`log: ${s.log}`)
   return lines.join('\n')

@@ -4,16 +4,18 @@
  */
 import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
+
 import type {Cluster, Host} from './inventory/model.js'
+import type {HostFacts} from './remote/facts.js'
+
 import {handleStopSignals} from './interrupt.js'
+import {connectPhase} from './phases/connect.js'
+import {type HostRun, type Phase, RunContext, type RunOptions} from './phases/context.js'
+import {type RunnerOptions, runPhases} from './phases/runner.js'
 import {FileLogger} from './remote/logger.js'
 import {closeAll, type Remote} from './remote/ssh.js'
-import type {HostFacts} from './remote/facts.js'
-import {RunContext, type HostRun, type Phase, type RunOptions} from './phases/context.js'
-import {connectPhase} from './phases/connect.js'
-import {runPhases, type RunnerOptions} from './phases/runner.js'
 
-export interface SessionOptions extends RunOptions, RunnerOptions {
+export interface SessionOptions extends RunnerOptions, RunOptions {
   acceptNewHostKeys: boolean
 }
 
@@ -24,7 +26,7 @@ export function knownHostsPath(stateDir: string): string {
 export function newLogger(stateDir: string, command: string): FileLogger {
   const dir = join(stateDir, 'logs')
   mkdirSync(dir, {recursive: true, mode: 0o700})
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const stamp = new Date().toISOString().replaceAll(/[:.]/g, '-')
   return new FileLogger(join(dir, `${command}-${stamp}.log`), 'text')
 }
 
@@ -61,11 +63,15 @@ export async function runSession(
   const unhandle = handleStopSignals({
     onFirst(signal) {
       note(`${signal} received: starting no new remote work, letting the commands in flight finish`)
-      process.stderr.write(`\nkflan: ${signal} received: finishing the commands in flight, starting nothing new (send it again to exit at once)\n`)
+      process.stderr.write(
+        `\nkflan: ${signal} received: finishing the commands in flight, starting nothing new (send it again to exit at once)\n`,
+      )
     },
     onSecond(signal) {
       note(`second signal (${signal}): exiting at once`)
-      process.stderr.write(`\nkflan: exiting at once; the step in flight may not have finished (re-run to converge). log: ${logger.file}\n`)
+      process.stderr.write(
+        `\nkflan: exiting at once; the step in flight may not have finished (re-run to converge). log: ${logger.file}\n`,
+      )
     },
   })
   try {
@@ -81,8 +87,13 @@ export async function runSession(
     for (const h of ctx.hosts) {
       if (h.changes.length === 0) continue
       const verb = ctx.dryRun ? 'would change' : 'changed'
-      logger.log(h.host.name, {ts: new Date().toISOString(), kind: 'note', message: `${verb} ${h.changes.length}:\n${h.changes.map((c) => `  - ${c}`).join('\n')}`})
+      logger.log(h.host.name, {
+        ts: new Date().toISOString(),
+        kind: 'note',
+        message: `${verb} ${h.changes.length}:\n${h.changes.map((c) => `  - ${c}`).join('\n')}`,
+      })
     }
+
     logger.close()
   }
 }

@@ -16,6 +16,7 @@
 import {linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
+
 import {InputError, KflanError} from './errors.js'
 
 export interface LockInfo {
@@ -52,7 +53,11 @@ function alive(pid: number): boolean {
 }
 
 /** Whether the holder of `info` still runs, seen from this machine (pure but for the probes). */
-export function lockState(info: LockInfo, probes = {host: hostname(), alive, procStartOf}): 'held' | 'stale' | 'foreign' {
+export function lockState(
+  info: LockInfo,
+  // eslint-disable-next-line unicorn/no-object-as-default-parameter -- the real /proc probes; tests pass their own
+  probes = {host: hostname(), alive, procStartOf},
+): 'held' | 'stale' | 'foreign' {
   if (info.host !== probes.host) return 'foreign'
   if (!Number.isInteger(info.pid) || info.pid <= 0 || !probes.alive(info.pid)) return 'stale'
   const start = probes.procStartOf(info.pid)
@@ -91,16 +96,25 @@ export function acquireStateLock(stateDir: string, command: string): StateLock {
   } catch (error) {
     if (error instanceof KflanError) throw error
     const e = error as NodeJS.ErrnoException
-    throw new InputError(`cannot lock the state directory ${stateDir}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), {
-      hint: 'the state directory (--state-dir, default ./.kflan/<cluster>) must be a writable directory',
-    })
+    throw new InputError(
+      `cannot lock the state directory ${stateDir}: ${e.code ?? ''} ${e.message}`.replaceAll(/\s+/g, ' '),
+      {
+        hint: 'the state directory (--state-dir, default ./.kflan/<cluster>) must be a writable directory',
+      },
+    )
   }
 }
 
 function takeLock(stateDir: string, command: string): StateLock {
   mkdirSync(stateDir, {recursive: true, mode: 0o700})
   const file = lockPath(stateDir)
-  const me: LockInfo = {pid: process.pid, host: hostname(), command, started: new Date().toISOString(), procStart: procStartOf(process.pid)}
+  const me: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    command,
+    started: new Date().toISOString(),
+    procStart: procStartOf(process.pid),
+  }
   const text = `${JSON.stringify(me)}\n`
   const tmp = `${file}.${process.pid}.tmp`
   let tookOver: LockInfo | undefined
@@ -114,6 +128,7 @@ function takeLock(stateDir: string, command: string): StateLock {
     } finally {
       rmSync(tmp, {force: true})
     }
+
     const holder = readLock(file)
     const state = holder ? lockState(holder) : 'stale'
     if (state === 'held' || state === 'foreign') {
@@ -124,10 +139,12 @@ function takeLock(stateDir: string, command: string): StateLock {
             : `that run is on another machine and cannot be checked from here; if it is over, delete ${file}`,
       })
     }
+
     tookOver = holder ?? {pid: 0, host: '?', command: '(unreadable lock file)', started: '?'}
     // Stale: take it over. Another run taking it over at the same moment makes our link fail again.
     unlinkSync(file)
   }
+
   let released = false
   const release = () => {
     if (released) return
@@ -136,6 +153,7 @@ function takeLock(stateDir: string, command: string): StateLock {
     // Only our own lock: never delete one a later run took over.
     if (readLock(file)?.pid === process.pid) rmSync(file, {force: true})
   }
+
   process.on('exit', release)
   return {file, tookOver, release}
 }

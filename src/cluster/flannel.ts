@@ -2,7 +2,7 @@
  * flannel facts kflan relies on, by version and backend (pure; see shared/flannel-contract.md):
  * the vxlan device and its MTU, the ports a host must have open, the health endpoints.
  */
-import {compareVersions, type Cluster, type Host} from '../inventory/model.js'
+import {type Cluster, compareVersions, type Host} from '../inventory/model.js'
 
 /** The backend's `MTU` field is read from flannel 0.21.3 on; older versions ignore it. */
 export const BACKEND_MTU_SINCE = '0.21.3'
@@ -44,6 +44,7 @@ export function hostPorts(c: Cluster, h: Host): string[] {
     if (b.type !== 'host-gw') ports.push(`${b.port}/udp`)
     if (c.flannel.healthzPort > 0) ports.push(`${c.flannel.healthzPort}/tcp`)
   }
+
   return ports
 }
 

@@ -1,3 +1,5 @@
+import type {Cluster, Host} from '../inventory/model.js'
+
 /**
  * flannel's subnet leases in etcd, in one place: the key format, how to list them through the
  * API the cluster's flannel uses (v2 before flannel 0.18, v3 from 0.18; see flannelEtcdApi), how
@@ -5,7 +7,6 @@
  * (leases under a changed config), doctor and reset all read leases through here.
  */
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import type {Cluster, Host} from '../inventory/model.js'
 import {shq} from '../remote/shell.js'
 
 export interface Lease {
@@ -44,7 +45,14 @@ export function leaseFromKv(key: string, value: string): Lease | undefined {
   } catch {
     /* keep the key even when the value is unreadable */
   }
-  return {key: k, subnet: `${m[1]}/${m[2]}`, publicIp: v.PublicIP, backendType: v.BackendType, vtepMac: v.BackendData?.VtepMAC}
+
+  return {
+    key: k,
+    subnet: `${m[1]}/${m[2]}`,
+    publicIp: v.PublicIP,
+    backendType: v.BackendType,
+    vtepMac: v.BackendData?.VtepMAC,
+  }
 }
 
 /** The leases among a cluster's keys and values (e.g. a v3 read of the whole prefix). */
@@ -61,6 +69,7 @@ export function parseLeaseListing(stdout: string): Lease[] {
     const lease = leaseFromKv(lines[i], lines[i + 1])
     if (lease) out.push(lease)
   }
+
   return out
 }
 
@@ -85,6 +94,7 @@ export function leaseListCommand(c: Cluster, opts: ListOptions = {}): string {
     const flags = [opts.local ? '--consistency=s' : '', opts.v3Flags ?? ''].filter(Boolean).join(' ')
     return etcdctl(c, `get ${shq(`${prefix}/`)} --prefix${flags ? ` ${flags}` : ''}`, opts.members)
   }
+
   const sync = opts.local ? '--no-sync ' : ''
   const ls = etcdctlV2(c, `${sync}ls ${shq(prefix)}`, opts.members)
   const get = etcdctlV2(c, `${sync}get "$k"`, opts.members)
@@ -92,7 +102,7 @@ export function leaseListCommand(c: Cluster, opts: ListOptions = {}): string {
   return [
     `out=$(${ls} 2>&1); rc=$?`,
     `if [ $rc -eq 0 ]; then for k in $out; do v=$(${get} 2>/dev/null) && printf "%s\\n%s\\n" "$k" "$v"; done; true`,
-    'else case "$out" in *"Key not found"*) true ;; *) printf "%s\\n" "$out" >&2; (exit $rc) ;; esac; fi',
+    String.raw`else case "$out" in *"Key not found"*) true ;; *) printf "%s\n" "$out" >&2; (exit $rc) ;; esac; fi`,
   ].join('\n')
 }
 

@@ -1,12 +1,14 @@
 import {Flags} from '@oclif/core'
+
+import type {RunSummary} from '../report.js'
+
 import {BaseCommand, offlineFlag, runFlags} from '../base-command.js'
 import {ensureClusterPki, pkiSummary} from '../cluster-pki.js'
-import type {RunSummary} from '../report.js'
 import {KflanError} from '../errors.js'
 import {initPhases} from '../phases/index.js'
 import {parseIgnored} from '../phases/preflight.js'
-import {newLogger, runSession} from '../session.js'
 import {confirm} from '../prompt.js'
+import {newLogger, runSession} from '../session.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Bring up etcd (TLS), flannel and docker networking on every host of the inventory.'
@@ -19,36 +21,58 @@ export default class Init extends BaseCommand<typeof Init> {
   static enableJsonFlag = true
   static flags = {
     ...runFlags,
-    'dry-run': Flags.boolean({summary: 'Print what would change on each host (diffs, restarts, commands); change nothing.'}),
+    'dry-run': Flags.boolean({
+      summary: 'Print what would change on each host (diffs, restarts, commands); change nothing.',
+    }),
     concurrency: Flags.integer({summary: 'Hosts worked on at once.', default: 20, min: 1}),
-    yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation (needed with --force when stdin is not a terminal).'}),
-    force: Flags.boolean({summary: 'Overwrite a flannel network config that differs in Network or backend while leases exist.'}),
+    yes: Flags.boolean({
+      char: 'y',
+      summary: 'Do not ask for confirmation (needed with --force when stdin is not a terminal).',
+    }),
+    force: Flags.boolean({
+      summary: 'Overwrite a flannel network config that differs in Network or backend while leases exist.',
+    }),
     'accept-new-host-keys': Flags.boolean({summary: 'Trust and record the SSH host keys of hosts never seen before.'}),
-    'ignore-preflight-errors': Flags.string({summary: 'Preflight checks to report as warnings, comma separated (or "all").', helpValue: 'NAME,...'}),
+    'ignore-preflight-errors': Flags.string({
+      summary: 'Preflight checks to report as warnings, comma separated (or "all").',
+      helpValue: 'NAME,...',
+    }),
     offline: offlineFlag,
   }
 
   async run(): Promise<RunSummary> {
-    const flags = this.flags
+    const {flags} = this
     const inventory = this.cluster({checkFiles: 'error', credentials: 'error'})
     const ignorePreflight = parseIgnored(flags['ignore-preflight-errors'], inventory)
     const cluster = await this.localTarballs(inventory, flags.offline)
     const stateDir = this.lockedStateDir(cluster)
-    if (flags.force && !flags['dry-run'] && !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))) {
+    if (
+      flags.force &&
+      !flags['dry-run'] &&
+      !(await confirm('--force may overwrite the flannel network config while leases exist. Continue?', flags.yes))
+    ) {
       throw new KflanError('aborted: --force not confirmed', {hint: 'pass --yes to confirm non-interactively'})
     }
+
     const pki = await ensureClusterPki(cluster, stateDir)
     for (const line of pkiSummary(pki)) this.log(`pki: ${line}`)
     const logger = newLogger(stateDir, flags['dry-run'] ? 'init-dry-run' : 'init')
     const hosts = cluster.hosts.filter((h) => h.roles.etcd || h.roles.flannel)
-    const result = await runSession(cluster, stateDir, hosts, initPhases, {
-      dryRun: flags['dry-run'],
-      force: flags.force,
-      ignorePreflight,
-      concurrency: flags.concurrency,
-      acceptNewHostKeys: flags['accept-new-host-keys'],
-      output: this.jsonEnabled() ? 'silent' : 'auto',
-    }, logger)
+    const result = await runSession(
+      cluster,
+      stateDir,
+      hosts,
+      initPhases,
+      {
+        dryRun: flags['dry-run'],
+        force: flags.force,
+        ignorePreflight,
+        concurrency: flags.concurrency,
+        acceptNewHostKeys: flags['accept-new-host-keys'],
+        output: this.jsonEnabled() ? 'silent' : 'auto',
+      },
+      logger,
+    )
     return this.finishRun(result, {
       command: 'init',
       log: logger.file,

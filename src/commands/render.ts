@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+
 import {BaseCommand} from '../base-command.js'
 import {ensureClusterPki, pkiFiles, pkiSummary} from '../cluster-pki.js'
 import {ensureWritableDir, writeError} from '../local-files.js'
@@ -7,7 +8,7 @@ import {writeRendered} from '../render/write.js'
 export default class Render extends BaseCommand<typeof Render> {
   static summary = "Write every host's files to a local directory."
   static description =
-    'Generates or reuses the PKI in the state directory, then writes each host\'s files under DIR/<host>/<absolute path> and the flannel network config under DIR/_etcd/<prefix>/config. No host is contacted; the same inventory renders the same bytes.'
+    "Generates or reuses the PKI in the state directory, then writes each host's files under DIR/<host>/<absolute path> and the flannel network config under DIR/_etcd/<prefix>/config. No host is contacted; the same inventory renders the same bytes."
   static examples = ['<%= config.bin %> render -i inventories/example.yaml -o out/']
   static flags = {
     output: Flags.string({char: 'o', summary: 'Output directory.', helpValue: 'DIR', required: true}),
@@ -22,7 +23,9 @@ export default class Render extends BaseCommand<typeof Render> {
     const stateDir = this.lockedStateDir(cluster)
     const report = await ensureClusterPki(cluster, stateDir)
     for (const line of pkiSummary(report)) this.log(`pki: ${line}`)
-    const written = await writeRendered(cluster, out, {pki: pkiFiles(stateDir)}).catch((error) => writeError(error, 'output directory', out, hint))
+    const written = await writeRendered(cluster, out, {pki: pkiFiles(stateDir)}).catch((error) =>
+      writeError(error, 'output directory', out, hint),
+    )
     this.log(`wrote ${written.files} files for ${written.hosts} hosts to ${this.flags.output} (PKI in ${stateDir}/pki)`)
   }
 }

@@ -4,12 +4,22 @@
  * on every host (equal to the state directory's CA when there is one).
  */
 import {X509Certificate} from 'node:crypto'
-import {pkiRequest} from '../cluster-pki.js'
+
 import type {Cluster, Host} from '../inventory/model.js'
-import {certCoversAddress, describeCertificate, keyMatchesCert, planCertificates, verifyChain, type CertDescription, type CertSpec} from '../pki/index.js'
+
+import {pkiRequest} from '../cluster-pki.js'
 import {WARN_DAYS} from '../pki-check.js'
+import {
+  certCoversAddress,
+  type CertDescription,
+  type CertSpec,
+  describeCertificate,
+  keyMatchesCert,
+  planCertificates,
+  verifyChain,
+} from '../pki/index.js'
 import {etcdPaths, flannelPaths} from '../render/paths.js'
-import {listing, plural, resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
+import {type CheckResult, type DoctorInput, type HostData, listing, plural, resultFor, withData} from './types.js'
 
 interface CertFile {
   /** Short label: server.pem, flannel ca.pem, ... */
@@ -30,15 +40,32 @@ export function certFiles(c: Cluster, h: Host): CertFile[] {
     const ca = `${ssl}/ca.pem`
     out.push(
       {label: 'etcd ca.pem', path: ca, caPath: ca, isCa: true},
-      {label: 'server.pem', path: `${ssl}/server.pem`, keyPath: `${ssl}/server-key.pem`, caPath: ca, plan: `server-${h.name}`},
+      {
+        label: 'server.pem',
+        path: `${ssl}/server.pem`,
+        keyPath: `${ssl}/server-key.pem`,
+        caPath: ca,
+        plan: `server-${h.name}`,
+      },
       {label: 'peer.pem', path: `${ssl}/peer.pem`, keyPath: `${ssl}/peer-key.pem`, caPath: ca, plan: `peer-${h.name}`},
     )
   }
+
   if (h.roles.flannel) {
     const {ssl} = flannelPaths(c)
     const ca = `${ssl}/ca.pem`
-    out.push({label: 'flannel ca.pem', path: ca, caPath: ca, isCa: true}, {label: 'flanneld.pem', path: `${ssl}/flanneld.pem`, keyPath: `${ssl}/flanneld-key.pem`, caPath: ca, plan: 'flanneld'})
+    out.push(
+      {label: 'flannel ca.pem', path: ca, caPath: ca, isCa: true},
+      {
+        label: 'flanneld.pem',
+        path: `${ssl}/flanneld.pem`,
+        keyPath: `${ssl}/flanneld-key.pem`,
+        caPath: ca,
+        plan: 'flanneld',
+      },
+    )
   }
+
   return out
 }
 
@@ -58,28 +85,48 @@ export function certChecks(input: DoctorInput): CheckResult[] {
   } catch {
     /* names the PKI cannot use are reported by `kflan validate` */
   }
+
   const localCa = input.localCaPem ? caFingerprint(input.localCaPem) : undefined
   const hosts = withData(input).filter((s) => s.host.roles.etcd || s.host.roles.flannel)
 
   // The CA the hosts should have: the state dir's, else the one most hosts have.
   let reference = localCa
-  let referenceFrom = 'the state directory\'s CA'
+  let referenceFrom = "the state directory's CA"
   if (!reference) {
     const count = new Map<string, number>()
-    for (const s of hosts) for (const f of certFiles(c, s.host).filter((x) => x.isCa)) {
-      const fp = s.data.files[f.path] ? caFingerprint(s.data.files[f.path]!) : undefined
-      if (fp) count.set(fp, (count.get(fp) ?? 0) + 1)
-    }
+    for (const s of hosts)
+      for (const f of certFiles(c, s.host).filter((x) => x.isCa)) {
+        const fp = s.data.files[f.path] ? caFingerprint(s.data.files[f.path]!) : undefined
+        if (fp) count.set(fp, (count.get(fp) ?? 0) + 1)
+      }
+
     reference = [...count].sort((a, b) => b[1] - a[1])[0]?.[0]
     referenceFrom = 'the CA most hosts have'
   }
 
   const out: CheckResult[] = []
-  for (const s of hosts) out.push(...hostCerts(c, s.host, s.data, plan, input.now, reference ? {fingerprint: reference, from: referenceFrom} : undefined))
+  for (const s of hosts)
+    out.push(
+      ...hostCerts(
+        c,
+        s.host,
+        s.data,
+        plan,
+        input.now,
+        reference ? {fingerprint: reference, from: referenceFrom} : undefined,
+      ),
+    )
   return out
 }
 
-export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], now: Date, ca?: {fingerprint: string; from: string}): CheckResult[] {
+export function hostCerts(
+  c: Cluster,
+  h: Host,
+  d: HostData,
+  plan: CertSpec[],
+  now: Date,
+  ca?: {fingerprint: string; from: string},
+): CheckResult[] {
   const r = (id: string) => resultFor(id, h.name)
   const files = certFiles(c, h)
   const out: CheckResult[] = []
@@ -93,18 +140,29 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
       missing.push(f.path)
       continue
     }
+
     try {
       parsed.set(f.path, describeCertificate(pem, {now}))
     } catch {
       unreadable.push(f.path)
     }
+
     if (f.keyPath && d.files[f.keyPath] === undefined) missing.push(f.keyPath)
   }
+
   const fr = r('certs.files')
   out.push(
     missing.length + unreadable.length === 0
       ? fr.ok(`${plural(files.length, 'certificate')} and their keys present`)
-      : fr.fail([missing.length ? `missing ${missing.join(', ')}` : '', unreadable.length ? `not a certificate: ${unreadable.join(', ')}` : ''].filter(Boolean).join('; '), 'run `kflan init` to install the certificates from the state directory'),
+      : fr.fail(
+          [
+            missing.length > 0 ? `missing ${missing.join(', ')}` : '',
+            unreadable.length > 0 ? `not a certificate: ${unreadable.join(', ')}` : '',
+          ]
+            .filter(Boolean)
+            .join('; '),
+          'run `kflan init` to install the certificates from the state directory',
+        ),
   )
   if (parsed.size === 0) return out
 
@@ -116,9 +174,26 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
   const soon = entries.filter((e) => e.x.daysLeft >= 0 && e.x.daysLeft < WARN_DAYS)
   const first = entries.reduce((a, b) => (b.x.daysLeft < a.x.daysLeft ? b : a))
   const day = (e: {x: CertDescription}) => e.x.notAfter.toISOString().slice(0, 10)
-  if (expired.length > 0) out.push(er.fail(`expired: ${expired.map((e) => `${e.label} (on ${day(e)})`).join(', ')}`, 'run `kflan init`: it re-issues expired and expiring certificates and rolls them out'))
-  else if (soon.length > 0) out.push(er.warn(`expiring within ${WARN_DAYS} days: ${soon.map((e) => `${e.label} in ${e.x.daysLeft} days (${day(e)})`).join(', ')}`, 'run `kflan init`: it re-issues certificates that expire within 30 days'))
-  else out.push(er.ok(`${plural(entries.length, 'certificate')} valid; the first to expire is ${first.label} in ${first.x.daysLeft} days (${day(first)})`))
+  if (expired.length > 0)
+    out.push(
+      er.fail(
+        `expired: ${expired.map((e) => `${e.label} (on ${day(e)})`).join(', ')}`,
+        'run `kflan init`: it re-issues expired and expiring certificates and rolls them out',
+      ),
+    )
+  else if (soon.length > 0)
+    out.push(
+      er.warn(
+        `expiring within ${WARN_DAYS} days: ${soon.map((e) => `${e.label} in ${e.x.daysLeft} days (${day(e)})`).join(', ')}`,
+        'run `kflan init`: it re-issues certificates that expire within 30 days',
+      ),
+    )
+  else
+    out.push(
+      er.ok(
+        `${plural(entries.length, 'certificate')} valid; the first to expire is ${first.label} in ${first.x.daysLeft} days (${day(first)})`,
+      ),
+    )
 
   // SANs: the server and peer certificates must cover the member's address.
   if (h.roles.etcd) {
@@ -132,13 +207,27 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
       if (!certCoversAddress(pem, h.address)) lacking.push(`${f.label} (SANs ${x.sans.join(',') || 'none'})`)
       const want = plan.find((p) => p.name === f.plan)
       if (want) {
-        const miss = [...want.ipAddresses.map((a) => `IP:${a}`), ...want.dnsNames.map((n) => `DNS:${n}`)].filter((s) => !x.sans.includes(s) && s !== `IP:${h.address}`)
+        const miss = [...want.ipAddresses.map((a) => `IP:${a}`), ...want.dnsNames.map((n) => `DNS:${n}`)].filter(
+          (s) => !x.sans.includes(s) && s !== `IP:${h.address}`,
+        )
         if (miss.length > 0) extra.push(`${f.label} lacks ${miss.join(',')}`)
       }
     }
+
     if (lacking.length > 0) {
-      out.push(sr.fail(`not valid for ${h.address}: ${lacking.join('; ')}; clients and peers connecting to ${h.address} reject it ("certificate is valid for ..., not ${h.address}")`, 'run `kflan init`: it re-issues certificates whose SANs lack the member\'s address and rolls them out'))
-    } else if (extra.length > 0) out.push(sr.warn(`cover ${h.address}, but ${extra.join('; ')}`, 'run `kflan init` to re-issue them with every SAN the inventory asks for'))
+      out.push(
+        sr.fail(
+          `not valid for ${h.address}: ${lacking.join('; ')}; clients and peers connecting to ${h.address} reject it ("certificate is valid for ..., not ${h.address}")`,
+          "run `kflan init`: it re-issues certificates whose SANs lack the member's address and rolls them out",
+        ),
+      )
+    } else if (extra.length > 0)
+      out.push(
+        sr.warn(
+          `cover ${h.address}, but ${extra.join('; ')}`,
+          'run `kflan init` to re-issue them with every SAN the inventory asks for',
+        ),
+      )
     else if (parsed.has(`${etcdPaths(c).ssl}/server.pem`)) out.push(sr.ok(`server.pem and peer.pem cover ${h.address}`))
   }
 
@@ -154,7 +243,14 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
     if (lack.length > 0) usageProblems.push(`${f.label} lacks ${lack.join(',')}`)
     else usageOk.push(`${f.label} ${want.extKeyUsage.join('+')}`)
   }
-  if (usageProblems.length > 0) out.push(ur.fail(usageProblems.join('; '), 'server certificates need serverAuth, peer certificates serverAuth and clientAuth, client certificates clientAuth: run `kflan init` to re-issue them'))
+
+  if (usageProblems.length > 0)
+    out.push(
+      ur.fail(
+        usageProblems.join('; '),
+        'server certificates need serverAuth, peer certificates serverAuth and clientAuth, client certificates clientAuth: run `kflan init` to re-issue them',
+      ),
+    )
   else if (usageOk.length > 0) out.push(ur.ok(`extended key usages as needed: ${usageOk.join(', ')}`))
 
   // Chains
@@ -164,9 +260,17 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
     const pem = d.files[f.path]
     const caPem = d.files[f.caPath]
     if (!pem || !caPem || !parsed.has(f.path) || !parsed.has(f.caPath)) continue
-    if (!verifyChain(pem, caPem)) broken.push(`${f.label}${f.isCa ? ' (not a self-signed CA)' : ` (issuer ${parsed.get(f.path)!.issuer})`}`)
+    if (!verifyChain(pem, caPem))
+      broken.push(`${f.label}${f.isCa ? ' (not a self-signed CA)' : ` (issuer ${parsed.get(f.path)!.issuer})`}`)
   }
-  if (broken.length > 0) out.push(cr.fail(`not signed by the CA next to it: ${broken.join(', ')}`, 'the certificates on this host come from another CA: run `kflan init` to install the state directory\'s PKI'))
+
+  if (broken.length > 0)
+    out.push(
+      cr.fail(
+        `not signed by the CA next to it: ${broken.join(', ')}`,
+        "the certificates on this host come from another CA: run `kflan init` to install the state directory's PKI",
+      ),
+    )
   else out.push(cr.ok('every certificate chains to the CA installed next to it'))
 
   // Keys
@@ -178,7 +282,14 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
     if (!pem || key === undefined || !parsed.has(f.path)) continue
     if (!keyMatchesCert(key, pem)) mismatched.push(`${f.keyPath} does not belong to ${f.label}`)
   }
-  if (mismatched.length > 0) out.push(kr.fail(mismatched.join('; '), 'the certificate and key were installed from different issuances: run `kflan init`'))
+
+  if (mismatched.length > 0)
+    out.push(
+      kr.fail(
+        mismatched.join('; '),
+        'the certificate and key were installed from different issuances: run `kflan init`',
+      ),
+    )
   else out.push(kr.ok('every private key matches its certificate'))
 
   // Same CA
@@ -188,8 +299,15 @@ export function hostCerts(c: Cluster, h: Host, d: HostData, plan: CertSpec[], no
       .filter((f) => f.isCa && d.files[f.path])
       .filter((f) => caFingerprint(d.files[f.path]!) !== ca.fingerprint)
       .map((f) => f.label)
-    if (differs.length > 0) out.push(car.fail(`${listing(differs)} ${differs.length === 1 ? 'differs' : 'differ'} from ${ca.from}`, 'this host trusts another CA: run `kflan init` with the state directory that built the cluster (--state-dir)'))
+    if (differs.length > 0)
+      out.push(
+        car.fail(
+          `${listing(differs)} ${differs.length === 1 ? 'differs' : 'differ'} from ${ca.from}`,
+          'this host trusts another CA: run `kflan init` with the state directory that built the cluster (--state-dir)',
+        ),
+      )
     else out.push(car.ok(`CA equals ${ca.from}`))
   }
+
   return out
 }

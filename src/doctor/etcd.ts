@@ -6,8 +6,18 @@
  * SANs are exercised); a member that cannot be reached over SSH is checked from another member.
  * Cluster reads (member list, alarms) come from the first member that answered.
  */
-import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
-import {listing, plural, readsOf, resultFor, stateOf, withData, type CheckResult, type DoctorInput, type RunOut} from './types.js'
+import {clientUrl, etcdMembers, type Host, peerUrl} from '../inventory/model.js'
+import {
+  type CheckResult,
+  type DoctorInput,
+  listing,
+  plural,
+  readsOf,
+  resultFor,
+  type RunOut,
+  stateOf,
+  withData,
+} from './types.js'
 
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3
@@ -17,7 +27,9 @@ export const DB_WARN_RATIO = 0.8
 export function parseEtcdJson<T>(text: string): T | undefined {
   const start = text.search(/[[{]/)
   if (start < 0) return undefined
-  const quoted = text.slice(start).replace(/("(?:ID|id|member_id|leader|cluster_id|memberID)"\s*:\s*)(\d+)/g, '$1"$2"')
+  const quoted = text
+    .slice(start)
+    .replaceAll(/("(?:ID|id|member_id|leader|cluster_id|memberID)"\s*:\s*)(\d+)/g, '$1"$2"')
   try {
     return JSON.parse(quoted) as T
   } catch {
@@ -27,7 +39,7 @@ export function parseEtcdJson<T>(text: string): T | undefined {
 
 /** The specific cause in etcdctl's output (a TLS or dial error), if it names one. */
 export function specificError(r: RunOut): string | undefined {
-  const text = `${r.stderr}\n${r.stdout}`.replace(/\\"/g, '"')
+  const text = `${r.stderr}\n${r.stdout}`.replaceAll(String.raw`\"`, '"')
   const m =
     /(x509: [^"\n]+)/.exec(text) ??
     /(tls: [^"\n]+)/.exec(text) ??
@@ -44,7 +56,10 @@ export function etcdctlError(r: RunOut, fallback?: string): string {
   const specific = specificError(r)
   if (specific) return specific
   if (fallback) return fallback
-  const lines = r.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{'))
+  const lines = r.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('{'))
   return lines.at(-1) ?? (r.rc === null ? 'not run' : `etcdctl exited ${r.rc}`)
 }
 
@@ -66,7 +81,14 @@ interface HealthJson {
 }
 interface StatusJson {
   Endpoint: string
-  Status: {header?: {member_id?: string}; leader?: string; raftTerm?: number; dbSize?: number; version?: string; errors?: string[]}
+  Status: {
+    header?: {member_id?: string}
+    leader?: string
+    raftTerm?: number
+    dbSize?: number
+    version?: string
+    errors?: string[]
+  }
 }
 
 /** Every member's endpoint, from its own view if it has one, else from another member's. */
@@ -85,10 +107,19 @@ export function endpointStates(input: DoctorInput): EndpointState[] {
       member: m,
       healthy,
       // `endpoint health` says only "context deadline exceeded"; `endpoint status` logs the cause.
-      error: healthy ? undefined : (specificError(view.health) ?? specificError(view.status) ?? etcdctlError(view.health, h?.error)),
+      error: healthy
+        ? undefined
+        : (specificError(view.health) ?? specificError(view.status) ?? etcdctlError(view.health, h?.error)),
       seenFrom: own ? m.name : other?.host.name,
       status: st
-        ? {memberId: st.header?.member_id, leader: st.leader && st.leader !== '0' ? st.leader : undefined, raftTerm: st.raftTerm, dbSize: st.dbSize, version: st.version, errors: st.errors ?? []}
+        ? {
+            memberId: st.header?.member_id,
+            leader: st.leader && st.leader !== '0' ? st.leader : undefined,
+            raftTerm: st.raftTerm,
+            dbSize: st.dbSize,
+            version: st.version,
+            errors: st.errors ?? [],
+          }
         : undefined,
     }
   })
@@ -100,7 +131,9 @@ export function quorumOf(n: number): number {
 
 /** `etcdctl get -w json` → keys and values (base64-decoded); undefined when not parseable. */
 export function parseGetJson(stdout: string): {key: string; value: string; lease?: string}[] | undefined {
-  const j = parseEtcdJson<{header?: unknown; kvs?: {key: string; value?: string; lease?: string}[]}>(stdout.replace(/("lease"\s*:\s*)(\d+)/g, '$1"$2"'))
+  const j = parseEtcdJson<{header?: unknown; kvs?: {key: string; value?: string; lease?: string}[]}>(
+    stdout.replaceAll(/("lease"\s*:\s*)(\d+)/g, '$1"$2"'),
+  )
   if (!j || typeof j !== 'object' || !('header' in j)) return undefined
   const dec = (b: string | undefined) => Buffer.from(b ?? '', 'base64').toString('utf8')
   return (j.kvs ?? []).map((kv) => ({key: dec(kv.key), value: dec(kv.value), ...(kv.lease ? {lease: kv.lease} : {})}))
@@ -128,9 +161,20 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
       out.push(r.ok(`etcd.service is active (${u.sub})`))
       continue
     }
-    const what = u.load === 'not-found' ? 'etcd.service is not installed' : `etcd.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`
-    const hint = u.load === 'not-found' ? 'run `kflan init`' : `run \`systemctl start etcd\` on ${m.name} and read \`journalctl -u etcd -n 50\``
-    out.push(quorumKept ? r.warn(`${what}; the cluster keeps quorum (${healthy.length} of ${members.length} healthy)`, hint) : r.fail(`${what}; the cluster has lost quorum`, hint))
+
+    const what =
+      u.load === 'not-found'
+        ? 'etcd.service is not installed'
+        : `etcd.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`
+    const hint =
+      u.load === 'not-found'
+        ? 'run `kflan init`'
+        : `run \`systemctl start etcd\` on ${m.name} and read \`journalctl -u etcd -n 50\``
+    out.push(
+      quorumKept
+        ? r.warn(`${what}; the cluster keeps quorum (${healthy.length} of ${members.length} healthy)`, hint)
+        : r.fail(`${what}; the cluster has lost quorum`, hint),
+    )
   }
 
   // etcd.health
@@ -143,18 +187,27 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
       const down = u && u.active !== 'active' ? `etcd.service ${u.active}` : undefined
       return `${e.member.name} (${[down, e.error].filter(Boolean).join(': ')})`
     }
-    const isDown = (e: EndpointState) => unitOf(e.member.name)?.active !== undefined && unitOf(e.member.name)?.active !== 'active'
+
+    const isDown = (e: EndpointState) =>
+      unitOf(e.member.name)?.active !== undefined && unitOf(e.member.name)?.active !== 'active'
     const isTls = (e: EndpointState) => /x509|tls:/.test(e.error ?? '')
     const down = bad.filter(isDown).map((e) => e.member.name)
     const tls = bad.filter((e) => !isDown(e) && isTls(e)).map((e) => e.member.name)
     const rest = bad.filter((e) => !isDown(e) && !isTls(e)).map((e) => e.member.name)
     const fixes = [
-      down.length ? `start etcd on ${listing(down)} (\`systemctl start etcd\`, then \`journalctl -u etcd\`)` : '',
-      tls.length ? `${listing(tls)} ${tls.length === 1 ? 'runs' : 'run'}, but clients reject ${tls.length === 1 ? 'its' : 'their'} certificate: see certs.san / certs.chain (\`kflan init\` re-issues and rolls out certificates)` : '',
-      rest.length ? `read \`journalctl -u etcd\` on ${listing(rest)} and check that ${c.etcd.clientPort}/tcp is reachable` : '',
+      down.length > 0 ? `start etcd on ${listing(down)} (\`systemctl start etcd\`, then \`journalctl -u etcd\`)` : '',
+      tls.length > 0
+        ? `${listing(tls)} ${tls.length === 1 ? 'runs' : 'run'}, but clients reject ${tls.length === 1 ? 'its' : 'their'} certificate: see certs.san / certs.chain (\`kflan init\` re-issues and rolls out certificates)`
+        : '',
+      rest.length > 0
+        ? `read \`journalctl -u etcd\` on ${listing(rest)} and check that ${c.etcd.clientPort}/tcp is reachable`
+        : '',
     ].filter(Boolean)
     const fix = fixes.join('; ')
-    if (bad.length === 0) out.push(r.ok(`all ${members.length} members healthy over TLS (${members.map((m) => clientUrl(c, m)).join(', ')})`))
+    if (bad.length === 0)
+      out.push(
+        r.ok(`all ${members.length} members healthy over TLS (${members.map((m) => clientUrl(c, m)).join(', ')})`),
+      )
     else if (quorumKept) {
       out.push(
         r.warn(
@@ -177,9 +230,10 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
   const idToName = new Map<string, string>()
   if (ml) {
     const r = resultFor('etcd.members')
-    const parsed = parseEtcdJson<{members?: {ID: string; name?: string; peerURLs?: string[]; clientURLs?: string[]}[]}>(ml.run.stdout)
-    if (!parsed?.members) out.push(r.warn(`cannot parse \`member list\` from ${ml.from}`, 'run `etcdctl member list -w json` by hand'))
-    else {
+    const parsed = parseEtcdJson<{members?: {ID: string; name?: string; peerURLs?: string[]; clientURLs?: string[]}[]}>(
+      ml.run.stdout,
+    )
+    if (parsed?.members) {
       const problems: string[] = []
       for (const x of parsed.members) idToName.set(x.ID, x.name || x.ID)
       for (const m of members) {
@@ -188,17 +242,30 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
         if (!x) {
           const unstarted = parsed.members.find((y) => !y.name && (y.peerURLs ?? []).includes(want))
           problems.push(unstarted ? `${m.name} was added (${want}) but never started` : `${m.name} is not a member`)
-        } else if ((x.peerURLs ?? []).join(',') !== want) problems.push(`${m.name} has peer URLs ${(x.peerURLs ?? []).join(',') || '(none)'}, not ${want}`)
+        } else if ((x.peerURLs ?? []).join(',') !== want)
+          problems.push(`${m.name} has peer URLs ${(x.peerURLs ?? []).join(',') || '(none)'}, not ${want}`)
       }
+
       const extra = parsed.members.filter((y) => y.name && !members.some((m) => m.name === y.name))
-      for (const y of extra) problems.push(`${y.name} (ID ${BigInt(y.ID).toString(16)}, ${(y.peerURLs ?? []).join(',')}) is a member but not in the inventory`)
+      for (const y of extra)
+        problems.push(
+          `${y.name} (ID ${BigInt(y.ID).toString(16)}, ${(y.peerURLs ?? []).join(',')}) is a member but not in the inventory`,
+        )
       out.push(
         problems.length === 0
           ? r.ok(`member list matches the inventory: ${members.map((m) => `${m.name}=${peerUrl(c, m)}`).join(', ')}`)
-          : r.fail(`member list differs from the inventory: ${problems.join('; ')}`, extra.length > 0 ? `remove members that should not be there (\`etcdctl member remove <hex ID>\`), or add them to the inventory` : '`kflan init` adds a member of the inventory that is missing from the running cluster (member add, then start)'),
+          : r.fail(
+              `member list differs from the inventory: ${problems.join('; ')}`,
+              extra.length > 0
+                ? `remove members that should not be there (\`etcdctl member remove <hex ID>\`), or add them to the inventory`
+                : '`kflan init` adds a member of the inventory that is missing from the running cluster (member add, then start)',
+            ),
       )
+    } else {
+      out.push(r.warn(`cannot parse \`member list\` from ${ml.from}`, 'run `etcdctl member list -w json` by hand'))
     }
   }
+
   for (const e of eps) if (e.status?.memberId) idToName.set(e.status.memberId, e.member.name)
 
   // etcd.leader
@@ -209,19 +276,46 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     const name = (id: string) => idToName.get(id) ?? `ID ${BigInt(id).toString(16)}`
     const errs = [...new Set(statuses.flatMap((e) => e.status!.errors))]
     if (leaders.length === 0) {
-      out.push(r.fail(`no leader${errs.length ? ` (${errs.join('; ')})` : ''}`, 'a leader needs a majority of members up and able to reach each other on the peer port'))
+      out.push(
+        r.fail(
+          `no leader${errs.length > 0 ? ` (${errs.join('; ')})` : ''}`,
+          'a leader needs a majority of members up and able to reach each other on the peer port',
+        ),
+      )
     } else if (known.length > 0 && !quorumKept) {
       // A leader that lost its majority steps down within an election timeout; until then it
       // still claims leadership but can commit nothing.
-      out.push(r.fail(`no leader able to commit: quorum lost (${statuses.map((e) => `${e.member.name} sees ${e.status!.leader ? name(e.status!.leader) : 'none'}`).join(', ')})`, 'a leader needs a majority of members up and able to reach each other on the peer port'))
+      out.push(
+        r.fail(
+          `no leader able to commit: quorum lost (${statuses.map((e) => `${e.member.name} sees ${e.status!.leader ? name(e.status!.leader) : 'none'}`).join(', ')})`,
+          'a leader needs a majority of members up and able to reach each other on the peer port',
+        ),
+      )
     } else if (leaders.length > 1) {
-      out.push(r.warn(`members disagree on the leader: ${statuses.map((e) => `${e.member.name} sees ${e.status!.leader ? name(e.status!.leader) : 'none'}`).join(', ')}`, 'an election may be in progress; run doctor again, and check the network between members if it persists'))
+      out.push(
+        r.warn(
+          `members disagree on the leader: ${statuses.map((e) => `${e.member.name} sees ${e.status!.leader ? name(e.status!.leader) : 'none'}`).join(', ')}`,
+          'an election may be in progress; run doctor again, and check the network between members if it persists',
+        ),
+      )
     } else {
       const noLeader = statuses.filter((e) => !e.status!.leader)
       const term = Math.max(...statuses.map((e) => e.status!.raftTerm ?? 0))
       const leader = leaders[0]
-      if (!idToName.has(leader)) out.push(r.warn(`the leader ${name(leader)} is not one of the members seen`, 'compare `etcdctl member list` and `endpoint status`'))
-      else if (noLeader.length > 0) out.push(r.warn(`leader ${name(leader)}, but ${listing(noLeader.map((e) => e.member.name))} ${noLeader.length === 1 ? 'sees' : 'see'} none`, 'check the peer port between members'))
+      if (!idToName.has(leader))
+        out.push(
+          r.warn(
+            `the leader ${name(leader)} is not one of the members seen`,
+            'compare `etcdctl member list` and `endpoint status`',
+          ),
+        )
+      else if (noLeader.length > 0)
+        out.push(
+          r.warn(
+            `leader ${name(leader)}, but ${listing(noLeader.map((e) => e.member.name))} ${noLeader.length === 1 ? 'sees' : 'see'} none`,
+            'check the peer port between members',
+          ),
+        )
       else out.push(r.ok(`leader ${name(leader)} (raft term ${term}), seen by ${plural(statuses.length, 'member')}`))
     }
   }
@@ -230,7 +324,10 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
   const al = reads?.reads.alarms.rc === 0 ? {run: reads.reads.alarms} : undefined
   if (al) {
     const r = resultFor('etcd.alarms')
-    const alarms = al.run.stdout.split('\n').map((l) => l.trim()).filter(Boolean)
+    const alarms = al.run.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
     if (alarms.length === 0) out.push(r.ok('no alarms'))
     else {
       const shown = alarms.map((a) => {
@@ -257,9 +354,11 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     const ratio = size / quota
     const r = resultFor('etcd.db-size', e.member.name)
     const text = `database ${bytes(size)} of ${bytes(quota)} quota (${(ratio * 100).toFixed(ratio < 0.01 ? 2 : 0)}%)`
-    const hint = 'compact and defragment (`etcdctl compact <rev>`, `etcdctl defrag`), or raise --quota-backend-bytes; at 100% etcd raises NOSPACE and refuses writes'
+    const hint =
+      'compact and defragment (`etcdctl compact <rev>`, `etcdctl defrag`), or raise --quota-backend-bytes; at 100% etcd raises NOSPACE and refuses writes'
     out.push(ratio >= 1 ? r.fail(text, hint) : ratio > DB_WARN_RATIO ? r.warn(text, hint) : r.ok(text))
   }
+
   return out
 }
 
@@ -271,5 +370,6 @@ export function bytes(n: number): string {
     v /= 1024
     i++
   }
+
   return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`
 }

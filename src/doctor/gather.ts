@@ -6,16 +6,17 @@
  */
 import {performance} from 'node:perf_hooks'
 
+import type {Remote} from '../remote/ssh.js'
+import type {ClusterReads, EtcdView, HostData, PingResult, Route, RunOut, UnitStatus, VxlanLink} from './types.js'
+
 import {healthUrls, hostPorts as neededPorts, vxlanDevice} from '../cluster/flannel.js'
 import {leaseListCommand} from '../cluster/leases.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import {etcdMembers, type Cluster, type Host} from '../inventory/model.js'
-import {renderHost} from '../render/index.js'
-import {etcdPaths, flannelPaths} from '../render/paths.js'
+import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
 import {computeSkew, parseExecStart, parseIpAddr, parseSystemctlShow, splitSections} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
-import type {Remote} from '../remote/ssh.js'
-import type {ClusterReads, EtcdView, HostData, PingResult, Route, RunOut, UnitStatus, VxlanLink} from './types.js'
+import {renderHost} from '../render/index.js'
+import {etcdPaths, flannelPaths} from '../render/paths.js'
 
 /** etcdctl bounds for the doctor: a dead member must not hold the run for long. */
 const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
@@ -25,7 +26,9 @@ const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
  * environment files, sysctl and modules files): doctor compares each with what kflan renders.
  */
 export function ownedFiles(c: Cluster, h: Host): string[] {
-  const rendered = renderHost(c, h, {pki: () => ''}).filter((f) => !f.secret && !f.path.endsWith('.pem')).map((f) => f.path)
+  const rendered = renderHost(c, h, {pki: () => ''})
+    .filter((f) => !f.secret && !f.path.endsWith('.pem'))
+    .map((f) => f.path)
   return h.roles.etcd ? [...rendered, etcdPaths(c).join] : rendered
 }
 
@@ -38,16 +41,16 @@ export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[
     pub.push(`${ssl}/ca.pem`, `${ssl}/server.pem`, `${ssl}/peer.pem`)
     keys.push(`${ssl}/server-key.pem`, `${ssl}/peer-key.pem`)
   }
+
   if (h.roles.flannel) {
     const {ssl} = flannelPaths(c)
     pub.push(`${ssl}/ca.pem`, `${ssl}/flanneld.pem`, c.flannel.subnetFile)
     keys.push(`${ssl}/flanneld-key.pem`)
   }
+
   pub.push(...ownedFiles(c, h))
   return {public: [...new Set(pub)], keys}
 }
-
-
 
 /** endpoint health and status of `members`, each asked on its own endpoint (a dead one cannot delay another). */
 function endpointJobs(c: Cluster, members: Host[]): [string, string][] {
@@ -71,7 +74,10 @@ function readJobs(c: Cluster): [string, string][] {
     ['members', etcdctl(c, `member list -w json ${ETCD_TIMEOUTS}`)],
     ['alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`)],
     ['keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)],
-    ...etcdMembers(c).map((m, i): [string, string] => [`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m])]),
+    ...etcdMembers(c).map((m, i): [string, string] => [
+      `cfg2-${i}`,
+      etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m]),
+    ]),
   ]
   if (c.flannel.etcdApi === 'v2') jobs.push(['leases2', leaseListCommand(c, {local: true})])
   return jobs
@@ -90,7 +96,13 @@ const PRELUDE = [
 function jobLines(jobs: [string, string][]): {start: string[]; collect: string[]} {
   return {
     start: jobs.map(([n, cmd]) => `j ${n} ${shq(cmd)}`),
-    collect: jobs.length === 0 ? [] : ['wait', `for n in ${jobs.map(([n]) => n).join(' ')}; do s "$n"; cat "$T/$n.o"; s "$n--err"; cat "$T/$n.e"; s "$n--rc"; cat "$T/$n.r" 2>/dev/null; done`],
+    collect:
+      jobs.length === 0
+        ? []
+        : [
+            'wait',
+            `for n in ${jobs.map(([n]) => n).join(' ')}; do s "$n"; cat "$T/$n.o"; s "$n--err"; cat "$T/$n.e"; s "$n--rc"; cat "$T/$n.r" 2>/dev/null; done`,
+          ],
   }
 }
 
@@ -99,8 +111,13 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
   const jobs: [string, string][] = []
   if (h.roles.etcd) jobs.push(...endpointJobs(c, [h]))
   if (opts.reads) jobs.push(...readJobs(c))
-  jobs.push(['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'])
-  jobs.push(['firewalld', 'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; echo "@trusted-sources=$(firewall-cmd --zone=trusted --list-sources 2>/dev/null)"; else echo "state=$(unit firewalld.service ActiveState)"; fi'])
+  jobs.push(
+    ['iptables', 'if has iptables; then iptables -w 5 -S; else echo "#missing"; fi'],
+    [
+      'firewalld',
+      'if [ "$(unit firewalld.service ActiveState)" = active ]; then echo "state=active"; firewall-cmd --list-all; echo "@trusted-sources=$(firewall-cmd --zone=trusted --list-sources 2>/dev/null)"; else echo "state=$(unit firewalld.service ActiveState)"; fi',
+    ],
+  )
   const {start, collect} = jobLines(jobs)
   const files = hostFiles(c, h).public
   const dev = vxlanDevice(c)
@@ -120,24 +137,35 @@ export function doctorScript(c: Cluster, h: Host, opts: {reads?: boolean} = {}):
     lines.push(
       // The running etcd's command line and its ETCD_* environment (what it really listens on and
       // authenticates with, whatever the files say now).
-      's etcd-proc; pid=$(unit etcd.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" "\\n" </proc/$pid/cmdline 2>/dev/null | sed "s/^/arg /"; tr "\\0" "\\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_" | sed "s/^/env /"; fi',
+      String.raw`s etcd-proc; pid=$(unit etcd.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\0" "\n" </proc/$pid/cmdline 2>/dev/null | sed "s/^/arg /"; tr "\0" "\n" </proc/$pid/environ 2>/dev/null | grep "^ETCD_" | sed "s/^/env /"; fi`,
     )
   }
-  files.forEach((f, i) => lines.push(`s file-${i}; if [ -r ${shq(f)} ]; then echo present; cat ${shq(f)}; else echo absent; fi`))
+
+  for (const [i, f] of files.entries())
+    lines.push(`s file-${i}; if [ -r ${shq(f)} ]; then echo present; cat ${shq(f)}; else echo absent; fi`)
+
   if (h.roles.flannel) {
-    lines.push('s addrs; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }')
-    lines.push('s routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }')
+    lines.push(
+      's addrs; ip -j addr 2>/dev/null || { echo "#text"; ip -o addr 2>/dev/null; }',
+      's routes; ip -j -4 route show 2>/dev/null || { echo "#text"; ip -4 route show 2>/dev/null; }',
+    )
     if (dev) lines.push(`s vxlan; ip -j -d link show dev ${shq(dev)} 2>/dev/null`)
     const hz = healthUrls(c)
     for (const [name, url] of Object.entries(hz)) {
-      if (url) lines.push(`s http-${name}; if has curl; then curl -sS -m 2 -w '\\n@code=%{http_code}' ${shq(url)} 2>&1; else echo "#no-curl"; fi`)
+      if (url)
+        lines.push(
+          `s http-${name}; if has curl; then curl -sS -m 2 -w '\\n@code=%{http_code}' ${shq(url)} 2>&1; else echo "#no-curl"; fi`,
+        )
     }
+
     if (c.docker.enabled) {
-      lines.push('s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\\0" " " </proc/$pid/cmdline 2>/dev/null; fi')
-      // The vendor unit's own ExecStart: what kflan's drop-in must wrap (systemd's ExecStart is the drop-in's).
-      lines.push('s docker-vendor; f=$(unit docker.service FragmentPath); if [ -n "$f" ] && [ -r "$f" ]; then grep -E "^ExecStart=" "$f"; fi')
+      lines.push(
+        String.raw`s dockerd; pid=$(unit docker.service MainPID); if [ -n "$pid" ] && [ "$pid" != 0 ]; then tr "\0" " " </proc/$pid/cmdline 2>/dev/null; fi`,
+        's docker-vendor; f=$(unit docker.service FragmentPath); if [ -n "$f" ] && [ -r "$f" ]; then grep -E "^ExecStart=" "$f"; fi',
+      )
     }
   }
+
   lines.push(...collect, 's end', '')
   return lines.join('\n')
 }
@@ -167,15 +195,16 @@ function kv(text: string): Record<string, string> {
     const i = line.indexOf('=')
     if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
   }
+
   return out
 }
 
 function fileSection(body: string | undefined): string | undefined {
   if (body === undefined) return undefined
   const nl = body.indexOf('\n')
-  const head = nl < 0 ? body : body.slice(0, nl)
+  const head = nl === -1 ? body : body.slice(0, nl)
   if (head.trim() !== 'present') return undefined
-  return nl < 0 ? '' : body.slice(nl + 1)
+  return nl === -1 ? '' : body.slice(nl + 1)
 }
 
 function runOut(sec: Map<string, string>, name: string): RunOut {
@@ -195,10 +224,24 @@ function parseUnits(text: string): HostData['units'] {
       execStart: parseExecStart(r.ExecStart),
       dropIns: (r.DropInPaths ?? '').split(/\s+/).filter(Boolean),
     }
-    if (r.Id === 'etcd.service') out.etcd = u
-    else if (r.Id === 'flanneld.service') out.flanneld = u
-    else if (r.Id === 'docker.service') out.docker = u
+    switch (r.Id) {
+      case 'docker.service': {
+        out.docker = u
+        break
+      }
+
+      case 'etcd.service': {
+        out.etcd = u
+        break
+      }
+
+      case 'flanneld.service': {
+        out.flanneld = u
+        break
+      }
+    }
   }
+
   return out
 }
 
@@ -213,16 +256,19 @@ export function parseRoutes(text: string): Route[] {
       return []
     }
   }
+
   const out: Route[] = []
   for (const line of t.replace(/^#text\n?/, '').split('\n')) {
     const f = line.trim().split(/\s+/)
     if (!f[0]) continue
     const at = (k: string) => {
       const i = f.indexOf(k)
-      return i >= 0 ? f[i + 1] : undefined
+      return i === -1 ? undefined : f[i + 1]
     }
+
     out.push({dst: f[0], gateway: at('via'), dev: at('dev'), flags: f.includes('onlink') ? ['onlink'] : []})
   }
+
   return out
 }
 
@@ -230,10 +276,23 @@ export function parseVxlan(text: string): VxlanLink | undefined {
   const t = text.trim()
   if (!t.startsWith('[')) return undefined
   try {
-    const [l] = JSON.parse(t) as {ifname: string; mtu?: number; flags?: string[]; linkinfo?: {info_kind?: string; info_data?: {id?: number; local?: string; port?: number}}}[]
+    const [l] = JSON.parse(t) as {
+      ifname: string
+      mtu?: number
+      flags?: string[]
+      linkinfo?: {info_kind?: string; info_data?: {id?: number; local?: string; port?: number}}
+    }[]
     if (!l) return undefined
     const d = l.linkinfo?.info_data
-    return {name: l.ifname, mtu: l.mtu, up: (l.flags ?? []).includes('UP'), kind: l.linkinfo?.info_kind, vni: d?.id, local: d?.local, port: d?.port}
+    return {
+      name: l.ifname,
+      mtu: l.mtu,
+      up: (l.flags ?? []).includes('UP'),
+      kind: l.linkinfo?.info_kind,
+      vni: d?.id,
+      local: d?.local,
+      port: d?.port,
+    }
   } catch {
     return undefined
   }
@@ -275,25 +334,37 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
   const se = kv(get('selinux'))
   const ge = se.getenforce?.toLowerCase()
   const selinux: HostData['selinux'] =
-    ge === 'enforcing' || ge === 'permissive' || ge === 'disabled' ? ge : se.enforce !== undefined ? (se.enforce === '1' ? 'enforcing' : 'permissive') : undefined
+    ge === 'enforcing' || ge === 'permissive' || ge === 'disabled'
+      ? ge
+      : se.enforce === undefined
+        ? undefined
+        : se.enforce === '1'
+          ? 'enforcing'
+          : 'permissive'
 
   const sc = kv(get('sysctl'))
   const ipt = runOut(sec, 'iptables')
   let iptables: HostData['iptables']
   if (ipt.stdout.trim().startsWith('#missing')) missingTools.push('iptables')
-  else iptables = {rules: ipt.stdout, error: ipt.rc === 0 ? undefined : (ipt.stderr.trim() || `iptables exited ${ipt.rc}`)}
+  else
+    iptables = {rules: ipt.stdout, error: ipt.rc === 0 ? undefined : ipt.stderr.trim() || `iptables exited ${ipt.rc}`}
 
   const files: Record<string, string | undefined> = {}
   const {public: pub, keys} = hostFiles(c, h)
-  pub.forEach((f, i) => (files[f] = fileSection(sec.get(`file-${i}`))))
+  for (const [i, f] of pub.entries()) files[f] = fileSection(sec.get(`file-${i}`))
   const ksec = splitSections(keysOut)
-  keys.forEach((f, i) => (files[f] = fileSection(ksec.get(`key-${i}`))))
+  for (const [i, f] of keys.entries()) files[f] = fileSection(ksec.get(`key-${i}`))
 
   let etcd: EtcdView | undefined
   if (h.roles.etcd) {
     const process = sec.has('etcd-proc') ? parseEtcdProcess(get('etcd-proc')) : undefined
     const quota = process ? etcdSetting(process, 'quota-backend-bytes') : undefined
-    etcd = {quotaBytes: quota && /^\d+$/.test(quota) ? Number(quota) : undefined, process, endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
+    etcd = {
+      quotaBytes: quota && /^\d+$/.test(quota) ? Number(quota) : undefined,
+      process,
+      endpoints: parseEndpointJobs(c, sec),
+      reads: parseReads(c, sec),
+    }
   }
 
   const warnings: string[] = []
@@ -314,7 +385,10 @@ export function parseDoctorOutput(c: Cluster, h: Host, out: string, keysOut = ''
     vxlan: sec.has('vxlan') ? parseVxlan(get('vxlan')) : undefined,
     dockerCmdline: get('dockerd').trim() || undefined,
     health: parseHealth(c, sec, missingTools),
-    dockerVendorExecStart: get('docker-vendor').split('\n').map((l) => l.replace(/^ExecStart=/, '').trim()).filter(Boolean).at(-1),
+    dockerVendorExecStart: get('docker-vendor')
+      .split('\n')
+      .map((l) => l.replace(/^ExecStart=/, '').trim())
+      .findLast(Boolean),
     missingTools,
   }
 }
@@ -329,15 +403,26 @@ export function parseHealth(c: Cluster, sec: Map<string, string>, missingTools: 
       if (!missingTools.includes('curl')) missingTools.push('curl')
       continue
     }
+
     const m = /\n?@code=(\d+)\s*$/.exec(text)
     const code = m && m[1] !== '000' ? Number(m[1]) : undefined
     out[name] = {url, code, body: (m ? text.slice(0, m.index) : text).trim()}
   }
+
   return Object.keys(out).length > 0 ? out : undefined
 }
 
 /** etcd's boolean flags: given bare on a command line (`--client-cert-auth`). */
-const ETCD_BOOL_FLAGS = new Set(['client-cert-auth', 'peer-client-cert-auth', 'enable-v2', 'auto-tls', 'peer-auto-tls', 'strict-reconfig-check', 'enable-pprof', 'force-new-cluster'])
+const ETCD_BOOL_FLAGS = new Set([
+  'auto-tls',
+  'client-cert-auth',
+  'enable-pprof',
+  'enable-v2',
+  'force-new-cluster',
+  'peer-auto-tls',
+  'peer-client-cert-auth',
+  'strict-reconfig-check',
+])
 
 /** The `etcd-proc` section: `arg X` lines (argv) and `env ETCD_*=...` lines (pure). */
 export function parseEtcdProcess(text: string): {args: string[]; env: Record<string, string>} | undefined {
@@ -350,6 +435,7 @@ export function parseEtcdProcess(text: string): {args: string[]; env: Record<str
       if (i > 4) env[line.slice(4, i)] = line.slice(i + 1)
     }
   }
+
   return args.length > 0 ? {args, env} : undefined
 }
 
@@ -365,7 +451,8 @@ export function etcdSetting(p: {args: string[]; env: Record<string, string>}, na
     if (a.startsWith(`${name}=`)) flag = a.slice(name.length + 1)
     else if (a === name) flag = ETCD_BOOL_FLAGS.has(name) ? 'true' : p.args[i + 1]
   }
-  return flag ?? p.env[`ETCD_${name.toUpperCase().replace(/-/g, '_')}`]
+
+  return flag ?? p.env[`ETCD_${name.toUpperCase().replaceAll('-', '_')}`]
 }
 
 export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads | undefined {
@@ -374,7 +461,9 @@ export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads |
     memberList: runOut(sec, 'members'),
     alarms: runOut(sec, 'alarms'),
     keysV3: runOut(sec, 'keys3'),
-    configV2: etcdMembers(c).flatMap((m, i) => (sec.has(`cfg2-${i}`) ? [{member: m.name, run: runOut(sec, `cfg2-${i}`)}] : [])),
+    configV2: etcdMembers(c).flatMap((m, i) =>
+      sec.has(`cfg2-${i}`) ? [{member: m.name, run: runOut(sec, `cfg2-${i}`)}] : [],
+    ),
     leasesV2: sec.has('leases2') ? runOut(sec, 'leases2') : undefined,
   }
 }
@@ -382,9 +471,11 @@ export function parseReads(c: Cluster, sec: Map<string, string>): ClusterReads |
 /** eh-<i> / es-<i> sections → per member name. */
 export function parseEndpointJobs(c: Cluster, sec: Map<string, string>): EtcdView['endpoints'] {
   const out: EtcdView['endpoints'] = {}
-  etcdMembers(c).forEach((m, i) => {
-    if (sec.has(`eh-${i}`) || sec.has(`es-${i}`)) out[m.name] = {health: runOut(sec, `eh-${i}`), status: runOut(sec, `es-${i}`)}
-  })
+  for (const [i, m] of etcdMembers(c).entries()) {
+    if (sec.has(`eh-${i}`) || sec.has(`es-${i}`))
+      out[m.name] = {health: runOut(sec, `eh-${i}`), status: runOut(sec, `es-${i}`)}
+  }
+
   return out
 }
 
@@ -402,12 +493,15 @@ export function pingScript(source: string, targets: {address: string}[]): string
 }
 
 export function parsePingOutput(out: string, targets: {target: string; address: string}[]): PingResult[] {
-  if (out.includes('#no-ping')) return targets.map((t) => ({...t, ok: false, detail: 'ping is not installed on the source host'}))
+  if (out.includes('#no-ping'))
+    return targets.map((t) => ({...t, ok: false, detail: 'ping is not installed on the source host'}))
   const seen = new Map<string, {rc: number; rtt?: number}>()
   for (const line of out.split('\n')) {
     const [addr, rc, rtt] = line.trim().split(/\s+/)
-    if (addr && rc !== undefined && /^\d+$/.test(rc)) seen.set(addr, {rc: Number(rc), rtt: rtt ? Number(rtt) : undefined})
+    if (addr && rc !== undefined && /^\d+$/.test(rc))
+      seen.set(addr, {rc: Number(rc), rtt: rtt ? Number(rtt) : undefined})
   }
+
   return targets.map((t) => {
     const r = seen.get(t.address)
     if (!r) return {...t, ok: false, detail: 'no answer from the ping script'}
@@ -424,7 +518,10 @@ const SCRIPT_TIMEOUT_MS = 20_000
 export async function gatherHost(remote: Remote, c: Cluster, h: Host, opts: {reads?: boolean} = {}): Promise<HostData> {
   const {keys} = hostFiles(c, h)
   const main = remote.run('sh -s', {stdin: doctorScript(c, h, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
-  const secret = keys.length > 0 ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs: SCRIPT_TIMEOUT_MS}) : Promise.resolve({stdout: ''})
+  const secret =
+    keys.length > 0
+      ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs: SCRIPT_TIMEOUT_MS})
+      : Promise.resolve({stdout: ''})
   const clock = (async () => {
     const sendWall = Date.now()
     const t0 = performance.now()
@@ -439,13 +536,21 @@ export async function gatherHost(remote: Remote, c: Cluster, h: Host, opts: {rea
 }
 
 /** The second round on one member (see followUpScript). */
-export async function followUp(remote: Remote, c: Cluster, opts: {members: Host[]; reads: boolean}): Promise<{endpoints: EtcdView['endpoints']; reads?: ClusterReads}> {
+export async function followUp(
+  remote: Remote,
+  c: Cluster,
+  opts: {members: Host[]; reads: boolean},
+): Promise<{endpoints: EtcdView['endpoints']; reads?: ClusterReads}> {
   const r = await remote.run('sh -s', {stdin: followUpScript(c, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
   const sec = splitSections(r.stdout)
   return {endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
 }
 
-export async function pingFrom(remote: Remote, source: string, targets: {target: string; address: string}[]): Promise<PingResult[]> {
+export async function pingFrom(
+  remote: Remote,
+  source: string,
+  targets: {target: string; address: string}[],
+): Promise<PingResult[]> {
   if (targets.length === 0) return []
   const r = await remote.run('sh -s', {stdin: pingScript(source, targets), timeoutMs: 10_000})
   return parsePingOutput(r.stdout, targets)

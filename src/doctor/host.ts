@@ -4,8 +4,9 @@
  * FORWARD chain, and clock skew between hosts.
  */
 import type {Cluster, Host} from '../inventory/model.js'
+
 import {hostPorts as neededPorts} from '../cluster/flannel.js'
-import {listing, resultFor, withData, type CheckResult, type DoctorInput, type HostData} from './types.js'
+import {type CheckResult, type DoctorInput, type HostData, listing, resultFor, withData} from './types.js'
 
 export function sshChecks(input: DoctorInput): CheckResult[] {
   return input.hosts.map((s) => {
@@ -14,13 +15,21 @@ export function sshChecks(input: DoctorInput): CheckResult[] {
     const where = `${t.user}@${s.host.address}:${t.port}`
     if (!s.connected) {
       const e = s.error ?? {kind: 'error', message: 'not connected'}
-      const what = e.kind === 'hostkey' ? 'host key refused' : e.kind === 'auth' ? 'authentication failed' : 'unreachable'
+      const what =
+        e.kind === 'hostkey' ? 'host key refused' : e.kind === 'auth' ? 'authentication failed' : 'unreachable'
       const msg = e.message.startsWith(`${s.host.name}: `) ? e.message.slice(s.host.name.length + 2) : e.message
       return r.fail(`${what}: ${msg}`, e.hint)
     }
-    if (s.gatherError) return r.fail(`connected to ${where}, but the checks script failed: ${s.gatherError}`, `run \`sh -x\` on the host by hand; the command log in the state directory has the script`)
+
+    if (s.gatherError)
+      return r.fail(
+        `connected to ${where}, but the checks script failed: ${s.gatherError}`,
+        `run \`sh -x\` on the host by hand; the command log in the state directory has the script`,
+      )
     const k = s.hostKey
-    return r.ok(`${where}, host key ${k ? `${k.keyType} ${k.fingerprint} (${k.action === 'known' ? 'as recorded' : k.action === 'pinned' ? 'matches the inventory' : k.action})` : 'verified'}`)
+    return r.ok(
+      `${where}, host key ${k ? `${k.keyType} ${k.fingerprint} (${k.action === 'known' ? 'as recorded' : k.action === 'pinned' ? 'matches the inventory' : k.action})` : 'verified'}`,
+    )
   })
 }
 
@@ -34,6 +43,7 @@ export function parseIptables(text: string): {policy: Map<string, string>; chain
     else if (t[0] === '-N' && t[1]) chains.set(t[1], chains.get(t[1]) ?? [])
     else if (t[0] === '-A' && t[1]) chains.set(t[1], [...(chains.get(t[1]) ?? []), t.slice(2)])
   }
+
   return {policy, chains}
 }
 
@@ -63,19 +73,23 @@ function viewRule(r: string[]): RuleView {
       if (r[i + 1]) negated.add(r[i + 1])
       continue
     }
+
     if (tok === '-j' || tok === '-g') {
       target = r[i + 1]
       i++
       continue
     }
+
     if (tok === '-m') {
       i++ // module name: its options follow as their own tokens
       continue
     }
+
     if (tok === '--comment') {
       i++
       continue
     }
+
     if (tok.startsWith('-')) {
       const next = r[i + 1]
       if (next !== undefined && !next.startsWith('-') && next !== '!') {
@@ -84,6 +98,7 @@ function viewRule(r: string[]): RuleView {
       } else matches.set(tok, '')
     }
   }
+
   return {target, matches, negated, raw: r}
 }
 
@@ -110,6 +125,7 @@ export function forwardVerdict(rulesText: string, network: string): {ok: boolean
         via.push(`${chain}: ${raw.join(' ')}`)
         return 'ACCEPT'
       }
+
       if (r.target === 'DROP' || r.target === 'REJECT') return 'DROP'
       if (r.target === 'RETURN') return undefined
       if (!TERMINAL.has(r.target) && chains.has(r.target)) {
@@ -117,8 +133,10 @@ export function forwardVerdict(rulesText: string, network: string): {ok: boolean
         if (v) return v
       }
     }
+
     return undefined
   }
+
   const pol = policy.get('FORWARD')
   const s = walk('FORWARD', '-s', 0) ?? (pol === 'ACCEPT' ? 'ACCEPT' : 'DROP')
   const d = walk('FORWARD', '-d', 0) ?? (pol === 'ACCEPT' ? 'ACCEPT' : 'DROP')
@@ -143,11 +161,13 @@ export function blockingInputRules(rulesText: string, ports: string[]): {port: s
         for (const p of ports) {
           const [num, pr] = p.split('/')
           if (proto && proto !== pr) continue
-          if (dport.split(',').some((d) => portIn(d, Number(num)))) out.push({port: p, rule: `-A ${chain} ${raw.join(' ')}`})
+          if (dport.split(',').some((d) => portIn(d, Number(num))))
+            out.push({port: p, rule: `-A ${chain} ${raw.join(' ')}`})
         }
       } else if (!TERMINAL.has(r.target) && chains.has(r.target)) walk(r.target, depth + 1)
     }
   }
+
   walk('INPUT', 0)
   return out
 }
@@ -173,27 +193,49 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
   out.push(
     d.swaps.length === 0
       ? swap.ok('swap is off')
-      : swap.fail(`swap is on: ${d.swaps.map((x) => `${x.path} (${x.type}, ${Math.round(x.sizeKb / 1024)} MiB)`).join(', ')}`, 'run `swapoff -a` and comment out the swap lines in /etc/fstab (`kflan init` does both)'),
+      : swap.fail(
+          `swap is on: ${d.swaps.map((x) => `${x.path} (${x.type}, ${Math.round(x.sizeKb / 1024)} MiB)`).join(', ')}`,
+          'run `swapoff -a` and comment out the swap lines in /etc/fstab (`kflan init` does both)',
+        ),
   )
 
   const se = r('host.selinux')
   out.push(
     d.selinux === 'enforcing'
-      ? se.fail('SELinux is enforcing', 'run `setenforce 0` and set SELINUX=disabled (or permissive) in /etc/selinux/config (`kflan init` does both)')
+      ? se.fail(
+          'SELinux is enforcing',
+          'run `setenforce 0` and set SELINUX=disabled (or permissive) in /etc/selinux/config (`kflan init` does both)',
+        )
       : se.ok(d.selinux ? `SELinux is ${d.selinux}` : 'no SELinux'),
   )
 
   const fw = r('host.firewalld')
-  if (d.firewalld.state !== 'active') out.push(fw.ok(`firewalld is not running${d.firewalld.state && d.firewalld.state !== 'inactive' ? ` (${d.firewalld.state})` : ''}`))
-  else {
+  if (d.firewalld.state === 'active') {
     const closed = d.firewalld.ports.filter((p) => !p.open).map((p) => p.port)
     const ts = d.firewalld.trustedSources
     if (h.roles.flannel && ts && !ts.includes(c.flannel.network)) {
-      out.push(fw.fail(`firewalld is running and its trusted zone lacks the pod network ${c.flannel.network}: forwarded pod traffic is rejected${closed.length > 0 ? `; it does not allow ${listing(closed)} either` : ''}`, `\`firewall-cmd --permanent --zone=trusted --add-source=${c.flannel.network} && firewall-cmd --reload\`, or stop firewalld; \`kflan init\` does it per preflight.firewall`))
-    } else out.push(
-      closed.length === 0
-        ? fw.ok(`firewalld is running and allows ${listing(d.firewalld.ports.map((p) => p.port)) || 'what this host needs'}`)
-        : fw.fail(`firewalld is running and does not allow ${listing(closed)}`, `open them (\`${closed.map((p) => `firewall-cmd --permanent --add-port=${p}`).join(' && ')} && firewall-cmd --reload\`), or stop firewalld; \`kflan init\` does it per preflight.firewall`),
+      out.push(
+        fw.fail(
+          `firewalld is running and its trusted zone lacks the pod network ${c.flannel.network}: forwarded pod traffic is rejected${closed.length > 0 ? `; it does not allow ${listing(closed)} either` : ''}`,
+          `\`firewall-cmd --permanent --zone=trusted --add-source=${c.flannel.network} && firewall-cmd --reload\`, or stop firewalld; \`kflan init\` does it per preflight.firewall`,
+        ),
+      )
+    } else
+      out.push(
+        closed.length === 0
+          ? fw.ok(
+              `firewalld is running and allows ${listing(d.firewalld.ports.map((p) => p.port)) || 'what this host needs'}`,
+            )
+          : fw.fail(
+              `firewalld is running and does not allow ${listing(closed)}`,
+              `open them (\`${closed.map((p) => `firewall-cmd --permanent --add-port=${p}`).join(' && ')} && firewall-cmd --reload\`), or stop firewalld; \`kflan init\` does it per preflight.firewall`,
+            ),
+      )
+  } else {
+    out.push(
+      fw.ok(
+        `firewalld is not running${d.firewalld.state && d.firewalld.state !== 'inactive' ? ` (${d.firewalld.state})` : ''}`,
+      ),
     )
   }
 
@@ -203,8 +245,11 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
     const ipr = r('host.iptables-input')
     out.push(
       blocked.length === 0
-        ? ipr.ok(`no iptables INPUT rule drops ${listing(ports) || 'kflan\'s ports'}`)
-        : ipr.fail(`iptables drops ${listing([...new Set(blocked.map((b) => b.port))])}: ${blocked.map((b) => b.rule).join('; ')}`, `delete the rule (\`iptables ${blocked[0].rule.replace(/^-A /, '-D ')}\`) and from wherever it is loaded at boot`),
+        ? ipr.ok(`no iptables INPUT rule drops ${listing(ports) || "kflan's ports"}`)
+        : ipr.fail(
+            `iptables drops ${listing([...new Set(blocked.map((b) => b.port))])}: ${blocked.map((b) => b.rule).join('; ')}`,
+            `delete the rule (\`iptables ${blocked[0].rule.replace(/^-A /, '-D ')}\`) and from wherever it is loaded at boot`,
+          ),
     )
   }
 
@@ -212,14 +257,20 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
   out.push(
     d.bridgeDir
       ? br.ok('br_netfilter is loaded (/proc/sys/net/bridge exists)')
-      : br.fail('br_netfilter is not loaded: /proc/sys/net/bridge is missing (flanneld 0.26+ exits without it)', 'run `modprobe br_netfilter` and list it in /etc/modules-load.d/ (`kflan init` does both)'),
+      : br.fail(
+          'br_netfilter is not loaded: /proc/sys/net/bridge is missing (flanneld 0.26+ exits without it)',
+          'run `modprobe br_netfilter` and list it in /etc/modules-load.d/ (`kflan init` does both)',
+        ),
   )
   if (d.bridgeDir) {
     const nf = r('host.bridge-nf-call-iptables')
     out.push(
       d.bridgeNfCallIptables === '1'
         ? nf.ok('net.bridge.bridge-nf-call-iptables = 1')
-        : nf.fail(`net.bridge.bridge-nf-call-iptables = ${d.bridgeNfCallIptables ?? '(missing)'}`, 'run `sysctl -w net.bridge.bridge-nf-call-iptables=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)'),
+        : nf.fail(
+            `net.bridge.bridge-nf-call-iptables = ${d.bridgeNfCallIptables ?? '(missing)'}`,
+            'run `sysctl -w net.bridge.bridge-nf-call-iptables=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)',
+          ),
     )
   }
 
@@ -227,13 +278,17 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
   out.push(
     d.ipForward === '1'
       ? fwd.ok('net.ipv4.ip_forward = 1')
-      : fwd.fail(`net.ipv4.ip_forward = ${d.ipForward ?? '(missing)'}: the host does not route pod traffic`, 'run `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)'),
+      : fwd.fail(
+          `net.ipv4.ip_forward = ${d.ipForward ?? '(missing)'}: the host does not route pod traffic`,
+          'run `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)',
+        ),
   )
 
   if (h.roles.flannel) {
     const ch = r('host.forward-chain')
     if (!d.iptables) out.push(ch.fail('iptables is not installed', 'install iptables: flanneld and docker need it'))
-    else if (d.iptables.error) out.push(ch.warn(`cannot read the FORWARD chain: ${d.iptables.error}`, 'run `iptables -S FORWARD` on the host'))
+    else if (d.iptables.error)
+      out.push(ch.warn(`cannot read the FORWARD chain: ${d.iptables.error}`, 'run `iptables -S FORWARD` on the host'))
     else {
       const v = forwardVerdict(d.iptables.rules, c.flannel.network)
       if (!v.ok) {
@@ -244,9 +299,18 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
           ),
         )
       } else if (v.policy === 'ACCEPT' && v.via.length === 0) out.push(ch.ok('FORWARD policy ACCEPT'))
-      else out.push(ch.ok(`FORWARD policy ${v.policy}, pod traffic accepted by ${v.via.map((x) => x.split(':')[0]).filter((x, i, a) => a.indexOf(x) === i).join(', ')} rules for ${c.flannel.network}`))
+      else
+        out.push(
+          ch.ok(
+            `FORWARD policy ${v.policy}, pod traffic accepted by ${v.via
+              .map((x) => x.split(':')[0])
+              .filter((x, i, a) => a.indexOf(x) === i)
+              .join(', ')} rules for ${c.flannel.network}`,
+          ),
+        )
     }
   }
+
   return out
 }
 
@@ -261,7 +325,13 @@ export function clockSkew(input: DoctorInput): CheckResult[] {
   const limit = input.cluster.preflight.maxClockSkew
   const r = resultFor('host.clock-skew')
   if (certain > limit) {
-    return [r.warn(`clocks differ by ${spread.toFixed(2)} s between ${max.name} (ahead) and ${min.name} (above preflight.maxClockSkew ${limit} s)`, 'run NTP (chrony or systemd-timesyncd) on every host: etcd leases and TLS validity need synchronised clocks')]
+    return [
+      r.warn(
+        `clocks differ by ${spread.toFixed(2)} s between ${max.name} (ahead) and ${min.name} (above preflight.maxClockSkew ${limit} s)`,
+        'run NTP (chrony or systemd-timesyncd) on every host: etcd leases and TLS validity need synchronised clocks',
+      ),
+    ]
   }
+
   return [r.ok(`clocks of ${readings.length} hosts within ${spread.toFixed(2)} s (limit ${limit} s)`)]
 }

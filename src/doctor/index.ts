@@ -15,12 +15,14 @@
 import {readFile} from 'node:fs/promises'
 import {performance} from 'node:perf_hooks'
 
-import {InputError, hintOf, messageOf} from '../errors.js'
+import type {CheckResult, ConnectProblem, DoctorInput, DoctorReport, HostState} from './types.js'
+
+import {hintOf, InputError, messageOf} from '../errors.js'
 import {didYouMean} from '../inventory/diagnostics.js'
-import {etcdMembers, type Cluster} from '../inventory/model.js'
+import {type Cluster, etcdMembers} from '../inventory/model.js'
 import {pkiDir} from '../pki/index.js'
 import {AuthError, HostKeyError, UnreachableHostError} from '../remote/errors.js'
-import {nullLogger, type Logger} from '../remote/logger.js'
+import {type Logger, nullLogger} from '../remote/logger.js'
 import {BastionPool, closeAll, Remote, targetFromHost} from '../remote/ssh.js'
 import {knownHostsPath} from '../session.js'
 import {certChecks} from './certs.js'
@@ -32,10 +34,9 @@ import {followUp, gatherHost, pingFrom} from './gather.js'
 import {hostChecks, sshChecks} from './host.js'
 import {networkChecks} from './network.js'
 import {etcdTlsChecks, ownedFileChecks} from './owned.js'
-import type {CheckResult, ConnectProblem, DoctorInput, DoctorReport, HostState} from './types.js'
 
-export type {CheckResult, DoctorReport, Status} from './types.js'
 export {formatReport} from './report.js'
+export type {CheckResult, DoctorReport, Status} from './types.js'
 
 export interface DoctorOptions {
   /** Limit host checks to these hosts (by inventory name). */
@@ -74,13 +75,25 @@ export function limitTo(results: CheckResult[], selected: Set<string> | undefine
   return results.flatMap((r) => {
     if (r.scope === 'cluster' || selected.has(r.host!) || r.id === 'dataplane.ping') return [r]
     if (r.id === 'ssh.reachable' && r.status !== 'ok') {
-      return [{...r, status: 'warn' as const, message: `${r.message} (not a checked host; the checks that needed it were skipped)`}]
+      return [
+        {
+          ...r,
+          status: 'warn' as const,
+          message: `${r.message} (not a checked host; the checks that needed it were skipped)`,
+        },
+      ]
     }
+
     return []
   })
 }
 
-export function summarize(cluster: Cluster, results: CheckResult[], durationMs: number, selected?: Set<string>): DoctorReport {
+export function summarize(
+  cluster: Cluster,
+  results: CheckResult[],
+  durationMs: number,
+  selected?: Set<string>,
+): DoctorReport {
   const summary = {ok: 0, warn: 0, fail: 0}
   for (const r of results) summary[r.status]++
   return {
@@ -94,20 +107,37 @@ export function summarize(cluster: Cluster, results: CheckResult[], durationMs: 
 }
 
 function problemOf(err: unknown): {kind: ConnectProblem; message: string; hint?: string} {
-  const kind: ConnectProblem = err instanceof HostKeyError ? 'hostkey' : err instanceof AuthError ? 'auth' : err instanceof UnreachableHostError ? 'unreachable' : 'error'
+  const kind: ConnectProblem =
+    err instanceof HostKeyError
+      ? 'hostkey'
+      : err instanceof AuthError
+        ? 'auth'
+        : err instanceof UnreachableHostError
+          ? 'unreachable'
+          : 'error'
   return {kind, message: messageOf(err), hint: hintOf(err)}
 }
 
 /** Runs every check against the live hosts; never throws for a host problem (only for bad input). */
-export async function runDoctor(cluster: Cluster, stateDir: string, opts: DoctorOptions = {}): Promise<DoctorReport & {results: CheckResult[]}> {
+export async function runDoctor(
+  cluster: Cluster,
+  stateDir: string,
+  opts: DoctorOptions = {},
+): Promise<DoctorReport & {results: CheckResult[]}> {
   const t0 = performance.now()
   const selected = opts.hosts && opts.hosts.length > 0 ? new Set(opts.hosts) : undefined
   for (const name of selected ?? []) {
     if (!cluster.hosts.some((h) => h.name === name)) {
-      const guess = didYouMean(name, cluster.hosts.map((h) => h.name))
-      throw new InputError(`${name} is not a host in the inventory${guess ? `; did you mean ${guess}?` : ''}`, {hint: `hosts: ${cluster.hosts.map((h) => h.name).join(', ')}`})
+      const guess = didYouMean(
+        name,
+        cluster.hosts.map((h) => h.name),
+      )
+      throw new InputError(`${name} is not a host in the inventory${guess ? `; did you mean ${guess}?` : ''}`, {
+        hint: `hosts: ${cluster.hosts.map((h) => h.name).join(', ')}`,
+      })
     }
   }
+
   const involved = cluster.hosts.filter((h) => h.roles.etcd || h.roles.flannel || selected?.has(h.name))
   const logger = opts.logger ?? nullLogger
   const bastionPool = new BastionPool()
@@ -130,17 +160,18 @@ export async function runDoctor(cluster: Cluster, stateDir: string, opts: Doctor
             bastionPool,
             connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
           })
-        } catch (err) {
-          s.error = problemOf(err)
+        } catch (error) {
+          s.error = problemOf(error)
           return
         }
+
         remotes.set(s.host.name, remote)
         s.connected = true
         s.hostKey = remote.hostKey
         try {
           s.data = await gatherHost(remote, cluster, s.host, {reads: s.host.name === reader})
-        } catch (err) {
-          s.gatherError = messageOf(err)
+        } catch (error) {
+          s.gatherError = messageOf(error)
         }
       }),
     )
@@ -156,21 +187,43 @@ export async function runDoctor(cluster: Cluster, stateDir: string, opts: Doctor
         const more = await followUp(remotes.get(via.host.name)!, cluster, {members: unseen, reads: !haveReads})
         Object.assign(via.data!.etcd!.endpoints, more.endpoints)
         if (more.reads) via.data!.etcd!.reads = more.reads
-      } catch (err) {
-        logger.log(via.host.name, {ts: new Date().toISOString(), kind: 'note', message: `doctor: follow-up on ${via.host.name} failed: ${messageOf(err)}`})
+      } catch (error) {
+        logger.log(via.host.name, {
+          ts: new Date().toISOString(),
+          kind: 'note',
+          message: `doctor: follow-up on ${via.host.name} failed: ${messageOf(error)}`,
+        })
       }
     }
 
-    const input: DoctorInput = {cluster, hosts: states, localCaPem, pings: new Map(), now: opts.now ?? new Date(), selected}
+    const input: DoctorInput = {
+      cluster,
+      hosts: states,
+      localCaPem,
+      pings: new Map(),
+      now: opts.now ?? new Date(),
+      selected,
+    }
     const plan = pingPlan(input)
     await Promise.all(
       plan.pairs.map(async ({source, targets}) => {
         const remote = remotes.get(source.name)
         if (!remote) return
         try {
-          input.pings.set(source.name, await pingFrom(remote, source.address, targets.map((t) => ({target: t.name, address: t.address}))))
-        } catch (err) {
-          logger.log(source.name, {ts: new Date().toISOString(), kind: 'note', message: `doctor: pings failed: ${messageOf(err)}`})
+          input.pings.set(
+            source.name,
+            await pingFrom(
+              remote,
+              source.address,
+              targets.map((t) => ({target: t.name, address: t.address})),
+            ),
+          )
+        } catch (error) {
+          logger.log(source.name, {
+            ts: new Date().toISOString(),
+            kind: 'note',
+            message: `doctor: pings failed: ${messageOf(error)}`,
+          })
         }
       }),
     )
@@ -178,5 +231,6 @@ export async function runDoctor(cluster: Cluster, stateDir: string, opts: Doctor
   } finally {
     await closeAll(remotes.values())
   }
+
   return summarize(cluster, results, performance.now() - t0, selected)
 }

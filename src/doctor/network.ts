@@ -1,17 +1,22 @@
+import type {Cluster} from '../inventory/model.js'
+
 /**
  * flannel's network config (pure): present under <prefix>/config, parseable, equal to what the
  * inventory renders, and stored through the etcd API the installed flannel reads (v2 before 0.18,
  * v3 from 0.18). A config that exists only through the other API is named as such.
  */
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import {incompatibleChanges, parseNetworkConfig, sameConfig, type NetworkConfig} from '../netconfig.js'
-import {networkConfig} from '../render/index.js'
+import {incompatibleChanges, type NetworkConfig, parseNetworkConfig, sameConfig} from '../netconfig.js'
 import {shq} from '../remote/shell.js'
-import type {Cluster} from '../inventory/model.js'
+import {networkConfig} from '../render/index.js'
 import {etcdctlError, parseGetJson} from './etcd.js'
-import {readsOf, resultFor, type CheckResult, type DoctorInput, type RunOut} from './types.js'
+import {type CheckResult, type DoctorInput, readsOf, resultFor, type RunOut} from './types.js'
 
-export type Stored = {state: 'present'; value: string; from: string} | {state: 'absent'} | {state: 'disabled'} | {state: 'unknown'; error: string}
+export type Stored =
+  | {state: 'present'; value: string; from: string}
+  | {state: 'absent'}
+  | {state: 'disabled'}
+  | {state: 'unknown'; error: string}
 
 /** The v3 prefix read (`get <prefix>/ --prefix -w json`) → the config key. */
 export function readV3(run: RunOut, key: string, from: string): Stored {
@@ -31,9 +36,15 @@ export function readV2(runs: {run: RunOut; from: string}[]): Stored {
     const text = `${run.stdout}\n${run.stderr}`
     if (run.rc === 0 && run.stdout.trim() !== '') return {state: 'present', value: run.stdout.trim(), from}
     if (/Key not found|\b100:/i.test(text)) absent = true
-    else if (/response is invalid json|not valid etcd cluster endpoint|404 page not found|unexpected status code 404/i.test(text)) disabled = true
+    else if (
+      /response is invalid json|not valid etcd cluster endpoint|404 page not found|unexpected status code 404/i.test(
+        text,
+      )
+    )
+      disabled = true
     else errors.push(`${from}: ${etcdctlError(run)}`)
   }
+
   if (absent) return {state: 'absent'}
   if (disabled) return {state: 'disabled'}
   return {state: 'unknown', error: errors.join('; ') || 'no etcd member could be asked'}
@@ -42,13 +53,16 @@ export function readV2(runs: {run: RunOut; from: string}[]): Stored {
 export function writeCommand(c: Cluster, api: 'v2' | 'v3', short: boolean): string {
   const key = `${c.flannel.prefix}/config`
   const value = shq(networkConfig(c))
-  if (short) return api === 'v3' ? `ETCDCTL_API=3 etcdctl put ${key} ${value}` : `ETCDCTL_API=2 etcdctl set ${key} ${value}`
+  if (short)
+    return api === 'v3' ? `ETCDCTL_API=3 etcdctl put ${key} ${value}` : `ETCDCTL_API=2 etcdctl set ${key} ${value}`
   return api === 'v3' ? etcdctl(c, `put ${shq(key)} ${value}`) : etcdctlV2(c, `set ${shq(key)} ${value}`)
 }
 
 function differences(current: NetworkConfig, desired: NetworkConfig): string[] {
   const keys = [...new Set([...Object.keys(current), ...Object.keys(desired)])]
-  return keys.filter((k) => JSON.stringify(current[k]) !== JSON.stringify(desired[k])).map((k) => `${k} ${JSON.stringify(current[k]) ?? '(unset)'} → ${JSON.stringify(desired[k]) ?? '(unset)'}`)
+  return keys
+    .filter((k) => JSON.stringify(current[k]) !== JSON.stringify(desired[k]))
+    .map((k) => `${k} ${JSON.stringify(current[k]) ?? '(unset)'} → ${JSON.stringify(desired[k]) ?? '(unset)'}`)
 }
 
 export function networkChecks(input: DoctorInput): CheckResult[] {
@@ -65,7 +79,13 @@ export function networkChecks(input: DoctorInput): CheckResult[] {
   const theirs = api === 'v3' ? v2 : v3
   const flannelReads = `flannel ${c.flannel.version} reads ${api}`
 
-  if (mine.state === 'unknown') return [r.fail(`cannot read ${key} through the ${api} API: ${mine.error}`, 'see etcd.health; the config can only be checked through a working member')]
+  if (mine.state === 'unknown')
+    return [
+      r.fail(
+        `cannot read ${key} through the ${api} API: ${mine.error}`,
+        'see etcd.health; the config can only be checked through a working member',
+      ),
+    ]
   if (mine.state === 'disabled') {
     return [
       r.fail(
@@ -74,6 +94,7 @@ export function networkChecks(input: DoctorInput): CheckResult[] {
       ),
     ]
   }
+
   if (mine.state === 'absent') {
     if (theirs.state === 'present') {
       return [
@@ -83,6 +104,7 @@ export function networkChecks(input: DoctorInput): CheckResult[] {
         ),
       ]
     }
+
     return [
       r.fail(
         `${key} is missing (${api} API${theirs.state === 'absent' ? `; not in ${other} either` : ''}): flanneld cannot start or restart ("Couldn't fetch network config")`,
@@ -90,8 +112,15 @@ export function networkChecks(input: DoctorInput): CheckResult[] {
       ),
     ]
   }
+
   const current = parseNetworkConfig(mine.value)
-  if (!current) return [r.fail(`${key} is not a JSON object: ${mine.value.slice(0, 120)}`, `rewrite it: ${writeCommand(c, api, true)} (or run \`kflan init --force\`)`)]
+  if (!current)
+    return [
+      r.fail(
+        `${key} is not a JSON object: ${mine.value.slice(0, 120)}`,
+        `rewrite it: ${writeCommand(c, api, true)} (or run \`kflan init --force\`)`,
+      ),
+    ]
   const desired = parseNetworkConfig(networkConfig(c))!
   if (sameConfig(current, desired)) return [r.ok(`${key} (${api} API) equals the inventory's: ${mine.value}`)]
   const incompatible = incompatibleChanges(current, desired)
@@ -103,5 +132,11 @@ export function networkChecks(input: DoctorInput): CheckResult[] {
       ),
     ]
   }
-  return [r.warn(`${key} differs from the inventory: ${differences(current, desired).join('; ')}`, 'run `kflan init` to write the inventory\'s config (existing leases keep working)')]
+
+  return [
+    r.warn(
+      `${key} differs from the inventory: ${differences(current, desired).join('; ')}`,
+      "run `kflan init` to write the inventory's config (existing leases keep working)",
+    ),
+  ]
 }

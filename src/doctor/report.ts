@@ -16,6 +16,7 @@ export function formatReport(report: DoctorReport, hostOrder: string[], opts: {p
     const g = r.scope === 'cluster' ? 'cluster' : r.host!
     groups.set(g, [...(groups.get(g) ?? []), r])
   }
+
   const idWidth = Math.max(0, ...report.results.map((r) => r.id.length))
   const lines: string[] = []
   for (const [name, rs] of groups) {
@@ -27,11 +28,15 @@ export function formatReport(report: DoctorReport, hostOrder: string[], opts: {p
       lines.push(`  ${MARK[r.status].padEnd(4)}  ${r.id.padEnd(idWidth)}  ${r.message}`)
       if (r.hint && r.status !== 'ok') lines.push(`  ${''.padEnd(4)}  ${''.padEnd(idWidth)}  hint: ${r.hint}`)
     }
+
     lines.push('')
   }
+
   const s = report.summary
   const scope = report.limitedTo ? ` (limited to ${report.limitedTo.join(', ')})` : ''
-  lines.push(`cluster ${report.cluster}${scope}: ${s.fail} failed, ${s.warn} warning${s.warn === 1 ? '' : 's'}, ${s.ok} ok in ${(report.durationMs / 1000).toFixed(1)} s`)
+  lines.push(
+    `cluster ${report.cluster}${scope}: ${s.fail} failed, ${s.warn} warning${s.warn === 1 ? '' : 's'}, ${s.ok} ok in ${(report.durationMs / 1000).toFixed(1)} s`,
+  )
   const failed = report.results.filter((r) => r.status === 'fail')
   if (failed.length > 0) lines.push(`failed: ${failed.map((r) => (r.host ? `${r.host} ${r.id}` : r.id)).join(', ')}`)
   return lines.join('\n')

@@ -170,7 +170,14 @@ export interface DoctorInput {
 /** Builds results for one check id. */
 export function resultFor(id: string, host?: string) {
   const scope: CheckResult['scope'] = host === undefined ? 'cluster' : 'host'
-  const make = (status: Status, message: string, hint?: string): CheckResult => ({id, scope, ...(host === undefined ? {} : {host}), status, message, ...(hint && status !== 'ok' ? {hint} : {})})
+  const make = (status: Status, message: string, hint?: string): CheckResult => ({
+    id,
+    scope,
+    ...(host === undefined ? {} : {host}),
+    status,
+    message,
+    ...(hint && status !== 'ok' ? {hint} : {}),
+  })
   return {
     ok: (message: string) => make('ok', message),
     warn: (message: string, hint?: string) => make('warn', message, hint),

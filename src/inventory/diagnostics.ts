@@ -1,5 +1,5 @@
 /** Inventory problems with their position in the file, printed all at once. */
-import {isMap, isScalar, isSeq, type Document, type LineCounter, type Node} from 'yaml'
+import {type Document, isMap, isScalar, isSeq, type LineCounter, type Node} from 'yaml'
 
 export type Severity = 'error' | 'warning'
 
@@ -46,6 +46,7 @@ export function locate(
         found = pair.key
         break
       }
+
       node = pair.value
       if (pair.value && typeof pair.value === 'object' && 'range' in pair.value) found = pair.value as Node
       else if (isScalar(pair.key)) found = pair.key
@@ -56,6 +57,7 @@ export function locate(
       found = item as Node
     } else break
   }
+
   const offset = found?.range?.[0]
   if (offset === undefined) return undefined
   const p = lc.linePos(offset)
@@ -74,6 +76,7 @@ export function editDistance(a: string, b: string): number {
       prev = tmp
     }
   }
+
   return dp[b.length]
 }
 
@@ -87,5 +90,6 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
       bestD = d
     }
   }
+
   return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
 }

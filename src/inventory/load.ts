@@ -3,15 +3,17 @@
  * each with file:line:column, the field path and a hint. Touches no host.
  */
 import {resolve} from 'node:path'
-import {isScalar, LineCounter, parseDocument, Scalar, type Document} from 'yaml'
+import {type Document, isScalar, LineCounter, parseDocument, Scalar} from 'yaml'
 import {z, type ZodIssue, type ZodTypeAny} from 'zod'
+
+import type {Cluster} from './model.js'
+
 import {InputError, messageOf} from '../errors.js'
 import {readBoundedFile} from '../local-files.js'
 import {checkCredentials} from './credentials.js'
-import {didYouMean, formatDiagnostic, formatPath, locate, type Diagnostic, type Severity} from './diagnostics.js'
+import {type Diagnostic, didYouMean, formatDiagnostic, formatPath, locate, type Severity} from './diagnostics.js'
 import {inventorySchema} from './schema.js'
 import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
-import type {Cluster} from './model.js'
 
 export interface LoadResult {
   cluster?: Cluster
@@ -27,7 +29,10 @@ export class InventoryError extends InputError {
     super(
       `${file}: ${errors.length} problem${errors.length === 1 ? '' : 's'} in the inventory:\n` +
         diagnostics.map((d) => '  ' + formatDiagnostic(file, d)).join('\n'),
-      {hint: 'fix the fields above and run `kflan validate -i ' + file + '` again (docs/inventory.md lists every field)'},
+      {
+        hint:
+          'fix the fields above and run `kflan validate -i ' + file + '` again (docs/inventory.md lists every field)',
+      },
     )
     this.name = 'InventoryError'
     this.diagnostics = diagnostics
@@ -66,6 +71,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
       column: p.col,
     })
   }
+
   if (diagnostics.length > 0) return {diagnostics}
 
   keepDigestText(doc, text)
@@ -87,6 +93,7 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
       ],
     }
   }
+
   const parsed = inventorySchema.safeParse(raw)
   let cluster: Cluster | undefined
   if (parsed.success) {
@@ -94,7 +101,8 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
     if (!diagnostics.some((d) => d.severity === 'error')) {
       cluster = resolveCluster(parsed.data, resolve(file))
       if (opts.checkFiles) diagnostics.push(...checkLocalFiles(parsed.data, cluster, opts.checkFiles))
-      if (opts.credentials) diagnostics.push(...checkCredentials(parsed.data, cluster, {env: opts.env, envSeverity: opts.credentials}))
+      if (opts.credentials)
+        diagnostics.push(...checkCredentials(parsed.data, cluster, {env: opts.env, envSeverity: opts.credentials}))
     }
   } else {
     for (const issue of parsed.error.issues) diagnostics.push(...fromZodIssue(issue, raw))
@@ -105,11 +113,13 @@ export function parseInventory(text: string, file: string, opts: LoadOptions = {
       diagnostics.push(...checkInventory(repaired.data).filter((d) => !reported.has(formatPath(d.path))))
     }
   }
+
   for (const d of diagnostics) {
     if (d.line !== undefined) continue
     const pos = locate(doc, lc, d.path, (d as {atKey?: boolean}).atKey === true)
     if (pos) Object.assign(d, pos)
   }
+
   for (const d of diagnostics) delete (d as {atKey?: boolean}).atKey
   diagnostics.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0))
   if (diagnostics.some((d) => d.severity === 'error')) return {diagnostics}
@@ -122,7 +132,12 @@ export const MAX_INVENTORY_BYTES = 1024 * 1024
 
 /** Loads and validates; throws InventoryError (exit 2) listing every problem. Warnings are returned. */
 export function loadInventory(file: string, opts: LoadOptions = {}): {cluster: Cluster; warnings: Diagnostic[]} {
-  const text = readBoundedFile(file, 'inventory', MAX_INVENTORY_BYTES, 'pass an inventory YAML file with -i FILE (see inventories/example.yaml)').toString('utf8')
+  const text = readBoundedFile(
+    file,
+    'inventory',
+    MAX_INVENTORY_BYTES,
+    'pass an inventory YAML file with -i FILE (see inventories/example.yaml)',
+  ).toString('utf8')
   const result = parseInventory(text, file, opts)
   if (!result.cluster) throw new InventoryError(file, result.diagnostics)
   return {cluster: result.cluster, warnings: result.diagnostics.filter((d) => d.severity === 'warning')}
@@ -142,8 +157,60 @@ function keepDigestText(doc: Document, text: string): void {
 }
 
 function fromZodIssue(issue: ZodIssue, raw: unknown): Diagnostic[] {
-  const path = issue.path
+  const {path} = issue
   switch (issue.code) {
+    case 'invalid_enum_value': {
+      return [
+        {
+          severity: 'error',
+          path,
+          message: `${JSON.stringify(issue.received)} is not allowed`,
+          hint: `use one of: ${issue.options.join(', ')}`,
+        },
+      ]
+    }
+
+    case 'invalid_string':
+    case 'too_big':
+    case 'too_small': {
+      // Values quoted as JSON: a newline or a quote in them shows as \n or \", never breaks the report.
+      const value = path.reduce<unknown>(
+        (node, seg) => (node && typeof node === 'object' ? (node as Record<string | number, unknown>)[seg] : undefined),
+        raw,
+      )
+      const got =
+        typeof value === 'string'
+          ? ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)})`
+          : ''
+      return [
+        {
+          severity: 'error',
+          path,
+          message: `${issue.message}${got}`,
+          hint: 'see "Field rules" in docs/inventory.md for what this field may hold and why',
+        },
+      ]
+    }
+
+    case 'invalid_type': {
+      if (issue.received === 'undefined') {
+        return [{severity: 'error', path, message: 'required field is missing', hint: `expected ${issue.expected}`}]
+      }
+
+      return [{severity: 'error', path, message: `expected ${issue.expected}, got ${issue.received}`}]
+    }
+
+    case 'invalid_union_discriminator': {
+      return [
+        {
+          severity: 'error',
+          path,
+          message: `unknown backend type`,
+          hint: `use one of: ${issue.options.map(String).join(', ')}`,
+        },
+      ]
+    }
+
     case 'unrecognized_keys': {
       const known = keysAt(inventorySchema, path)
       return issue.keys.map((k) => {
@@ -157,32 +224,10 @@ function fromZodIssue(issue: ZodIssue, raw: unknown): Diagnostic[] {
         }
       })
     }
-    case 'invalid_type':
-      if (issue.received === 'undefined') {
-        return [{severity: 'error', path, message: 'required field is missing', hint: `expected ${issue.expected}`}]
-      }
-      return [{severity: 'error', path, message: `expected ${issue.expected}, got ${issue.received}`}]
-    case 'invalid_union_discriminator':
-      return [
-        {
-          severity: 'error',
-          path,
-          message: `unknown backend type`,
-          hint: `use one of: ${issue.options.map(String).join(', ')}`,
-        },
-      ]
-    case 'invalid_enum_value':
-      return [{severity: 'error', path, message: `${JSON.stringify(issue.received)} is not allowed`, hint: `use one of: ${issue.options.join(', ')}`}]
-    case 'invalid_string':
-    case 'too_big':
-    case 'too_small': {
-      // Values quoted as JSON: a newline or a quote in them shows as \n or \", never breaks the report.
-      const value = path.reduce<unknown>((node, seg) => (node && typeof node === 'object' ? (node as Record<string | number, unknown>)[seg] : undefined), raw)
-      const got = typeof value === 'string' ? ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)})` : ''
-      return [{severity: 'error', path, message: `${issue.message}${got}`, hint: 'see "Field rules" in docs/inventory.md for what this field may hold and why'}]
-    }
-    default:
+
+    default: {
       return [{severity: 'error', path, message: issue.message}]
+    }
   }
 }
 
@@ -198,12 +243,15 @@ function keysAt(schema: ZodTypeAny, path: (string | number)[]): string[] {
       else return cur
     }
   }
+
   const keysOf = (t: ZodTypeAny): string[] => {
     const u = unwrap(t)
     if (u instanceof z.ZodObject) return Object.keys(u.shape)
-    if (u instanceof z.ZodDiscriminatedUnion) return [...new Set<string>((u.options as ZodTypeAny[]).flatMap((o) => keysOf(o)))]
+    if (u instanceof z.ZodDiscriminatedUnion)
+      return [...new Set<string>((u.options as ZodTypeAny[]).flatMap((o) => keysOf(o)))]
     return []
   }
+
   for (const seg of path) {
     if (!s) return []
     const u = unwrap(s)
@@ -213,6 +261,7 @@ function keysAt(schema: ZodTypeAny, path: (string | number)[]): string[] {
       s = u.options.map((o: ZodTypeAny) => (unwrap(o) as z.AnyZodObject).shape[seg as string]).find(Boolean)
     } else return []
   }
+
   return s ? keysOf(s) : []
 }
 
@@ -239,5 +288,6 @@ function dropIssues(raw: unknown, issues: ZodIssue[]): unknown {
       else delete node[last]
     }
   }
+
   return copy
 }

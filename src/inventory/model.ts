@@ -3,6 +3,7 @@
  * Everything downstream (pki, render, phases, doctor) works on this, never on raw YAML.
  */
 import semver from 'semver'
+
 import type {BackendSettings, RawInventory} from './schema.js'
 
 export interface SshTarget {

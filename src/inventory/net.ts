@@ -1,10 +1,10 @@
+import ipaddr from 'ipaddr.js'
 /**
  * IPv4 address and CIDR arithmetic (pure). Parsing is ipaddr.js's; the subnet arithmetic flannel
  * does (subnet length, SubnetMin/Max, containment) is on 32-bit integers, as flannel's own ip4 type.
  * IPv6 is recognised for SANs, not for flannel networks.
  */
 import {isIP} from 'node:net'
-import ipaddr from 'ipaddr.js'
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit integer. */
@@ -30,7 +30,7 @@ export function intToIp(n: number): string {
 }
 
 function mask(prefix: number): number {
-  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  return prefix === 0 ? 0 : (0xff_ff_ff_ff << (32 - prefix)) >>> 0
 }
 
 /** Parses `a.b.c.d/n`; returns an error message or the CIDR (host bits must be zero). */
@@ -38,7 +38,8 @@ export function parseCidr(s: string): Cidr | string {
   // No trimming: the value is rendered as it is, so a newline around it must be refused, not hidden.
   const [addr, len, extra] = s.split('/')
   // ipaddr.js also reads `10.1/16` and hex forms; a network in an inventory is four decimal parts.
-  if (extra !== undefined || len === undefined || !/^\d{1,2}$/.test(len) || !ipaddr.IPv4.isValidFourPartDecimal(addr)) return `${JSON.stringify(s)} is not an IPv4 CIDR like 10.244.0.0/16`
+  if (extra !== undefined || len === undefined || !/^\d{1,2}$/.test(len) || !ipaddr.IPv4.isValidFourPartDecimal(addr))
+    return `${JSON.stringify(s)} is not an IPv4 CIDR like 10.244.0.0/16`
   const prefix = Number(len)
   if (prefix > 32) return `${JSON.stringify(s)}: prefix length must be 0..32`
   const network = ipaddr.IPv4.networkAddressFromCIDR(s).toString()
@@ -55,7 +56,7 @@ export function cidrSize(c: Cidr): number {
 }
 
 export function cidrContains(c: Cidr, ip: number): boolean {
-  return ((ip & mask(c.prefix)) >>> 0) === c.base
+  return (ip & mask(c.prefix)) >>> 0 === c.base
 }
 
 export function cidrContainsCidr(outer: Cidr, inner: Cidr): boolean {

@@ -12,7 +12,7 @@ const name = z
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
 
-const port = z.number().int().min(1).max(65535)
+const port = z.number().int().min(1).max(65_535)
 
 const fingerprint = z
   .string()
@@ -31,17 +31,26 @@ const sha256 = z
 const absPath = z
   .string()
   .max(200, 'must be at most 200 characters')
-  .regex(/^(\/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+$/, 'must be an absolute path of letters, digits and . _ @ + - (no spaces, quotes, "$", "%", "\\", "//", a trailing "/", or a part starting with ".")')
+  .regex(
+    /^(\/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+$/,
+    String.raw`must be an absolute path of letters, digits and . _ @ + - (no spaces, quotes, "$", "%", "\", "//", a trailing "/", or a part starting with ".")`,
+  )
 
 /** A local file (tarball, identity file): any characters but control characters (newline, NUL, ...). */
 const localPath = z
   .string()
   .min(1)
   .max(4096)
-  .regex(/^[^\x00-\x1f\x7f]*$/, 'must not contain control characters (newline, tab, NUL)')
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point of this pattern
+  .regex(/^[^\u0000-\u001F\u007F]*$/, 'must not contain control characters (newline, tab, NUL)')
 
 /** A login name (POSIX portable user name, as useradd accepts it). */
-const userName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'must be a user name: letters, digits, "_", "." and "-", starting with a letter or "_" (at most 32)')
+const userName = z
+  .string()
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/,
+    'must be a user name: letters, digits, "_", "." and "-", starting with a letter or "_" (at most 32)',
+  )
 
 /** A Linux network interface name (IFNAMSIZ: at most 15 characters, no "/" or whitespace). */
 export const interfaceName = z
@@ -52,7 +61,10 @@ export const interfaceName = z
 /** A semantic version as users write it (`v3.5.17`, `0.26.1`, `3.6.0-rc.1`), kept without the `v`. */
 const version = z
   .string()
-  .refine((v) => semver.valid(v.trim().replace(/^v/, '')) !== null, 'must be a release version like 3.4.23 (semver: a `v` prefix and -rc.1 style pre-releases are fine)')
+  .refine(
+    (v) => semver.valid(v.trim().replace(/^v/, '')) !== null,
+    'must be a release version like 3.4.23 (semver: a `v` prefix and -rc.1 style pre-releases are fine)',
+  )
   .transform((v) => v.trim().replace(/^v/, ''))
 
 /** Bastion (jump host) used to reach the hosts. */
@@ -163,13 +175,16 @@ const flannel = z
     backend: z.discriminatedUnion('type', [vxlan, hostGw, udp]).default({type: 'vxlan'}),
     prefix: z
       .string()
-      .regex(/^(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/, 'must be an etcd key prefix like /coreos.com/network: "/"-separated letters, digits, ".", "_" and "-", no trailing "/"')
+      .regex(
+        /^(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/,
+        'must be an etcd key prefix like /coreos.com/network: "/"-separated letters, digits, ".", "_" and "-", no trailing "/"',
+      )
       .default('/coreos.com/network'),
     ipMasq: z.boolean().default(true),
     /** Default interface for flanneld (--iface); a host's own `interface` wins. */
     interface: interfaceName.optional(),
     /** flanneld's --healthz-port (flannel's own default is 0, off); kflan turns it on for doctor. 0 = off. */
-    healthzPort: z.number().int().min(0).max(65535).default(8471),
+    healthzPort: z.number().int().min(0).max(65_535).default(8471),
     subnetFile: absPath.default('/run/flannel/subnet.env'),
   })
   .strict()

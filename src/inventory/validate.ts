@@ -1,10 +1,13 @@
-/** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
-import {BACKEND_MTU_SINCE, backendMtuSupported} from '../cluster/flannel.js'
 import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join, resolve} from 'node:path'
-import {didYouMean, type Diagnostic, type Severity} from './diagnostics.js'
-import {compareVersions, flannelEtcdApi, type Cluster, type Host, type SshTarget} from './model.js'
+
+import type {RawInventory, SshSettings} from './schema.js'
+
+/** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
+import {BACKEND_MTU_SINCE, backendMtuSupported} from '../cluster/flannel.js'
+import {type Diagnostic, didYouMean, type Severity} from './diagnostics.js'
+import {type Cluster, compareVersions, flannelEtcdApi, type Host, type SshTarget} from './model.js'
 import {
   cidrContains,
   cidrSize,
@@ -16,9 +19,9 @@ import {
   parseCidr,
   subnetBounds,
 } from './net.js'
-import type {RawInventory, SshSettings} from './schema.js'
 
-const dnsName = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+const dnsName =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 
 type Path = (string | number)[]
 
@@ -30,26 +33,57 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   // Hosts: names and addresses unique and valid.
   const names = new Map<string, number>()
   const addresses = new Map<string, number>()
-  inv.hosts.forEach((h, i) => {
-    if (names.has(h.name)) error(['hosts', i, 'name'], `duplicate host name ${JSON.stringify(h.name)} (also hosts[${names.get(h.name)}])`, 'every host needs its own name')
+  for (const [i, h] of inv.hosts.entries()) {
+    if (names.has(h.name))
+      error(
+        ['hosts', i, 'name'],
+        `duplicate host name ${JSON.stringify(h.name)} (also hosts[${names.get(h.name)}])`,
+        'every host needs its own name',
+      )
     else names.set(h.name, i)
     const special = isIPv4(h.address) ? notAHost(h.address) : undefined
     if (!isIPv4(h.address)) {
-      error(['hosts', i, 'address'], `${JSON.stringify(h.address)} is not an IPv4 address`, 'address is the IP etcd and flanneld bind to, e.g. 192.168.204.171')
+      error(
+        ['hosts', i, 'address'],
+        `${JSON.stringify(h.address)} is not an IPv4 address`,
+        'address is the IP etcd and flanneld bind to, e.g. 192.168.204.171',
+      )
     } else if (special) {
-      error(['hosts', i, 'address'], `${h.address} cannot be a host's address: it is ${special}`, "use the address the host has on the cluster's network (`ip -4 addr` on the host)")
+      error(
+        ['hosts', i, 'address'],
+        `${h.address} cannot be a host's address: it is ${special}`,
+        "use the address the host has on the cluster's network (`ip -4 addr` on the host)",
+      )
     } else if (addresses.has(h.address)) {
-      error(['hosts', i, 'address'], `duplicate address ${h.address} (also hosts[${addresses.get(h.address)}])`, 'every host needs its own address')
+      error(
+        ['hosts', i, 'address'],
+        `duplicate address ${h.address} (also hosts[${addresses.get(h.address)}])`,
+        'every host needs its own address',
+      )
     } else addresses.set(h.address, i)
-  })
+  }
 
   // Bastions: an address or a DNS name kflan can connect to.
-  const bastions: [Path, SshSettings | undefined][] = [[['ssh'], inv.ssh], ...inv.hosts.map((h, i): [Path, SshSettings | undefined] => [['hosts', i, 'ssh'], h.ssh])]
+  const bastions: [Path, SshSettings | undefined][] = [
+    [['ssh'], inv.ssh],
+    ...inv.hosts.map((h, i): [Path, SshSettings | undefined] => [['hosts', i, 'ssh'], h.ssh]),
+  ]
   for (const [path, s] of bastions) {
     const a = s?.bastion?.address
     if (a === undefined) continue
-    const why = isIPAddress(a) ? (isIPv4(a) ? notAHost(a) : undefined) : dnsName.test(a) ? undefined : 'neither an IP address nor a DNS name'
-    if (why) error([...path, 'bastion', 'address'], `bastion address ${JSON.stringify(a)} is ${why}`, 'the jump host\'s IP address or DNS name, e.g. 203.0.113.10 or bastion.example.com')
+    const why = isIPAddress(a)
+      ? isIPv4(a)
+        ? notAHost(a)
+        : undefined
+      : dnsName.test(a)
+        ? undefined
+        : 'neither an IP address nor a DNS name'
+    if (why)
+      error(
+        [...path, 'bastion', 'address'],
+        `bastion address ${JSON.stringify(a)} is ${why}`,
+        "the jump host's IP address or DNS name, e.g. 203.0.113.10 or bastion.example.com",
+      )
   }
 
   // Roles reference hosts.
@@ -62,29 +96,51 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
   ]
   for (const [role, list] of roleLists) {
     const seen = new Set<string>()
-    list?.forEach((n, j) => {
-      if (!names.has(n)) {
-        const guess = didYouMean(n, hostNames)
-        error(['roles', role, j], `unknown host ${JSON.stringify(n)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ''}`, `hosts are: ${hostNames.join(', ')}`)
+    if (list)
+      for (const [j, n] of list.entries()) {
+        if (!names.has(n)) {
+          const guess = didYouMean(n, hostNames)
+          error(
+            ['roles', role, j],
+            `unknown host ${JSON.stringify(n)}${guess ? `; did you mean ${JSON.stringify(guess)}?` : ''}`,
+            `hosts are: ${hostNames.join(', ')}`,
+          )
+        }
+
+        if (seen.has(n)) error(['roles', role, j], `${JSON.stringify(n)} is listed twice`)
+        seen.add(n)
       }
-      if (seen.has(n)) error(['roles', role, j], `${JSON.stringify(n)} is listed twice`)
-      seen.add(n)
-    })
   }
+
   const etcdList = inv.roles.etcd ?? inv.roles.masters
   if (etcdList.length === 0) {
-    error(['roles'], 'no etcd member', 'list etcd hosts under roles.etcd, or masters under roles.masters (etcd defaults to the masters)')
+    error(
+      ['roles'],
+      'no etcd member',
+      'list etcd hosts under roles.etcd, or masters under roles.masters (etcd defaults to the masters)',
+    )
   } else if (etcdList.length % 2 === 0) {
-    warn(['roles', inv.roles.etcd ? 'etcd' : 'masters'], `${etcdList.length} etcd members tolerate no more failures than ${etcdList.length - 1} would`, 'use an odd number of etcd members (1, 3, 5)')
+    warn(
+      ['roles', inv.roles.etcd ? 'etcd' : 'masters'],
+      `${etcdList.length} etcd members tolerate no more failures than ${etcdList.length - 1} would`,
+      'use an odd number of etcd members (1, 3, 5)',
+    )
   }
+
   const flannelList = inv.roles.flannel ?? inv.roles.nodes
   if (flannelList.length === 0) {
     warn(['roles'], 'no host runs flanneld', 'list nodes under roles.nodes, or hosts under roles.flannel')
   }
-  const withRole = new Set([...inv.roles.masters, ...inv.roles.nodes, ...etcdList, ...flannelList])
-  inv.hosts.forEach((h, i) => {
-    if (!withRole.has(h.name)) warn(['hosts', i, 'name'], `host ${JSON.stringify(h.name)} has no role and will not be touched`, 'add it to roles.masters or roles.nodes')
-  })
+
+  const withRole = new Set([...etcdList, ...flannelList, ...inv.roles.masters, ...inv.roles.nodes])
+  for (const [i, h] of inv.hosts.entries()) {
+    if (!withRole.has(h.name))
+      warn(
+        ['hosts', i, 'name'],
+        `host ${JSON.stringify(h.name)} has no role and will not be touched`,
+        'add it to roles.masters or roles.nodes',
+      )
+  }
 
   // Flannel network arithmetic (mirrors flannel's pkg/subnet/config.go checks).
   const net = parseCidr(inv.flannel.network)
@@ -94,14 +150,18 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
     const len = inv.flannel.subnetLen ?? defaultSubnetLen(net)
     const lenPath: Path = ['flannel', inv.flannel.subnetLen === undefined ? 'network' : 'subnetLen']
     if (len <= net.prefix) {
-      error(lenPath, `subnetLen /${len} must be longer than the network's /${net.prefix}`, `e.g. subnetLen: ${Math.min(net.prefix + 8, 28)}`)
+      error(
+        lenPath,
+        `subnetLen /${len} must be longer than the network's /${net.prefix}`,
+        `e.g. subnetLen: ${Math.min(net.prefix + 8, 28)}`,
+      )
     } else if (len > 28) {
       error(lenPath, `subnetLen /${len} is longer than /28, which flannel rejects`)
     } else {
       const step = 2 ** (32 - len)
       const bounds = subnetBounds(net, len)
-      let min = bounds.min
-      let max = bounds.max
+      let {min} = bounds
+      let {max} = bounds
       for (const key of ['subnetMin', 'subnetMax'] as const) {
         const v = inv.flannel[key]
         if (v === undefined) continue
@@ -109,29 +169,50 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
           error(['flannel', key], `${JSON.stringify(v)} is not an IPv4 address`)
           continue
         }
+
         const n = ipToInt(v)
         if (!cidrContains(net, n)) error(['flannel', key], `${v} is outside the network ${inv.flannel.network}`)
-        else if ((n - net.base) % step !== 0) error(['flannel', key], `${v} is not on a /${len} boundary`, `e.g. ${intToIp(net.base + Math.floor((n - net.base) / step) * step)}`)
+        else if ((n - net.base) % step !== 0)
+          error(
+            ['flannel', key],
+            `${v} is not on a /${len} boundary`,
+            `e.g. ${intToIp(net.base + Math.floor((n - net.base) / step) * step)}`,
+          )
         else if (key === 'subnetMin') min = n
         else max = n
       }
+
       if (min > max) {
         error(['flannel', 'subnetMin'], `subnetMin ${intToIp(min)} is above subnetMax ${intToIp(max)}`, 'swap them')
       } else {
         const count = (max - min) / step + 1
         if (count < 2) {
-          error(lenPath, `only ${count} subnet of /${len} fits between subnetMin and subnetMax`, 'flannel needs at least 2; use a longer subnetLen or a larger network')
+          error(
+            lenPath,
+            `only ${count} subnet of /${len} fits between subnetMin and subnetMax`,
+            'flannel needs at least 2; use a longer subnetLen or a larger network',
+          )
         } else if (count < flannelList.length) {
-          error(lenPath, `${count} subnets of /${len} for ${flannelList.length} flannel hosts`, 'use a longer subnetLen or a larger network')
+          error(
+            lenPath,
+            `${count} subnets of /${len} for ${flannelList.length} flannel hosts`,
+            'use a longer subnetLen or a larger network',
+          )
         }
       }
+
       if (cidrSize(net) < 4) error(['flannel', 'network'], 'network is too small')
     }
-    inv.hosts.forEach((h, i) => {
+
+    for (const [i, h] of inv.hosts.entries()) {
       if (isIPv4(h.address) && cidrContains(net, ipToInt(h.address))) {
-        error(['hosts', i, 'address'], `host address ${h.address} lies inside the pod network ${inv.flannel.network}`, 'choose a pod network that does not overlap the hosts\' network')
+        error(
+          ['hosts', i, 'address'],
+          `host address ${h.address} lies inside the pod network ${inv.flannel.network}`,
+          "choose a pod network that does not overlap the hosts' network",
+        )
       }
-    })
+    }
   }
 
   // Versions: the API flannel reads must be one etcd serves.
@@ -142,7 +223,8 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
       'use flannel 0.18.0 or newer (etcd v3 API), or etcd 3.5 or older (kflan then enables --enable-v2)',
     )
   }
-  const backend = inv.flannel.backend
+
+  const {backend} = inv.flannel
   if (backend.type === 'vxlan' && backend.mtu !== undefined && !backendMtuSupported(inv.flannel.version)) {
     error(
       ['flannel', 'backend', 'mtu'],
@@ -150,26 +232,44 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
       `remove flannel.backend.mtu, or use flannel ${BACKEND_MTU_SINCE} or newer`,
     )
   }
+
   if (compareVersions(inv.etcd.version, '3.4.0') < 0) {
     warn(['etcd', 'version'], `etcd ${inv.etcd.version} is older than 3.4 and untested with kflan`)
   }
+
   if (compareVersions(inv.flannel.version, '0.10.0') < 0) {
     warn(['flannel', 'version'], `flannel ${inv.flannel.version} is older than 0.10 and untested with kflan`)
   }
+
   if (inv.etcd.clientPort === inv.etcd.peerPort) {
     error(['etcd', 'peerPort'], `peerPort equals clientPort (${inv.etcd.clientPort})`)
   }
-  inv.etcd.extraSans.forEach((s, i) => {
-    if (!isIPAddress(s) && !dnsName.test(s)) error(['etcd', 'extraSans', i], `${JSON.stringify(s)} is neither an IP address nor a DNS name`)
-  })
+
+  for (const [i, s] of inv.etcd.extraSans.entries()) {
+    if (!isIPAddress(s) && !dnsName.test(s))
+      error(['etcd', 'extraSans', i], `${JSON.stringify(s)} is neither an IP address nor a DNS name`)
+  }
+
   for (const key of ['etcd', 'flannel'] as const) {
     const t = inv[key].tarball
     if (/^[a-z]+:\/\//i.test(t)) {
-      if (!/^https?:\/\//.test(t)) error([key, 'tarball'], `unsupported URL scheme in ${JSON.stringify(t)}`, 'use an https:// URL or a local path')
-      else if (!URL.canParse(t) || /\s/.test(t)) error([key, 'tarball'], `${JSON.stringify(t)} is not a valid URL`, 'percent-encode spaces and other special characters')
-      else if (!inv[key].sha256) error([key, 'sha256'], 'a tarball fetched from a URL needs its sha256', 'add sha256: <hex digest of the release tarball>')
+      if (!/^https?:\/\//.test(t))
+        error([key, 'tarball'], `unsupported URL scheme in ${JSON.stringify(t)}`, 'use an https:// URL or a local path')
+      else if (!URL.canParse(t) || /\s/.test(t))
+        error(
+          [key, 'tarball'],
+          `${JSON.stringify(t)} is not a valid URL`,
+          'percent-encode spaces and other special characters',
+        )
+      else if (!inv[key].sha256)
+        error(
+          [key, 'sha256'],
+          'a tarball fetched from a URL needs its sha256',
+          'add sha256: <hex digest of the release tarball>',
+        )
     }
   }
+
   return out
 }
 
@@ -183,7 +283,7 @@ export function notAHost(ip: string): string | undefined {
   const n = ipToInt(ip)
   const first = n >>> 24
   if (n === 0) return 'the unspecified address'
-  if (n === 0xffffffff) return 'the broadcast address'
+  if (n === 0xff_ff_ff_ff) return 'the broadcast address'
   if (first === 0) return 'in 0.0.0.0/8 ("this network")'
   if (first === 127) return 'a loopback address'
   if (first >= 224 && first <= 239) return 'a multicast address'
@@ -201,17 +301,29 @@ export function checkLocalFiles(inv: RawInventory, c: Cluster, severity: Severit
   for (const key of ['etcd', 'flannel'] as const) {
     const t = c[key].tarball
     if (!/^https?:\/\//.test(t) && !existsSync(t)) {
-      out.push({severity, path: [key, 'tarball'], message: `file not found: ${t}`, hint: `relative paths are resolved against the inventory file's directory${later}`})
+      out.push({
+        severity,
+        path: [key, 'tarball'],
+        message: `file not found: ${t}`,
+        hint: `relative paths are resolved against the inventory file's directory${later}`,
+      })
     }
   }
+
   const reported = new Set<string>()
-  c.hosts.forEach((h, i) => {
+  for (const [i, h] of c.hosts.entries()) {
     const f = h.ssh.identityFile
-    if (!f || existsSync(f) || reported.has(f)) return
+    if (!f || existsSync(f) || reported.has(f)) continue
     reported.add(f)
     const path = inv.hosts[i].ssh?.identityFile ? ['hosts', i, 'ssh', 'identityFile'] : ['ssh', 'identityFile']
-    out.push({severity, path, message: `identity file not found: ${f}`, hint: `point ssh.identityFile at your private key, or use agent: true${later}`})
-  })
+    out.push({
+      severity,
+      path,
+      message: `identity file not found: ${f}`,
+      hint: `point ssh.identityFile at your private key, or use agent: true${later}`,
+    })
+  }
+
   return out
 }
 
@@ -233,7 +345,11 @@ function resolveSsh(base: SshSettings, own: SshSettings | undefined, dir: string
       ? {
           ...m.bastion,
           user: m.bastion.user ?? m.user ?? 'root',
-          identityFile: m.bastion.identityFile ? expandPath(m.bastion.identityFile, dir) : m.identityFile ? expandPath(m.identityFile, dir) : undefined,
+          identityFile: m.bastion.identityFile
+            ? expandPath(m.bastion.identityFile, dir)
+            : m.identityFile
+              ? expandPath(m.identityFile, dir)
+              : undefined,
         }
       : undefined,
   }

@@ -1,13 +1,14 @@
+import type {HostRun, Phase, RunContext} from './context.js'
+
+import {KflanError, messageOf} from '../errors.js'
 /**
  * auth: etcd v3 authentication with roles (least privilege; the model is src/etcd-auth.ts).
  * Reads users, roles and whether auth is on in one round trip through a running member, then
  * applies the missing steps in one more; `auth enable` comes last. A re-run reads and changes
  * nothing. Upgrading a cluster set up without roles is this same path.
  */
-import {authStateScript, desiredAuth, parseAuthState, planAuth, type AuthModel} from '../etcd-auth.js'
+import {type AuthModel, authStateScript, desiredAuth, parseAuthState, planAuth} from '../etcd-auth.js'
 import {etcdctl} from '../etcdctl.js'
-import {KflanError, messageOf} from '../errors.js'
-import type {HostRun, Phase, RunContext} from './context.js'
 
 export const authPhase: Phase = {
   name: 'auth',
@@ -18,12 +19,17 @@ export const authPhase: Phase = {
     const via = this.hosts(ctx)[0]
     if (!via) return
     if (ctx.cluster.flannel.etcdApi === 'v2') {
-      ctx.warn(undefined, `flannel ${ctx.cluster.flannel.version} reads etcd through the v2 API, which etcd's v3 roles do not cover: any certificate of the cluster's CA can still write flannel's v2 keys. Use flannel >= 0.18 for a flanneld limited to ${ctx.cluster.flannel.prefix}`)
+      ctx.warn(
+        undefined,
+        `flannel ${ctx.cluster.flannel.version} reads etcd through the v2 API, which etcd's v3 roles do not cover: any certificate of the cluster's CA can still write flannel's v2 keys. Use flannel >= 0.18 for a flanneld limited to ${ctx.cluster.flannel.prefix}`,
+      )
     }
+
     if (ctx.dryRun && !via.etcdActive) {
       via.changes.push('etcd auth: add users (one per certificate CN) and the flannel role, then auth enable')
       return
     }
+
     await syncAuth(ctx, via, desiredAuth(ctx.cluster))
   },
 }
@@ -33,16 +39,29 @@ export const authPhase: Phase = {
  * adds what is missing and leaves auth as it is (a member joining a running cluster gets its user
  * before it starts, so kflan's calls through it work at once).
  */
-export async function syncAuth(ctx: RunContext, via: HostRun, model: AuthModel, opts: {enable?: boolean; endpoints?: HostRun[]} = {}): Promise<void> {
+export async function syncAuth(
+  ctx: RunContext,
+  via: HostRun,
+  model: AuthModel,
+  opts: {enable?: boolean; endpoints?: HostRun[]} = {},
+): Promise<void> {
   const c = ctx.cluster
-  const ctl = (args: string) => etcdctl(c, args, opts.endpoints?.map((x) => x.host))
+  const ctl = (args: string) =>
+    etcdctl(
+      c,
+      args,
+      opts.endpoints?.map((x) => x.host),
+    )
   const read = await via.remote.run(authStateScript(model, ctl))
   let state
   try {
     state = parseAuthState(read.stdout)
   } catch (error) {
-    throw new KflanError(`reading etcd's users and roles through ${via.host.name}: ${messageOf(error)}`, {hint: 'check that the cluster is healthy (`kflan doctor`)'})
+    throw new KflanError(`reading etcd's users and roles through ${via.host.name}: ${messageOf(error)}`, {
+      hint: 'check that the cluster is healthy (`kflan doctor`)',
+    })
   }
+
   const steps = planAuth(model, state).filter((s) => opts.enable !== false || s.args !== 'auth enable')
   if (steps.length === 0) return
   for (const s of steps.slice(0, -1)) via.changes.push(s.what)

@@ -4,9 +4,11 @@
  * host, uncompressed by ssh, and not at all when the installed binaries already match.
  */
 import {join} from 'node:path'
-import {binaries} from '../render/index.js'
-import {installFromTarball} from '../remote/upload.js'
+
 import type {Phase} from './context.js'
+
+import {installFromTarball} from '../remote/upload.js'
+import {binaries} from '../render/index.js'
 
 export const binariesPhase: Phase = {
   name: 'binaries',

@@ -1,11 +1,14 @@
-/** Helpers every phase uses: writing rendered files and acting on what changed. */
-import {binaries, renderHost, type FileSpec} from '../render/index.js'
-import {retiredFiles} from '../render/paths.js'
-import {pkiFiles} from '../cluster-pki.js'
-import {statFiles, writeFiles} from '../remote/files.js'
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import type {UnitState} from '../remote/facts.js'
 import type {HostRun, RunContext} from './context.js'
+
+import {pkiFiles} from '../cluster-pki.js'
 import {throwIfInterrupted} from '../interrupt.js'
+import {statFiles, writeFiles} from '../remote/files.js'
+/** Helpers every phase uses: writing rendered files and acting on what changed. */
+import {binaries, type FileSpec, renderHost} from '../render/index.js'
+import {retiredFiles} from '../render/paths.js'
 
 const rendered = new WeakMap<HostRun, FileSpec[]>()
 
@@ -13,9 +16,13 @@ const rendered = new WeakMap<HostRun, FileSpec[]>()
 export function desiredFiles(ctx: RunContext, h: HostRun): FileSpec[] {
   let files = rendered.get(h)
   if (!files) {
-    files = renderHost(ctx.cluster, h.host, {pki: pkiFiles(ctx.stateDir), dockerExecStart: vendorExecStart(h.facts.docker.execStart)})
+    files = renderHost(ctx.cluster, h.host, {
+      pki: pkiFiles(ctx.stateDir),
+      dockerExecStart: vendorExecStart(h.facts.docker.execStart),
+    })
     rendered.set(h, files)
   }
+
   return files
 }
 
@@ -24,7 +31,14 @@ export function desiredFiles(ctx: RunContext, h: HostRun): FileSpec[] {
  * (binaries by rsync-style quick check), for the phases to use.
  */
 export async function prefetchFileStates(ctx: RunContext, h: HostRun, extra: string[] = []): Promise<void> {
-  const paths = [...new Set([...extra, ...desiredFiles(ctx, h).map((f) => f.path), ...binaries(ctx.cluster, h.host).map((b) => b.dest), ...retiredFiles(ctx.cluster, h.host)])]
+  const paths = [
+    ...new Set([
+      ...binaries(ctx.cluster, h.host).map((b) => b.dest),
+      ...desiredFiles(ctx, h).map((f) => f.path),
+      ...extra,
+      ...retiredFiles(ctx.cluster, h.host),
+    ]),
+  ]
   h.fileStates = await statFiles(h.remote, paths, {quick: true})
 }
 
@@ -58,6 +72,7 @@ export async function applyFiles(ctx: RunContext, h: HostRun, specs: FileSpec[])
       else if ('daemonReload' in f) h.daemonReload = true
     }
   }
+
   return changed
 }
 
@@ -71,12 +86,19 @@ export interface Step {
  * Runs systemd steps in one round trip (recording each as a change), preceded by
  * `systemctl daemon-reload` when a unit or drop-in changed.
  */
-export async function systemd(ctx: RunContext, h: HostRun, steps: Step[], opts: {timeoutMs?: number} = {}): Promise<void> {
+export async function systemd(
+  ctx: RunContext,
+  h: HostRun,
+  steps: Step[],
+  opts: {timeoutMs?: number} = {},
+): Promise<void> {
   const all = h.daemonReload ? [{what: 'systemctl daemon-reload', cmd: 'systemctl daemon-reload'}, ...steps] : steps
   h.daemonReload = false
   if (all.length === 0) return
   for (const s of all.slice(0, -1)) h.changes.push(s.what)
-  await ctx.wet(h, all.at(-1)!.what, () => h.remote.run(all.map((s) => s.cmd).join(' && '), {timeoutMs: opts.timeoutMs}))
+  await ctx.wet(h, all.at(-1)!.what, () =>
+    h.remote.run(all.map((s) => s.cmd).join(' && '), {timeoutMs: opts.timeoutMs}),
+  )
 }
 
 /** `systemctl enable UNIT` when the facts say it is not enabled. */
@@ -86,7 +108,10 @@ export function enableStep(unit: string, enabled: string): Step[] {
 
 /** Starts a unit without waiting for it (Type=notify units wait for their peers or leases). */
 export function startStep(unit: string): Step {
-  return {what: `start ${unit}`, cmd: `{ systemctl reset-failed ${unit} 2>/dev/null || true; } && systemctl start --no-block ${unit}`}
+  return {
+    what: `start ${unit}`,
+    cmd: `{ systemctl reset-failed ${unit} 2>/dev/null || true; } && systemctl start --no-block ${unit}`,
+  }
 }
 
 /** A unit's state from the facts, in systemctl's words. */
@@ -101,7 +126,12 @@ export function unitState(u: UnitState): {active: string; enabled: string; resul
  */
 export function resetFailedStep(unit: string, st: {active: string; result?: string}): Step[] {
   if (st.active !== 'failed') return []
-  return [{what: `systemctl reset-failed ${unit} (it was failed${st.result ? `: ${st.result}` : ''})`, cmd: `systemctl reset-failed ${unit}`}]
+  return [
+    {
+      what: `systemctl reset-failed ${unit} (it was failed${st.result ? `: ${st.result}` : ''})`,
+      cmd: `systemctl reset-failed ${unit}`,
+    },
+  ]
 }
 
 /** Polls `check` until it returns true or the deadline passes; stops (throws) after a stop signal. */
@@ -111,7 +141,7 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
     if (await check()) return true
     throwIfInterrupted()
     if (Date.now() >= deadline) return false
-    await new Promise((r) => setTimeout(r, intervalMs))
+    await sleep(intervalMs)
   }
 }
 

@@ -1,7 +1,8 @@
+import type {Phase} from './context.js'
+
 /** connect: one SSH connection per host (host key verified), then its facts in one round trip. */
 import {gatherFacts} from '../remote/facts.js'
 import {BastionPool, Remote, targetFromHost} from '../remote/ssh.js'
-import type {Phase} from './context.js'
 
 export interface ConnectSettings {
   knownHostsPath: string
@@ -22,8 +23,12 @@ export function connectPhase(s: ConnectSettings): Phase {
         bastionPool,
       })
       if (h.remote.hostKey.action === 'repinned') {
-        ctx.warn(h, `SSH host key changed to ${h.remote.hostKey.keyType} ${h.remote.hostKey.fingerprint}, which the inventory's hostKey pins: the old key in ${s.knownHostsPath} was replaced`)
+        ctx.warn(
+          h,
+          `SSH host key changed to ${h.remote.hostKey.keyType} ${h.remote.hostKey.fingerprint}, which the inventory's hostKey pins: the old key in ${s.knownHostsPath} was replaced`,
+        )
       }
+
       h.facts = await gatherFacts(h.remote, {etcdDataDir: ctx.cluster.etcd.dataDir})
     },
   }

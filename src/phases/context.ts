@@ -5,11 +5,11 @@
  * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {Service} from '../render/index.js'
 import type {HostFacts} from '../remote/facts.js'
+import type {RemoteFileState} from '../remote/files.js'
 import type {Logger} from '../remote/logger.js'
 import type {Remote} from '../remote/ssh.js'
-import type {RemoteFileState} from '../remote/files.js'
+import type {Service} from '../render/index.js'
 
 export interface HostRun {
   host: Host
@@ -47,7 +47,6 @@ export interface RunOptions {
 export class RunContext {
   readonly warnings: string[] = []
   readonly startedAt = performance.now()
-
   /**
    * The hosts this run may change. The others in `hosts` are only read (e.g. an etcd member
    * that `join node` asks for leases).
@@ -72,7 +71,11 @@ export class RunContext {
   /** Runs `fn` and records `what` as a change on the host; in a dry run, only records it. */
   async wet<T>(h: HostRun, what: string, fn: () => Promise<T>): Promise<T | undefined> {
     h.changes.push(what)
-    this.logger.log(h.host.name, {ts: new Date().toISOString(), kind: 'note', message: (this.dryRun ? 'would: ' : 'change: ') + what})
+    this.logger.log(h.host.name, {
+      ts: new Date().toISOString(),
+      kind: 'note',
+      message: (this.dryRun ? 'would: ' : 'change: ') + what,
+    })
     if (this.dryRun) return undefined
     return fn()
   }

@@ -1,3 +1,5 @@
+import type {HostRun, Phase} from './context.js'
+
 /**
  * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from
  * flannel, ordered after flanneld but not bound to it (Wants=, see docs/init.md). Docker restarts
@@ -6,7 +8,6 @@
  */
 import {KflanError} from '../errors.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
-import type {HostRun, Phase} from './context.js'
 import {applyFiles, desiredFiles, enableStep, resetFailedStep, systemd, unitState, waitFor} from './common.js'
 
 export const dockerPhase: Phase = {
@@ -15,38 +16,60 @@ export const dockerPhase: Phase = {
   hosts: (ctx) => (ctx.cluster.docker.enabled ? ctx.targets.filter((h) => h.host.roles.flannel) : []),
 
   async runHost(ctx, h) {
-    await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN))
+    await applyFiles(
+      ctx,
+      h,
+      desiredFiles(ctx, h).filter((f) => f.path === DOCKER_DROPIN),
+    )
     const st = unitState(h.facts.docker.unit) // as found before this run touched it
     const steps = [...enableStep('docker', st.enabled), ...resetFailedStep('docker', st)]
     const bridge = await docker0(h)
     const want = h.flannelSubnet
-    const matches = (b: {address?: string; mtu?: number}) => want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
+    const matches = (b: {address?: string; mtu?: number}) =>
+      want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
     if (st.active !== 'active' || h.restart.has('docker') || (!ctx.dryRun && !matches(bridge))) {
       const why =
-        st.active !== 'active' ? 'not running' : h.restart.has('docker') ? 'drop-in changed' : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
+        st.active === 'active'
+          ? h.restart.has('docker')
+            ? 'drop-in changed'
+            : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
+          : 'not running'
       // reset-failed also clears the start counter: docker.service's StartLimitBurst=3 in 60 s
       // refuses a restart after recent restarts even when docker is running.
-      steps.push({what: `restart docker (${why})`, cmd: '{ systemctl reset-failed docker 2>/dev/null || true; } && systemctl restart docker'})
+      steps.push({
+        what: `restart docker (${why})`,
+        cmd: '{ systemctl reset-failed docker 2>/dev/null || true; } && systemctl restart docker',
+      })
     }
+
     await systemd(ctx, h, steps, {timeoutMs: 90_000})
     h.restart.delete('docker')
     if (ctx.dryRun || want === undefined) return
     let now = bridge
-    const ok = await waitFor(async () => {
-      now = await docker0(h)
-      return matches(now)
-    }, 10_000, 300)
+    const ok = await waitFor(
+      async () => {
+        now = await docker0(h)
+        return matches(now)
+      },
+      10_000,
+      300,
+    )
     if (!ok) {
-      throw new KflanError(`docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`, {
-        hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
-      })
+      throw new KflanError(
+        `docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`,
+        {
+          hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
+        },
+      )
     }
   },
 }
 
 /** docker0's IPv4 address with prefix, and its MTU. */
 export async function docker0(h: HostRun): Promise<{address?: string; mtu?: number}> {
-  const r = await h.remote.exec('ip -4 -o addr show dev docker0 2>/dev/null; cat /sys/class/net/docker0/mtu 2>/dev/null')
+  const r = await h.remote.exec(
+    'ip -4 -o addr show dev docker0 2>/dev/null; cat /sys/class/net/docker0/mtu 2>/dev/null',
+  )
   const addr = /inet (\d+\.\d+\.\d+\.\d+\/\d+)/.exec(r.stdout)?.[1]
   const mtu = /^(\d+)\s*$/m.exec(r.stdout)?.[1]
   return {address: addr, mtu: mtu ? Number(mtu) : undefined}

@@ -1,18 +1,19 @@
+import type {HostRun, Phase, RunContext} from './context.js'
+
+import {KflanError} from '../errors.js'
+import {ROOT} from '../etcd-auth.js'
+import {etcdctl, type EtcdMember, parseEndpointHealth, parseInitialCluster, parseMemberList} from '../etcdctl.js'
 /**
  * etcd: config and unit on every member; members that are down are started together (the first
  * member of a new cluster blocks until its peers come up), members whose files changed are
  * restarted one at a time while the others keep quorum; then wait for a healthy TLS cluster.
  */
-import {clientUrl, etcdMembers, peerUrl, type Host} from '../inventory/model.js'
+import {clientUrl, etcdMembers, type Host, peerUrl} from '../inventory/model.js'
 import {unitJournal} from '../remote/journal.js'
 import {shq} from '../remote/shell.js'
-import {etcdctl, parseEndpointHealth, parseInitialCluster, parseMemberList, type EtcdMember} from '../etcdctl.js'
 import {envValue} from '../render/escape.js'
 import {etcdPaths} from '../render/paths.js'
-import {ROOT} from '../etcd-auth.js'
 import {syncAuth} from './auth.js'
-import {KflanError} from '../errors.js'
-import type {HostRun, Phase, RunContext} from './context.js'
 import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
 
 const HEALTH_TIMEOUT_MS = 60_000
@@ -25,7 +26,11 @@ export const etcdPhase: Phase = {
 
   async runHost(ctx, h) {
     const p = etcdPaths(ctx.cluster)
-    await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.conf || f.path === p.unit))
+    await applyFiles(
+      ctx,
+      h,
+      desiredFiles(ctx, h).filter((f) => f.path === p.conf || f.path === p.unit),
+    )
     const st = unitState(h.facts.etcd.unit) // as found before this run touched it
     await systemd(ctx, h, enableStep('etcd', st.enabled))
     h.etcdActive = st.active === 'active'
@@ -45,11 +50,15 @@ export const etcdPhase: Phase = {
       const list = await memberList(ctx, running[0], running)
       const strays = known.filter((h) => !list.some((m) => m.peerUrls.includes(peerUrl(ctx.cluster, h.host))))
       if (strays.length > 0) {
-        throw new KflanError(`${strays.map((h) => h.host.name).join(', ')}: etcd data in ${ctx.cluster.etcd.dataDir}, but the running cluster does not list ${strays.length === 1 ? 'it' : 'them'} as a member`, {
-          hint: `the member was removed from the cluster: delete its data (\`kflan reset -i INVENTORY --host ${strays[0].host.name} --purge-data\`), then run init again to add it back`,
-        })
+        throw new KflanError(
+          `${strays.map((h) => h.host.name).join(', ')}: etcd data in ${ctx.cluster.etcd.dataDir}, but the running cluster does not list ${strays.length === 1 ? 'it' : 'them'} as a member`,
+          {
+            hint: `the member was removed from the cluster: delete its data (\`kflan reset -i INVENTORY --host ${strays[0].host.name} --purge-data\`), then run init again to add it back`,
+          },
+        )
       }
     }
+
     const down = (bootstrap ? members : known).filter((h) => !h.etcdActive)
     const changed = known.filter((h) => h.etcdActive && h.restart.has('etcd'))
     // Start every stopped member at once, without waiting on each: a new cluster's members
@@ -61,6 +70,7 @@ export const etcdPhase: Phase = {
       for (const h of changed) h.changes.push('restart etcd (one member at a time)')
       return
     }
+
     const live = bootstrap ? members : [...known]
     if (down.length > 0 || joining.length > 0) await waitHealthy(ctx, live)
     for (const h of joining) {
@@ -68,18 +78,30 @@ export const etcdPhase: Phase = {
       live.push(h)
       await waitHealthy(ctx, live)
     }
+
     for (const h of changed) {
       await ctx.wet(h, 'restart etcd', () => h.remote.run('systemctl restart etcd', {timeoutMs: HEALTH_TIMEOUT_MS}))
       h.restart.delete('etcd')
       await waitHealthy(ctx, members)
     }
+
     if (down.length === 0 && changed.length === 0 && joining.length === 0) await waitHealthy(ctx, members)
   },
 }
 
 /** The cluster's members as a running member sees them (an added, never started one has no name). */
 async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): Promise<EtcdMember[]> {
-  return parseMemberList((await via.remote.run(etcdctl(ctx.cluster, 'member list', endpoints.map((x) => x.host)))).stdout)
+  return parseMemberList(
+    (
+      await via.remote.run(
+        etcdctl(
+          ctx.cluster,
+          'member list',
+          endpoints.map((x) => x.host),
+        ),
+      )
+    ).stdout,
+  )
 }
 
 /**
@@ -88,18 +110,31 @@ async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): 
  * connected for a while, which lags behind the endpoints answering health checks.
  */
 async function memberAdd(ctx: RunContext, via: HostRun, live: HostRun[], h: HostRun, url: string): Promise<string> {
-  const cmd = etcdctl(ctx.cluster, `member add ${shq(h.host.name)} --peer-urls=${shq(url)}`, live.map((x) => x.host))
+  const cmd = etcdctl(
+    ctx.cluster,
+    `member add ${shq(h.host.name)} --peer-urls=${shq(url)}`,
+    live.map((x) => x.host),
+  )
   let last = ''
   let out = ''
-  const ok = await waitFor(async () => {
-    const r = await via.remote.exec(cmd, {timeoutMs: 15_000})
-    out = r.stdout
-    if (r.code === 0) return true
-    last = r.stderr.trim()
-    if (/unhealthy cluster|too many learner|not ready/i.test(last)) return false
-    throw new KflanError(`member add ${h.host.name} failed on ${via.host.name}: ${last}`, {hint: 'see `etcdctl member list` on a running member'})
-  }, 30_000, 1000)
-  if (!ok) throw new KflanError(`etcd kept refusing to add ${h.host.name}: ${last}`, {hint: 'check that every current member is healthy (`kflan doctor`) and run init again'})
+  const ok = await waitFor(
+    async () => {
+      const r = await via.remote.exec(cmd, {timeoutMs: 15_000})
+      out = r.stdout
+      if (r.code === 0) return true
+      last = r.stderr.trim()
+      if (/unhealthy cluster|too many learner|not ready/i.test(last)) return false
+      throw new KflanError(`member add ${h.host.name} failed on ${via.host.name}: ${last}`, {
+        hint: 'see `etcdctl member list` on a running member',
+      })
+    },
+    30_000,
+    1000,
+  )
+  if (!ok)
+    throw new KflanError(`etcd kept refusing to add ${h.host.name}: ${last}`, {
+      hint: 'check that every current member is healthy (`kflan doctor`) and run init again',
+    })
   return out
 }
 
@@ -118,21 +153,32 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
     // must exist before it starts (the auth phase, after this one, would be too late), and must be
     // added before `member add`, while the cluster still has quorum (a 1-member cluster that lists
     // a second, not yet started member has none until it starts).
-    await syncAuth(ctx, via, {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()}, {enable: false, endpoints: live})
-    const out = await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () => memberAdd(ctx, via, live, h, url))
+    await syncAuth(
+      ctx,
+      via,
+      {users: new Map([[h.host.name, [ROOT]]]), roles: new Map()},
+      {enable: false, endpoints: live},
+    )
+    const out = await ctx.wet(h, `member add ${h.host.name} (${url}) through ${via.host.name}`, () =>
+      memberAdd(ctx, via, live, h, url),
+    )
     // The cluster as `member add` prints it: listing it again would need a quorum that a cluster
     // of one running member plus the one just added does not have until the new one starts
     // (etcd 3.5's member list is linearizable and times out).
     printed = parseInitialCluster(out ?? '')
   }
+
   // Every member the cluster knows, named (an added member that never started has no name yet).
-  const initial = printed !== undefined ? printed.split(',') : list
-    .map((m) => {
-      const host = etcdMembers(c).find((x) => m.peerUrls.includes(peerUrl(c, x)))
-      const name = m.name || host?.name
-      return name ? `${name}=${m.peerUrls.join(',')}` : undefined
-    })
-    .filter((x): x is string => x !== undefined)
+  const initial =
+    printed === undefined
+      ? list
+          .map((m) => {
+            const host = etcdMembers(c).find((x) => m.peerUrls.includes(peerUrl(c, x)))
+            const name = m.name || host?.name
+            return name ? `${name}=${m.peerUrls.join(',')}` : undefined
+          })
+          .filter((x): x is string => x !== undefined)
+      : printed.split(',')
   const p = etcdPaths(c)
   // Names and URLs come from the running cluster: escaped like every rendered environment value.
   const content = `# Written by kflan when ${h.host.name} joined the running cluster.\nETCD_INITIAL_CLUSTER_STATE="existing"\nETCD_INITIAL_CLUSTER="${envValue('etcd-join.conf: ETCD_INITIAL_CLUSTER', initial.join(','))}"\n`
@@ -147,18 +193,23 @@ export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs
   const expected: Host[] = members.map((m) => m.host)
   let last = new Map<string, string>()
   let via = 0
-  const ok = await waitFor(async () => {
-    const runner = members[via % members.length]
-    const r = await runner.remote.exec(etcdctl(c, 'endpoint health -w json', expected), {timeoutMs: 15_000})
-    const health = parseEndpointHealth(r.stdout)
-    last = new Map()
-    for (const m of expected) {
-      const e = health.find((x) => x.endpoint === clientUrl(c, m))
-      if (!e?.health) last.set(m.name, e?.error ?? (r.stderr.trim().split('\n').at(-1) || 'no answer'))
-    }
-    if (health.length === 0) via++ // this member cannot even run etcdctl: ask another
-    return last.size === 0
-  }, timeoutMs, 500)
+  const ok = await waitFor(
+    async () => {
+      const runner = members[via % members.length]
+      const r = await runner.remote.exec(etcdctl(c, 'endpoint health -w json', expected), {timeoutMs: 15_000})
+      const health = parseEndpointHealth(r.stdout)
+      last = new Map()
+      for (const m of expected) {
+        const e = health.find((x) => x.endpoint === clientUrl(c, m))
+        if (!e?.health) last.set(m.name, e?.error ?? (r.stderr.trim().split('\n').at(-1) || 'no answer'))
+      }
+
+      if (health.length === 0) via++ // this member cannot even run etcdctl: ask another
+      return last.size === 0
+    },
+    timeoutMs,
+    500,
+  )
   if (!ok) {
     const lines = [...last].map(([n, e]) => `${n}: ${e}`).join('; ')
     // The client only sees timeouts; the member's own journal says why (a full disk, a data dir
@@ -167,7 +218,9 @@ export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs
       [...last.keys()].map(async (n) => {
         const m = members.find((x) => x.host.name === n)
         const tail = m ? await unitJournal(m.remote, 'etcd') : []
-        return tail.length > 0 ? `\n  ${n} journalctl -u etcd (last lines):\n${tail.map((l) => `    ${l}`).join('\n')}` : ''
+        return tail.length > 0
+          ? `\n  ${n} journalctl -u etcd (last lines):\n${tail.map((l) => `    ${l}`).join('\n')}`
+          : ''
       }),
     )
     throw new KflanError(`etcd is not healthy after ${timeoutMs / 1000}s: ${lines}${journals.join('')}`, {
@@ -175,4 +228,3 @@ export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs
     })
   }
 }
-

@@ -1,3 +1,6 @@
+import type {Cluster, Host} from '../inventory/model.js'
+import type {HostRun, Phase, RunContext} from './context.js'
+
 /**
  * flanneld: unit written, enabled and (re)started where needed (a failed unit reset first, a
  * vxlan device whose MTU differs from the config recreated); then wait until every flannel host
@@ -5,15 +8,22 @@
  * flanneld whose lease is gone.
  */
 import {backendMtuSupported, expectedVxlanMtu, vxlanDevice} from '../cluster/flannel.js'
+import {type Lease, leasePrefix, readLeases} from '../cluster/leases.js'
 import {KflanError} from '../errors.js'
-import type {Cluster, Host} from '../inventory/model.js'
-import {interfaceWithAddress, type HostFacts} from '../remote/facts.js'
-import {leasePrefix, readLeases, type Lease} from '../cluster/leases.js'
 import {parseSubnetEnv, subnetOfGateway} from '../flannel-state.js'
-import {flannelPaths} from '../render/paths.js'
+import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
-import type {HostRun, Phase, RunContext} from './context.js'
-import {applyFiles, desiredFiles, enableStep, resetFailedStep, startStep, systemd, unitState, waitFor} from './common.js'
+import {flannelPaths} from '../render/paths.js'
+import {
+  applyFiles,
+  desiredFiles,
+  enableStep,
+  resetFailedStep,
+  startStep,
+  systemd,
+  unitState,
+  waitFor,
+} from './common.js'
 
 const START_TIMEOUT_MS = 45_000
 
@@ -26,7 +36,11 @@ export const flannelPhase: Phase = {
   async runHost(ctx, h) {
     const c = ctx.cluster
     const p = flannelPaths(c)
-    await applyFiles(ctx, h, desiredFiles(ctx, h).filter((f) => f.path === p.unit))
+    await applyFiles(
+      ctx,
+      h,
+      desiredFiles(ctx, h).filter((f) => f.path === p.unit),
+    )
     const st = unitState(h.facts.flanneld.unit) // as found before this run touched it
     const steps = [...enableStep('flanneld', st.enabled), ...resetFailedStep('flanneld', st)]
     const mtu = deviceMtuChange(c, h.host, h.facts)
@@ -43,6 +57,7 @@ export const flannelPhase: Phase = {
       steps.push({what: 'restart flanneld', cmd: 'systemctl restart --no-block flanneld'})
       restarting = true
     }
+
     const before = restarting && !ctx.dryRun ? await invocation(h) : undefined
     await systemd(ctx, h, steps)
     h.restart.delete('flanneld')
@@ -53,7 +68,8 @@ export const flannelPhase: Phase = {
   async runCluster(ctx) {
     if (ctx.dryRun) return
     const flannel = this.hosts(ctx)
-    const via = ctx.hosts.find((h) => h.host.roles.etcd && h.etcdActive !== false) ?? ctx.hosts.find((h) => h.host.roles.etcd)!
+    const via =
+      ctx.hosts.find((h) => h.host.roles.etcd && h.etcdActive !== false) ?? ctx.hosts.find((h) => h.host.roles.etcd)!
     let missing = await missingLeases(ctx, via, flannel, 3000)
     if (missing.length > 0) {
       // A running flanneld without its lease (deleted in etcd, or an etcd restored from a
@@ -61,22 +77,35 @@ export const flannelPhase: Phase = {
       await Promise.all(
         missing.map(async (h) => {
           const before = await invocation(h)
-          await systemd(ctx, h, [{what: `restart flanneld (no lease in etcd for ${h.flannelSubnet ? subnetOfGateway(h.flannelSubnet) : 'its subnet'})`, cmd: 'systemctl restart --no-block flanneld'}])
+          await systemd(ctx, h, [
+            {
+              what: `restart flanneld (no lease in etcd for ${h.flannelSubnet ? subnetOfGateway(h.flannelSubnet) : 'its subnet'})`,
+              cmd: 'systemctl restart --no-block flanneld',
+            },
+          ])
           await waitUp(ctx, h, before)
         }),
       )
       missing = await missingLeases(ctx, via, flannel, 10_000)
     }
+
     if (missing.length > 0) {
-      throw new KflanError(`no matching lease in etcd for ${missing.map((h) => `${h.host.name} (${h.flannelSubnet ?? 'no subnet'})`).join(', ')}`, {
-        hint: `compare the leases under ${leasePrefix(ctx.cluster)} (etcd ${ctx.cluster.flannel.etcdApi} API, the one flannel ${ctx.cluster.flannel.version} uses) with ${ctx.cluster.flannel.subnetFile} on those hosts, and read \`journalctl -u flanneld\` there`,
-      })
+      throw new KflanError(
+        `no matching lease in etcd for ${missing.map((h) => `${h.host.name} (${h.flannelSubnet ?? 'no subnet'})`).join(', ')}`,
+        {
+          hint: `compare the leases under ${leasePrefix(ctx.cluster)} (etcd ${ctx.cluster.flannel.etcdApi} API, the one flannel ${ctx.cluster.flannel.version} uses) with ${ctx.cluster.flannel.subnetFile} on those hosts, and read \`journalctl -u flanneld\` there`,
+        },
+      )
     }
   },
 }
 
 /** The vxlan device's MTU when it differs from what flanneld would create now (pure). */
-export function deviceMtuChange(c: Cluster, h: Host, f: HostFacts): {device: string; from: number; to: number} | undefined {
+export function deviceMtuChange(
+  c: Cluster,
+  h: Host,
+  f: HostFacts,
+): {device: string; from: number; to: number} | undefined {
   // Before 0.21.3 flanneld sets no MTU on the device (the kernel derives it from the interface).
   if (!backendMtuSupported(c.flannel.version)) return undefined
   const device = vxlanDevice(c)
@@ -93,20 +122,34 @@ async function invocation(h: HostRun): Promise<string> {
 
 /** Waits for flanneld active (Type=notify: after it wrote the subnet file) with a new invocation. */
 async function waitUp(ctx: RunContext, h: HostRun, before: string | undefined): Promise<void> {
-  const subnetFile = ctx.cluster.flannel.subnetFile
+  const {subnetFile} = ctx.cluster.flannel
   let env = ''
-  const ok = await waitFor(async () => {
-    const r = await h.remote.exec(`systemctl show -p InvocationID --value flanneld; systemctl is-active flanneld; cat ${shq(subnetFile)} 2>/dev/null`)
-    const [id, active] = r.stdout.split('\n')
-    env = r.stdout
-    return (before === undefined || (id !== '' && id !== before)) && active === 'active' && /FLANNEL_SUBNET=/.test(r.stdout)
-  }, START_TIMEOUT_MS, 300)
+  const ok = await waitFor(
+    async () => {
+      const r = await h.remote.exec(
+        `systemctl show -p InvocationID --value flanneld; systemctl is-active flanneld; cat ${shq(subnetFile)} 2>/dev/null`,
+      )
+      const [id, active] = r.stdout.split('\n')
+      env = r.stdout
+      return (
+        (before === undefined || (id !== '' && id !== before)) &&
+        active === 'active' &&
+        /FLANNEL_SUBNET=/.test(r.stdout)
+      )
+    },
+    START_TIMEOUT_MS,
+    300,
+  )
   if (!ok) {
     const j = await h.remote.exec('journalctl -u flanneld -n 8 --no-pager -o cat')
-    throw new KflanError(`flanneld did not come up within ${START_TIMEOUT_MS / 1000}s (no ${subnetFile}); last log lines:\n${j.stdout.trim()}`, {
-      hint: `check that the network config exists under ${ctx.cluster.flannel.prefix}/config and that etcd is reachable from ${h.host.address}`,
-    })
+    throw new KflanError(
+      `flanneld did not come up within ${START_TIMEOUT_MS / 1000}s (no ${subnetFile}); last log lines:\n${j.stdout.trim()}`,
+      {
+        hint: `check that the network config exists under ${ctx.cluster.flannel.prefix}/config and that etcd is reachable from ${h.host.address}`,
+      },
+    )
   }
+
   const parsed = parseSubnetEnv(env)
   h.flannelSubnet = parsed.subnet
   h.flannelMtu = parsed.mtu
@@ -115,10 +158,19 @@ async function waitUp(ctx: RunContext, h: HostRun, before: string | undefined): 
 /** The hosts whose lease (their subnet, their address as PublicIP) is not in etcd within timeoutMs. */
 async function missingLeases(ctx: RunContext, via: HostRun, hosts: HostRun[], timeoutMs: number): Promise<HostRun[]> {
   let missing: HostRun[] = []
-  await waitFor(async () => {
-    const leases: Lease[] = await readLeases(ctx.cluster, via.remote)
-    missing = hosts.filter((h) => !leases.some((l) => l.publicIp === h.host.address && h.flannelSubnet && l.subnet === subnetOfGateway(h.flannelSubnet)))
-    return missing.length === 0
-  }, timeoutMs, 500)
+  await waitFor(
+    async () => {
+      const leases: Lease[] = await readLeases(ctx.cluster, via.remote)
+      missing = hosts.filter(
+        (h) =>
+          !leases.some(
+            (l) => l.publicIp === h.host.address && h.flannelSubnet && l.subnet === subnetOfGateway(h.flannelSubnet),
+          ),
+      )
+      return missing.length === 0
+    },
+    timeoutMs,
+    500,
+  )
   return missing
 }

@@ -1,3 +1,5 @@
+import type {HostRun, Phase, RunContext} from './context.js'
+
 /**
  * flannel's network config in etcd under <prefix>/config, written through the API the installed
  * flannel reads: v3 for flannel 0.18 and newer, v2 before. A config that differs in Network or
@@ -7,9 +9,8 @@ import {readLeases} from '../cluster/leases.js'
 import {KflanError} from '../errors.js'
 import {etcdctl, etcdctlV2} from '../etcdctl.js'
 import {incompatibleChanges, parseNetworkConfig, sameConfig} from '../netconfig.js'
-import {networkConfig} from '../render/index.js'
 import {shq} from '../remote/shell.js'
-import type {HostRun, Phase, RunContext} from './context.js'
+import {networkConfig} from '../render/index.js'
 
 export const networkPhase: Phase = {
   name: 'network',
@@ -29,6 +30,7 @@ export const networkPhase: Phase = {
       via.changes.push(`write ${key} (etcd ${api} API): ${desiredText}`)
       return
     }
+
     const currentText = await store.get(key)
     if (currentText !== undefined) {
       const current = parseNetworkConfig(currentText)
@@ -36,11 +38,15 @@ export const networkPhase: Phase = {
       const leases = (await readLeases(c, via.remote)).length
       const incompatible = current ? incompatibleChanges(current, desired) : []
       if (leases > 0 && incompatible.length > 0 && !ctx.options.force) {
-        throw new KflanError(`${key} differs from the inventory while ${leases} flannel lease(s) exist: ${incompatible.join('; ')}`, {
-          hint: 'flannel cannot change its network or backend at runtime. Keep the inventory as it was, or re-run with --force and then restart flanneld (and docker) on every host',
-        })
+        throw new KflanError(
+          `${key} differs from the inventory while ${leases} flannel lease(s) exist: ${incompatible.join('; ')}`,
+          {
+            hint: 'flannel cannot change its network or backend at runtime. Keep the inventory as it was, or re-run with --force and then restart flanneld (and docker) on every host',
+          },
+        )
       }
     }
+
     await ctx.wet(via, `write ${key} (etcd ${api} API): ${desiredText}`, () => store.put(key, desiredText))
   },
 }
@@ -70,7 +76,7 @@ function v2Store(ctx: RunContext, via: HostRun): Store {
       if (r.code === 0) return r.stdout.trim()
       if (/Key not found/i.test(r.stderr)) return undefined
       throw new KflanError(`etcdctl (v2) get ${key} failed on ${via.host.name}: ${r.stderr.trim()}`, {
-        hint: 'flannel < 0.18 needs etcd started with --enable-v2 (kflan sets it when the inventory\'s flannel version needs it)',
+        hint: "flannel < 0.18 needs etcd started with --enable-v2 (kflan sets it when the inventory's flannel version needs it)",
       })
     },
     put: (key, value) => via.remote.run(etcdctlV2(c, `set ${shq(key)} ${shq(value)}`)),

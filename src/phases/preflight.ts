@@ -1,3 +1,6 @@
+import type {Cluster, Host} from '../inventory/model.js'
+import type {HostRun, Phase, RunContext} from './context.js'
+
 /**
  * preflight: checks that stop the run (kubeadm style: `[ERROR Name]: message`, downgraded with
  * --ignore-preflight-errors=Name), then the host preparation every guide does by hand: swap off,
@@ -5,14 +8,12 @@
  */
 import {hostPorts, vxlanDevice} from '../cluster/flannel.js'
 import {InputError, KflanError} from '../errors.js'
-import type {Cluster, Host} from '../inventory/model.js'
 import {intToIp, ipToInt} from '../inventory/net.js'
-import {withHostsBlock, type FileSpec} from '../render/index.js'
-import {MODULES_FILE, SYSCTL_FILE} from '../render/paths.js'
+import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
 import {readFiles} from '../remote/files.js'
-import {interfaceWithAddress, type HostFacts} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
-import type {HostRun, Phase, RunContext} from './context.js'
+import {type FileSpec, withHostsBlock} from '../render/index.js'
+import {MODULES_FILE, SYSCTL_FILE} from '../render/paths.js'
 import {applyFiles, desiredFiles, prefetchFileStates} from './common.js'
 
 export interface Finding {
@@ -31,7 +32,11 @@ const ERROR_CHECKS = ['OS', 'Systemd', 'Arch', 'Tools', 'Docker', 'Iptables'] as
 
 /** Every preflight error check `--ignore-preflight-errors` may name for this cluster (pure). */
 export function ignorableChecks(c: Cluster): string[] {
-  const ports = [c.etcd.clientPort, c.etcd.peerPort, ...(c.flannel.backend.type === 'host-gw' ? [] : [c.flannel.backend.port])]
+  const ports = [
+    c.etcd.clientPort,
+    c.etcd.peerPort,
+    ...(c.flannel.backend.type === 'host-gw' ? [] : [c.flannel.backend.port]),
+  ]
   return [...ERROR_CHECKS, ...[...new Set(ports)].map((p) => `Port-${p}`)]
 }
 
@@ -42,65 +47,105 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
   const out: Finding[] = []
   const error = (name: string, message: string) => out.push({name, severity: 'error', message})
   const warning = (name: string, message: string) => out.push({name, severity: 'warning', message})
-  if (f.os.family === 'other') error('OS', `unsupported OS "${f.os.prettyName || f.os.id}": kflan supports the Debian/Ubuntu and RHEL/CentOS/Rocky families`)
-  if (!f.systemd.running) error('Systemd', 'systemd is not running: kflan runs etcd, flanneld and docker as systemd units')
+  if (f.os.family === 'other')
+    error(
+      'OS',
+      `unsupported OS "${f.os.prettyName || f.os.id}": kflan supports the Debian/Ubuntu and RHEL/CentOS/Rocky families`,
+    )
+  if (!f.systemd.running)
+    error('Systemd', 'systemd is not running: kflan runs etcd, flanneld and docker as systemd units')
   if (f.arch !== 'x86_64' && /amd64/.test(`${c.etcd.tarball} ${c.flannel.tarball}`)) {
     error('Arch', `host is ${f.arch} but the release tarballs are linux-amd64`)
   }
+
   const own = interfaceWithAddress(f, h.address)
-  if (!own) {
-    const have = f.interfaces.flatMap((i) => i.addresses.filter((a) => a.family === 'inet').map((a) => `${i.name} ${a.address}`))
-    error('HostAddress', `${h.address} (the inventory address) is not on any interface; the host has ${have.join(', ') || 'no IPv4 address'}`)
-  } else {
+  if (own) {
     const a = own.addresses.find((x) => x.address === h.address)!
     const edge = subnetEdge(h.address, a.prefixLen)
-    if (edge) error('HostAddress', `${h.address} (the inventory address) is the ${edge} of ${own.name}'s subnet ${networkOf(h.address, a.prefixLen)}/${a.prefixLen}: no host can use it`)
+    if (edge)
+      error(
+        'HostAddress',
+        `${h.address} (the inventory address) is the ${edge} of ${own.name}'s subnet ${networkOf(h.address, a.prefixLen)}/${a.prefixLen}: no host can use it`,
+      )
+  } else {
+    const have = f.interfaces.flatMap((i) =>
+      i.addresses.filter((a) => a.family === 'inet').map((a) => `${i.name} ${a.address}`),
+    )
+    error(
+      'HostAddress',
+      `${h.address} (the inventory address) is not on any interface; the host has ${have.join(', ') || 'no IPv4 address'}`,
+    )
   }
+
   if (h.interface && h.roles.flannel && !f.interfaces.some((i) => i.name === h.interface)) {
-    error('Interface', `interface ${h.interface} (flanneld --iface) does not exist; the host has ${f.interfaces.map((i) => i.name).join(', ')}`)
+    error(
+      'Interface',
+      `interface ${h.interface} (flanneld --iface) does not exist; the host has ${f.interfaces.map((i) => i.name).join(', ')}`,
+    )
   }
+
   const missingTools = ['sha256sum', 'base64', 'tar', 'ip', 'systemctl'].filter((t) => f.tools[t] === false)
   if (missingTools.length > 0) error('Tools', `missing commands: ${missingTools.join(', ')}`)
   if (h.roles.flannel && c.docker.enabled && !f.docker.installed) {
-    error('Docker', 'docker is not installed on this flannel host: install it from the distribution (docker.io, docker-ce) first, or set docker.enabled: false')
+    error(
+      'Docker',
+      'docker is not installed on this flannel host: install it from the distribution (docker.io, docker-ce) first, or set docker.enabled: false',
+    )
   }
-  if (h.roles.flannel && f.tools.iptables === false) error('Iptables', 'iptables is not installed (flanneld and docker need it)')
+
+  if (h.roles.flannel && f.tools.iptables === false)
+    error('Iptables', 'iptables is not installed (flanneld and docker need it)')
   if (h.roles.etcd && !f.etcd.unit.active) {
     const tcp = (port: number) => f.listening.some((s) => s.proto === 'tcp' && s.port === port)
     for (const port of [c.etcd.clientPort, c.etcd.peerPort]) {
       if (tcp(port)) error(`Port-${port}`, `TCP port ${port} is already in use, but etcd.service is not running`)
     }
+
     if (f.etcd.hasMember && !f.etcd.unit.exists) {
-      warning('ExistingEtcdData', `${f.etcd.dataDir} already holds etcd member data (left by an earlier cluster, or by \`kflan reset\` without --purge-data): etcd will reuse it`)
+      warning(
+        'ExistingEtcdData',
+        `${f.etcd.dataDir} already holds etcd member data (left by an earlier cluster, or by \`kflan reset\` without --purge-data): etcd will reuse it`,
+      )
     }
   }
+
   const b = c.flannel.backend
   if (h.roles.flannel && b.type !== 'host-gw' && !f.flanneld.unit.active) {
     // A stopped flanneld leaves its vxlan device, whose kernel socket keeps the port (no process
     // owns it): that is flannel's own, not a conflict.
     const dev = vxlanDevice(c)
     const kernelVxlan = dev !== undefined && f.interfaces.some((i) => i.name === dev)
-    const taken = f.listening.filter((s) => s.proto === 'udp' && s.port === b.port && !(kernelVxlan && (s.processes ?? []).length === 0))
-    if (taken.length > 0) error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
+    const taken = f.listening.filter(
+      (s) => s.proto === 'udp' && s.port === b.port && !(kernelVxlan && (s.processes ?? []).length === 0),
+    )
+    if (taken.length > 0)
+      error(`Port-${b.port}`, `UDP port ${b.port} (flannel ${b.type}) is already in use, but flanneld is not running`)
   }
+
   const hz = c.flannel.healthzPort
   if (h.roles.flannel && hz > 0) {
     // flanneld panics when its healthz port is taken. kflan's own running flanneld may hold it
     // (ss -p names the process when it runs as root; without that, a running flanneld is trusted).
     const own = f.flanneld.unit.active ? f.flanneld.unit.mainPid : undefined
     const holders = f.listening.filter((l) => l.proto === 'tcp' && l.port === hz)
-    const foreign = holders.filter((l) => (l.processes ? !l.processes.some((p) => p.pid === own) : !f.flanneld.unit.active))
+    const foreign = holders.filter((l) =>
+      l.processes ? !l.processes.some((p) => p.pid === own) : !f.flanneld.unit.active,
+    )
     if (foreign.length > 0) {
       const who = [...new Set(foreign.flatMap((l) => l.processes ?? []).map((p) => `${p.name} (pid ${p.pid})`))]
-      error(`Port-${hz}`, `TCP port ${hz} (flanneld --healthz-port) is already in use${who.length > 0 ? ` by ${who.join(', ')}` : ''}; flanneld would panic at start`)
+      error(
+        `Port-${hz}`,
+        `TCP port ${hz} (flanneld --healthz-port) is already in use${who.length > 0 ? ` by ${who.join(', ')}` : ''}; flanneld would panic at start`,
+      )
     }
   }
+
   return out
 }
 
 /** The network address of `ip`/`prefix` (dotted). */
 function networkOf(ip: string, prefix: number): string {
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  const mask = prefix === 0 ? 0 : (0xff_ff_ff_ff << (32 - prefix)) >>> 0
   return intToIp((ipToInt(ip) & mask) >>> 0)
 }
 
@@ -108,9 +153,9 @@ function networkOf(ip: string, prefix: number): string {
 export function subnetEdge(ip: string, prefix: number): string | undefined {
   if (prefix > 30) return undefined
   const n = ipToInt(ip)
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
-  if (((n & mask) >>> 0) === n) return 'network address'
-  if (((n | ~mask) >>> 0) === n) return 'broadcast address'
+  const mask = prefix === 0 ? 0 : (0xff_ff_ff_ff << (32 - prefix)) >>> 0
+  if ((n & mask) >>> 0 === n) return 'network address'
+  if ((n | ~mask) >>> 0 === n) return 'broadcast address'
   return undefined
 }
 
@@ -120,19 +165,32 @@ export function subnetEdge(ip: string, prefix: number): string | undefined {
  * names (exit 2, before anything is issued or contacted).
  */
 export function parseIgnored(flag: string | undefined, c: Cluster): Set<string> {
-  const names = (flag ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  const names = (flag ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   const valid = ignorableChecks(c)
   const byLower = new Map(valid.map((v) => [v.toLowerCase(), v]))
   for (const n of names) {
     if (n.toLowerCase() === 'all' || byLower.has(n.toLowerCase())) continue
     const guard = GUARD_CHECKS.find((g) => g.toLowerCase() === n.toLowerCase())
     if (guard) {
-      throw new InputError(`--ignore-preflight-errors: ${guard} cannot be ignored: it checks a value kflan writes into etcd's and flanneld's units`, {
-        hint: guard === 'HostAddress' ? "set hosts[].address to the address the host has (`ip -4 addr`)" : 'set hosts[].interface (or flannel.interface) to an interface the host has, or leave it out',
-      })
+      throw new InputError(
+        `--ignore-preflight-errors: ${guard} cannot be ignored: it checks a value kflan writes into etcd's and flanneld's units`,
+        {
+          hint:
+            guard === 'HostAddress'
+              ? 'set hosts[].address to the address the host has (`ip -4 addr`)'
+              : 'set hosts[].interface (or flannel.interface) to an interface the host has, or leave it out',
+        },
+      )
     }
-    throw new InputError(`--ignore-preflight-errors: ${JSON.stringify(n)} is not a preflight check`, {hint: `valid names: ${valid.join(', ')}, or all`})
+
+    throw new InputError(`--ignore-preflight-errors: ${JSON.stringify(n)} is not a preflight check`, {
+      hint: `valid names: ${valid.join(', ')}, or all`,
+    })
   }
+
   return new Set(names.map((n) => n.toLowerCase()))
 }
 
@@ -145,9 +203,13 @@ export function preflightHint(errors: Finding[]): string {
   const skippable = errors.filter((e) => !isGuard(e.name)).map((e) => e.name)
   const parts: string[] = []
   if (guards.length > 0) {
-    parts.push(`fix ${[...new Set(guards.map((g) => (g.name === 'HostAddress' ? 'hosts[].address' : 'hosts[].interface (or flannel.interface)')))].join(' and ')} in the inventory to match the host (these values are written into etcd's and flanneld's units; the check cannot be skipped)`)
+    parts.push(
+      `fix ${[...new Set(guards.map((g) => (g.name === 'HostAddress' ? 'hosts[].address' : 'hosts[].interface (or flannel.interface)')))].join(' and ')} in the inventory to match the host (these values are written into etcd's and flanneld's units; the check cannot be skipped)`,
+    )
   }
-  if (skippable.length > 0) parts.push(`fix the host, or skip a check with --ignore-preflight-errors=${[...new Set(skippable)].join(',')}`)
+
+  if (skippable.length > 0)
+    parts.push(`fix the host, or skip a check with --ignore-preflight-errors=${[...new Set(skippable)].join(',')}`)
   return parts.join('; ')
 }
 
@@ -161,7 +223,9 @@ export function commentOutSwap(fstab: string): string {
 
 /** /etc/selinux/config with SELINUX=disabled (pure). */
 export function selinuxDisabled(config: string): string {
-  return /^SELINUX=/m.test(config) ? config.replace(/^SELINUX=.*$/m, 'SELINUX=disabled') : `${config.replace(/\n?$/, '\n')}SELINUX=disabled\n`
+  return /^SELINUX=/m.test(config)
+    ? config.replace(/^SELINUX=.*$/m, 'SELINUX=disabled')
+    : `${config.replace(/\n?$/, '\n')}SELINUX=disabled\n`
 }
 
 export const preflightPhase: Phase = {
@@ -172,12 +236,17 @@ export const preflightPhase: Phase = {
 
   async runHost(ctx, h) {
     const findings = preflightChecks(ctx.cluster, h.host, h.facts)
-    const ignored = (n: string) => !isGuard(n) && (ctx.options.ignorePreflight.has('all') || ctx.options.ignorePreflight.has(n.toLowerCase()))
+    const ignored = (n: string) =>
+      !isGuard(n) && (ctx.options.ignorePreflight.has('all') || ctx.options.ignorePreflight.has(n.toLowerCase()))
     const errors = findings.filter((f) => f.severity === 'error' && !ignored(f.name))
     for (const f of findings.filter((x) => !errors.includes(x))) ctx.warn(h, `[WARNING ${f.name}]: ${f.message}`)
     if (errors.length > 0) {
-      throw new KflanError(`preflight checks failed:\n${errors.map((e) => `      [ERROR ${e.name}]: ${e.message}`).join('\n')}`, {hint: preflightHint(errors)})
+      throw new KflanError(
+        `preflight checks failed:\n${errors.map((e) => `      [ERROR ${e.name}]: ${e.message}`).join('\n')}`,
+        {hint: preflightHint(errors)},
+      )
     }
+
     await prefetchFileStates(ctx, h, ['/etc/hosts', '/etc/fstab', '/etc/selinux/config'])
     await prepareHost(ctx, h)
   },
@@ -190,7 +259,10 @@ export const preflightPhase: Phase = {
     if (spread > ctx.cluster.preflight.maxClockSkew) {
       const ahead = skews.find((x) => x.s === max)!.h.host.name
       const behind = skews.find((x) => x.s === min)!.h.host.name
-      ctx.warn(undefined, `[WARNING ClockSkew]: clocks differ by ${spread.toFixed(1)} s between ${ahead} and ${behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`)
+      ctx.warn(
+        undefined,
+        `[WARNING ClockSkew]: clocks differ by ${spread.toFixed(1)} s between ${ahead} and ${behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`,
+      )
     }
   },
 }
@@ -199,7 +271,11 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
   const f = h.facts
   const c = ctx.cluster
   const wantsSelinux = f.selinux.present && f.selinux.configMode !== undefined && f.selinux.configMode !== 'disabled'
-  const current = await readFiles(h.remote, ['/etc/hosts', '/etc/fstab', ...(wantsSelinux ? ['/etc/selinux/config'] : [])])
+  const current = await readFiles(h.remote, [
+    '/etc/hosts',
+    '/etc/fstab',
+    ...(wantsSelinux ? ['/etc/selinux/config'] : []),
+  ])
   const text = (p: string) => current.get(p)?.toString('utf8')
 
   // Files first, in one batch: the managed /etc/hosts block, fstab without swap, SELinux config,
@@ -224,9 +300,12 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
       const missing = (await h.remote.run(q)).stdout.split('\n').filter(Boolean)
       if (missing.length > 0) {
         await ctx.wet(h, `open firewalld ports ${missing.join(' ')}`, () =>
-          h.remote.run(`${missing.map((p) => `firewall-cmd --permanent --add-port=${p} && firewall-cmd --add-port=${p}`).join(' && ')}`),
+          h.remote.run(
+            `${missing.map((p) => `firewall-cmd --permanent --add-port=${p} && firewall-cmd --add-port=${p}`).join(' && ')}`,
+          ),
         )
       }
+
       if (h.host.roles.flannel) {
         // Pod traffic is forwarded (docker0 <-> flannel device or the host's interface), and
         // firewalld rejects forwarded traffic its zones do not allow, whatever docker's and
@@ -234,24 +313,34 @@ async function prepareHost(ctx: RunContext, h: HostRun): Promise<void> {
         const net = shq(c.flannel.network)
         const has = await h.remote.exec(`firewall-cmd --zone=trusted --query-source=${net}`)
         if (has.code !== 0) {
-          await ctx.wet(h, `allow the pod network ${c.flannel.network} through firewalld (source of zone trusted)`, () =>
-            h.remote.run(`firewall-cmd --permanent --zone=trusted --add-source=${net} && firewall-cmd --zone=trusted --add-source=${net}`),
+          await ctx.wet(
+            h,
+            `allow the pod network ${c.flannel.network} through firewalld (source of zone trusted)`,
+            () =>
+              h.remote.run(
+                `firewall-cmd --permanent --zone=trusted --add-source=${net} && firewall-cmd --zone=trusted --add-source=${net}`,
+              ),
           )
         }
       }
     }
   }
+
   // br_netfilter may be built into the kernel (then /proc/sys/net/bridge exists and modprobe
   // has nothing to load); only a missing sysctl directory after modprobe is an error.
   if (!f.brNetfilter.procDir) {
     await ctx.wet(h, 'modprobe br_netfilter', () =>
-      h.remote.run('modprobe br_netfilter 2>/dev/null; test -d /proc/sys/net/bridge || { echo "br_netfilter is not available: /proc/sys/net/bridge is missing" >&2; exit 1; }'),
+      h.remote.run(
+        'modprobe br_netfilter 2>/dev/null; test -d /proc/sys/net/bridge || { echo "br_netfilter is not available: /proc/sys/net/bridge is missing" >&2; exit 1; }',
+      ),
     )
   }
+
   const s = f.sysctl
   if (changed.includes(SYSCTL_FILE) || !s.ipForward || !s.bridgeNfCallIptables || s.bridgeNfCallIp6tables === false) {
     await ctx.wet(h, `sysctl -p ${SYSCTL_FILE}`, () => h.remote.run(`sysctl -q -p ${SYSCTL_FILE}`))
   }
+
   if (f.hostname !== h.host.name) {
     const n = shq(h.host.name)
     await ctx.wet(h, `set hostname ${h.host.name} (was ${f.hostname})`, () =>

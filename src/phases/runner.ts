@@ -3,8 +3,9 @@
  * A host that fails lets the others finish the phase; then the run stops with every failure.
  */
 import {Listr, type ListrTask} from 'listr2'
+
 import {hintOf, KflanError, messageOf} from '../errors.js'
-import {InterruptedError, interruptedBy, throwIfInterrupted} from '../interrupt.js'
+import {interruptedBy, InterruptedError, throwIfInterrupted} from '../interrupt.js'
 import {listrOptions, type Output} from '../listr.js'
 import {HostFailure, type Phase, type RunContext} from './context.js'
 
@@ -32,7 +33,11 @@ export class PhaseFailedError extends KflanError {
 
 /** Phase boundaries in the log, with the time since the run started. */
 function mark(ctx: RunContext, phase: string, part: string): void {
-  ctx.logger.log('-', {ts: new Date().toISOString(), kind: 'note', message: `phase ${phase} (${part}) at +${Math.round(performance.now() - ctx.startedAt)} ms`})
+  ctx.logger.log('-', {
+    ts: new Date().toISOString(),
+    kind: 'note',
+    message: `phase ${phase} (${part}) at +${Math.round(performance.now() - ctx.startedAt)} ms`,
+  })
 }
 
 /** "0.4 s", "12 s": a phase's time, as its finished title shows it. */
@@ -44,7 +49,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
   const tasks: ListrTask[] = phases.map((phase) => ({
     title: phase.title,
     skip: () => (!phase.runCluster && phase.hosts(ctx).length === 0 ? 'no host needs it' : false),
-    task: async (_, task) => {
+    async task(_, task) {
       throwIfInterrupted()
       const t0 = performance.now()
       const hosts = phase.hosts(ctx)
@@ -56,16 +61,18 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
           .newListr(
             hosts.map((h) => ({
               title: h.host.name,
-              task: async (_c, sub) => {
+              async task(_c, sub) {
                 // After a stop signal, hosts not started yet are left alone (see src/interrupt.ts).
                 if (interruptedBy()) return sub.skip(`${h.host.name}: not started (${interruptedBy()})`)
                 const before = h.changes.length
                 try {
                   await runHost(ctx, h)
                 } catch (error) {
-                  if (!(error instanceof InterruptedError)) failures.push(new HostFailure(h.host.name, phase.name, error))
+                  if (!(error instanceof InterruptedError))
+                    failures.push(new HostFailure(h.host.name, phase.name, error))
                   throw error
                 }
+
                 const n = h.changes.length - before
                 sub.title = `${h.host.name}: ${n === 0 ? 'ok' : `${n} change${n === 1 ? '' : 's'}${ctx.dryRun ? ' planned' : ''}`}`
               },
@@ -76,6 +83,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
         // The gate: every host finished the phase; stop if any failed.
         if (failures.length > 0) throw new PhaseFailedError(phase.name, failures)
       }
+
       throwIfInterrupted()
       if (phase.runCluster) {
         const runCluster = phase.runCluster.bind(phase)
@@ -88,10 +96,13 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
             throw new PhaseFailedError(phase.name, [new HostFailure('cluster', phase.name, error)])
           }
         }
+
         // After a per-host part, the cluster part is a step of its own under the phase.
-        if (phase.runHost) await task.newListr([{title: phase.clusterTitle ?? 'whole cluster', task: cluster}], {exitOnError: true}).run()
-        else await cluster()
+        await (phase.runHost
+          ? task.newListr([{title: phase.clusterTitle ?? 'whole cluster', task: cluster}], {exitOnError: true}).run()
+          : cluster())
       }
+
       task.title = `${phase.title} (${formatSeconds(performance.now() - t0)})`
     },
   }))

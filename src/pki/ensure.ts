@@ -4,9 +4,12 @@
  * writes nothing and the bytes rendered for hosts stay the same.
  */
 import type {KeyObject, X509Certificate} from 'node:crypto'
+
+import type {CertOutcome, CertSpec, EnsureOptions, KeyAlgorithm, PkiReport, PkiRequest} from './types.js'
+
 import {PkiError} from './errors.js'
-import {issueCa, issueLeaf, issuerFrom, type Issuer} from './issue.js'
 import {chainsTo, notAfterOf, notBeforeOf, parseCertificate, usagesOf} from './inspect.js'
+import {issueCa, issueLeaf, type Issuer, issuerFrom} from './issue.js'
 import {generateKey, keyAlgorithmOf, parsePrivateKey} from './keys.js'
 import {planCertificates} from './plan.js'
 import {diffSans, parseSubjectAltNameText, sanSet} from './sans.js'
@@ -20,12 +23,12 @@ import {
   tightenKeyMode,
   writeCertificatePair,
 } from './store.js'
-import type {CertOutcome, CertSpec, EnsureOptions, KeyAlgorithm, PkiReport, PkiRequest} from './types.js'
 
 export const DEFAULT_RENEW_BEFORE_DAYS = 30
 const DAY_MS = 86_400_000
 
-type Verdict = {reuse: true; reason: string; cert: X509Certificate} | {reuse: false; action: 'issued' | 'reissued'; reason: string}
+type Verdict =
+  {reuse: true; reason: string; cert: X509Certificate} | {reuse: false; action: 'issued' | 'reissued'; reason: string}
 
 interface Context {
   now: Date
@@ -55,7 +58,12 @@ export async function ensurePki(stateDir: string, req: PkiRequest, opts: EnsureO
   let changed = false
 
   // The CA.
-  const ca = await loadCa(stateDir, existing.filter((n) => n !== 'ca'), ctx, warnings)
+  const ca = await loadCa(
+    stateDir,
+    existing.filter((n) => n !== 'ca'),
+    ctx,
+    warnings,
+  )
   let issuer: Issuer
   let caOutcome: CertOutcome
   if (ca.kind === 'reuse') {
@@ -79,7 +87,8 @@ export async function ensurePki(stateDir: string, req: PkiRequest, opts: EnsureO
     }),
   )
   const verdicts = judged.map((j) => j.verdict)
-  leafSpecs.forEach((spec, i) => judged[i]!.tightened && warnings.push(`tightened ${spec.name}-key.pem to mode 0600`))
+  for (const [i, spec] of leafSpecs.entries())
+    if (judged[i]!.tightened) warnings.push(`tightened ${spec.name}-key.pem to mode 0600`)
   const toIssue = leafSpecs.filter((_, i) => !verdicts[i]!.reuse)
   const keys = await Promise.all(toIssue.map(() => generateKey(ctx.algorithm)))
   const issued = new Map(toIssue.map((spec, i) => [spec.name, issueLeaf(spec, keys[i]!, issuer, ctx.now)]))
@@ -109,12 +118,14 @@ async function loadCa(stateDir: string, leavesOnDisk: string[], ctx: Context, wa
     if (certPem !== undefined) {
       throw new PkiError(`the CA key ${keyFile} is missing`, `restore it from a backup, or ${redo}`)
     }
+
     if (leavesOnDisk.length > 0) {
       throw new PkiError(
         `the CA certificate ${certFile} is missing, but ${leavesOnDisk.length} certificate(s) signed by it are in ${pkiDir(stateDir)}`,
         `restore ca.pem and ca-key.pem from a backup, or ${redo}`,
       )
     }
+
     return {kind: 'issue', reason: 'new'}
   }
 
@@ -124,30 +135,40 @@ async function loadCa(stateDir: string, leavesOnDisk: string[], ctx: Context, wa
   } catch {
     throw new PkiError(`the CA certificate ${certFile} cannot be read`, `restore it from a backup, or ${redo}`)
   }
+
   const key: KeyObject | undefined = parsePrivateKey(keyPem)
   if (key === undefined) {
     throw new PkiError(`the CA key ${keyFile} cannot be read`, `restore it from a backup, or ${redo}`)
   }
+
   if (!cert.checkPrivateKey(key)) {
     throw new PkiError(`the CA key ${keyFile} does not belong to ${certFile}`, `restore the matching pair, or ${redo}`)
   }
+
   if (!cert.ca || !chainsTo(cert, cert)) {
     throw new PkiError(`${certFile} is not a self-signed CA certificate`, redo)
   }
+
   const keyAlg = keyAlgorithmOf(key)
   if (keyAlg === 'other') {
     throw new PkiError(`the CA key ${keyFile} is neither ECDSA P-256 nor RSA`, redo)
   }
+
   const left = daysUntil(notAfterOf(cert), ctx.now)
   if (left < 0) {
     throw new PkiError(`the CA certificate expired ${-left} day(s) ago`, redo)
   }
+
   if (left < ctx.renewBeforeDays) {
     warnings.push(`the CA expires in ${left} day(s); the certificates it signs cannot outlive it (${redo})`)
   }
+
   if (keyAlg !== ctx.algorithm) {
-    warnings.push(`the CA key is ${keyAlg} while keyAlgorithm is ${ctx.algorithm}: the CA is kept (${redo} to change it)`)
+    warnings.push(
+      `the CA key is ${keyAlg} while keyAlgorithm is ${ctx.algorithm}: the CA is kept (${redo} to change it)`,
+    )
   }
+
   if (await tightenKeyMode(keyFile)) warnings.push('tightened ca-key.pem to mode 0600')
   return {kind: 'reuse', issuer: issuerFrom(cert, key), reason: `valid for ${left} more days`}
 }
@@ -170,6 +191,7 @@ function judgeLeaf(
   } catch {
     return reissue('certificate unreadable')
   }
+
   const key = parsePrivateKey(keyPem)
   if (key === undefined) return reissue('key unreadable')
   if (!chainsTo(cert, issuer.cert)) return reissue('not signed by the current CA')
@@ -178,16 +200,21 @@ function judgeLeaf(
   if (keyAlg !== ctx.algorithm) return reissue(`key algorithm changed: ${keyAlg} → ${ctx.algorithm}`)
 
   const reasons: string[] = []
-  const cn = cert.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3)
+  const cn = cert.subject
+    .split('\n')
+    .find((l) => l.startsWith('CN='))
+    ?.slice(3)
   if (cn !== spec.commonName) reasons.push(`CN changed: ${cn ?? '(none)'} → ${spec.commonName}`)
   const {added, removed} = diffSans(sanSet(parseSubjectAltNameText(cert.subjectAltName)), spec)
   if (added.length + removed.length > 0) {
     reasons.push(`SANs changed: ${[...added.map((s) => `+${s}`), ...removed.map((s) => `-${s}`)].join(' ')}`)
   }
+
   const usages = usagesOf(cert)
   if (usages.length !== spec.extKeyUsage.length || !spec.extKeyUsage.every((u) => usages.includes(u))) {
     reasons.push(`usages changed: ${usages.join(',') || '(none)'} → ${spec.extKeyUsage.join(',')}`)
   }
+
   const notBefore = notBeforeOf(cert)
   if (notBefore.getTime() > ctx.now.getTime()) reasons.push(`not valid before ${notBefore.toISOString()}`)
   const notAfter = notAfterOf(cert)
@@ -196,6 +223,7 @@ function judgeLeaf(
   if (left < ctx.renewBeforeDays && notAfter.getTime() < issuer.notAfter.getTime()) {
     reasons.push(left < 0 ? `expired ${-left} day(s) ago` : `expires in ${left} day(s)`)
   }
+
   if (reasons.length > 0) return reissue(reasons.join('; '))
   return {reuse: true, reason: `valid for ${left} more days`, cert}
 }
@@ -215,7 +243,7 @@ function outcome(
     name: spec.name,
     kind: spec.kind,
     commonName: spec.commonName,
-    ...(spec.member !== undefined ? {member: spec.member} : {}),
+    ...(spec.member === undefined ? {} : {member: spec.member}),
     action,
     reason,
     ...certificatePaths(stateDir, spec.name),

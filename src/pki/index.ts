@@ -1,3 +1,25 @@
+export {DEFAULT_RENEW_BEFORE_DAYS, ensurePki} from './ensure.js'
+export {PkiError} from './errors.js'
+export {
+  certCoversAddress,
+  daysLeft,
+  describeCertificate,
+  inspectCertificates,
+  keyMatchesCert,
+  verifyChain,
+} from './inspect.js'
+export {
+  CA_COMMON_NAME,
+  CLIENT_NAMES,
+  DEFAULT_CA_VALIDITY_DAYS,
+  DEFAULT_VALIDITY_DAYS,
+  LOCAL_SANS,
+  memberCertNames,
+  ORGANIZATION,
+  planCertificates,
+} from './plan.js'
+export {canonicalIp, parseSan} from './sans.js'
+export {certificatePaths, pkiDir, readCertificatePair} from './store.js'
 /**
  * The cluster's PKI: a CA and the etcd server, peer and client certificates,
  * kept in <stateDir>/pki and reused across runs. See docs/pki.md.
@@ -16,25 +38,3 @@ export type {
   PkiReport,
   PkiRequest,
 } from './types.js'
-export {PkiError} from './errors.js'
-export {
-  CA_COMMON_NAME,
-  CLIENT_NAMES,
-  DEFAULT_CA_VALIDITY_DAYS,
-  DEFAULT_VALIDITY_DAYS,
-  LOCAL_SANS,
-  ORGANIZATION,
-  memberCertNames,
-  planCertificates,
-} from './plan.js'
-export {DEFAULT_RENEW_BEFORE_DAYS, ensurePki} from './ensure.js'
-export {
-  certCoversAddress,
-  daysLeft,
-  describeCertificate,
-  inspectCertificates,
-  keyMatchesCert,
-  verifyChain,
-} from './inspect.js'
-export {certificatePaths, pkiDir, readCertificatePair} from './store.js'
-export {canonicalIp, parseSan} from './sans.js'

@@ -4,12 +4,14 @@
  * and for ensurePki's reuse decisions. Everything but inspectCertificates is
  * pure.
  */
-import {X509Certificate, createPrivateKey} from 'node:crypto'
+import {createPrivateKey, X509Certificate} from 'node:crypto'
 import {isIP} from 'node:net'
+
+import type {CertDescription, CertFileDescription} from './types.js'
+
 import {keyAlgorithmOf} from './keys.js'
 import {canonicalIp, parseSubjectAltNameText, sanSet} from './sans.js'
 import {certificatePaths, listCertificateNames, readIfExists} from './store.js'
-import type {CertDescription, CertFileDescription} from './types.js'
 
 const DAY_MS = 86_400_000
 
@@ -57,7 +59,10 @@ export function chainsTo(cert: X509Certificate, ca: X509Certificate): boolean {
 }
 
 /** Describe a certificate; with `caPem`, also whether it chains to that CA. */
-export function describeCertificate(pem: string | Buffer, opts: {caPem?: string | Buffer; now?: Date} = {}): CertDescription {
+export function describeCertificate(
+  pem: string | Buffer,
+  opts: {caPem?: string | Buffer; now?: Date} = {},
+): CertDescription {
   const cert = parseCertificate(pem)
   const sans = parseSubjectAltNameText(cert.subjectAltName)
   const set = sanSet(sans)
@@ -70,6 +75,7 @@ export function describeCertificate(pem: string | Buffer, opts: {caPem?: string 
       chainsToCa = false
     }
   }
+
   return {
     subject: oneLine(cert.subject),
     commonName: commonNameOf(cert),
@@ -147,6 +153,7 @@ export async function inspectCertificates(
       unreadable.push(name)
       continue
     }
+
     certificates.push({
       ...description,
       name,
@@ -155,5 +162,6 @@ export async function inspectCertificates(
       keyMatches: keyPem === undefined ? null : keyMatchesCert(keyPem, certPem),
     })
   }
+
   return {certificates, unreadable}
 }

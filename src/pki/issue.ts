@@ -2,12 +2,14 @@
  * Issuing: a CertSpec plus a fresh key becomes a signed certificate. The CA
  * signs itself; leaves are signed by an Issuer loaded from the store.
  */
-import {X509Certificate, type KeyObject} from 'node:crypto'
-import {generateKey, keyAlgorithmOf, type GeneratedKey} from './keys.js'
-import {chainsTo, notAfterOf, parseCertificate} from './inspect.js'
-import {diffSans, parseSubjectAltNameText, sanSet} from './sans.js'
+import {type KeyObject, X509Certificate} from 'node:crypto'
+
 import type {CertSpec, KeyAlgorithm} from './types.js'
-import {buildCertificate, randomSerial, subjectKeyIdentifier, subjectNameDer, type KeyUsageFlags} from './x509.js'
+
+import {chainsTo, notAfterOf, parseCertificate} from './inspect.js'
+import {type GeneratedKey, generateKey, keyAlgorithmOf} from './keys.js'
+import {diffSans, parseSubjectAltNameText, sanSet} from './sans.js'
+import {buildCertificate, type KeyUsageFlags, randomSerial, subjectKeyIdentifier, subjectNameDer} from './x509.js'
 
 const DAY_MS = 86_400_000
 /** Backdate notBefore like cfssl, for hosts whose clocks run a little behind. */
@@ -62,6 +64,7 @@ export async function issueCa(spec: CertSpec, algorithm: KeyAlgorithm, now: Date
   if (!cert.ca || !cert.checkIssued(cert) || !cert.verify(cert.publicKey)) {
     throw new Error('internal error: the new CA certificate does not verify itself')
   }
+
   return {certPem: pem, keyPem: key.privateKeyPem, cert, issuer: issuerFrom(cert, key.privateKey)}
 }
 
@@ -73,7 +76,9 @@ export async function issueCa(spec: CertSpec, algorithm: KeyAlgorithm, now: Date
 export function issueLeaf(spec: CertSpec, key: GeneratedKey, issuer: Issuer, now: Date): Issued {
   const wanted = now.getTime() + spec.validityDays * DAY_MS
   const keyUsage: KeyUsageFlags =
-    keyAlgorithmOf(key.privateKey) === 'rsa' ? {digitalSignature: true, keyEncipherment: true} : {digitalSignature: true}
+    keyAlgorithmOf(key.privateKey) === 'rsa'
+      ? {digitalSignature: true, keyEncipherment: true}
+      : {digitalSignature: true}
   const {pem, der} = buildCertificate(
     {
       serial: randomSerial(),
@@ -96,5 +101,6 @@ export function issueLeaf(spec: CertSpec, key: GeneratedKey, issuer: Issuer, now
   if (!chainsTo(cert, issuer.cert) || sanDiff.added.length + sanDiff.removed.length > 0) {
     throw new Error(`internal error: the certificate issued for ${spec.name} does not read back as planned`)
   }
+
   return {certPem: pem, keyPem: key.privateKeyPem, cert}
 }

@@ -4,6 +4,7 @@
  */
 import {createPrivateKey, generateKeyPair, type KeyObject} from 'node:crypto'
 import {promisify} from 'node:util'
+
 import type {KeyAlgorithm} from './types.js'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
@@ -27,7 +28,7 @@ export async function generateKey(algorithm: KeyAlgorithm): Promise<GeneratedKey
   const {privateKey, publicKey} =
     algorithm === 'ecdsa'
       ? await generateKeyPairAsync('ec', {namedCurve: EC_CURVE})
-      : await generateKeyPairAsync('rsa', {modulusLength: RSA_BITS, publicExponent: 0x10001})
+      : await generateKeyPairAsync('rsa', {modulusLength: RSA_BITS, publicExponent: 0x1_00_01})
   return {
     privateKey,
     privateKeyPem: exportPrivateKeyPem(privateKey),

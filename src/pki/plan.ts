@@ -1,9 +1,10 @@
+import type {CertSpec, PkiRequest} from './types.js'
+
 /**
  * Which certificates a cluster needs: pure, no keys, no dates, no I/O.
  */
 import {PkiError} from './errors.js'
-import {parseSan, sanSet, type ParsedSan} from './sans.js'
-import type {CertSpec, PkiRequest} from './types.js'
+import {type ParsedSan, parseSan, sanSet} from './sans.js'
 
 /** cfssl guides' profiles: expiry 87600h. */
 export const DEFAULT_VALIDITY_DAYS = 3650
@@ -57,9 +58,11 @@ export function planCertificates(req: PkiRequest): CertSpec[] {
         'use letters, digits, dots and dashes, starting with a letter or digit',
       )
     }
+
     if (seen.has(name.toLowerCase())) {
       throw new PkiError(`etcd member "${name}" appears twice`, 'give every member a unique name')
     }
+
     seen.add(name.toLowerCase())
     const entries: ParsedSan[] = [
       san(name, `member ${name}`),
@@ -96,6 +99,7 @@ export function planCertificates(req: PkiRequest): CertSpec[] {
       validityDays,
     })
   }
+
   return specs
 }
 
@@ -107,6 +111,7 @@ function san(text: string, where: string): ParsedSan {
       'SANs are IPv4/IPv6 addresses (no zone id) or DNS names such as etcd.example.com or *.example.com',
     )
   }
+
   return parsed
 }
 
@@ -114,5 +119,6 @@ function positiveDays(days: number, field: string): number {
   if (!Number.isInteger(days) || days < 1) {
     throw new PkiError(`${field} must be a whole number of days, at least 1 (got ${days})`)
   }
+
   return days
 }

@@ -29,11 +29,13 @@ export function canonicalIp(text: string): string | undefined {
     // An IPv4-mapped address is the IPv4 address (as Go, and so cfssl, encodes it).
     const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6)
     if (mapped) {
-      const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)]
+      const [hi, lo] = [Number.parseInt(mapped[1]!, 16), Number.parseInt(mapped[2]!, 16)]
       return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.')
     }
+
     return v6
   }
+
   return undefined
 }
 
@@ -74,6 +76,7 @@ function compareIps(a: string, b: string): number {
     for (let i = 0; i < 4; i++) if (na[i] !== nb[i]) return na[i]! - nb[i]!
     return 0
   }
+
   return a < b ? -1 : a > b ? 1 : 0
 }
 
@@ -106,8 +109,10 @@ export function parseSubjectAltNameText(text: string | undefined): ParsedSan[] {
         continue
       }
     }
+
     if (kind === 'DNS') out.push({type: 'dns', value: canonicalDnsName(value) ?? value.toLowerCase()})
     else if (kind === 'IP Address') out.push({type: 'ip', value: canonicalIp(value) ?? value})
   }
+
   return out
 }

@@ -32,6 +32,7 @@ export async function ensurePkiDir(stateDir: string): Promise<boolean> {
     await chmod(dir, DIR_MODE)
     return true
   }
+
   return false
 }
 
@@ -39,9 +40,9 @@ export async function ensurePkiDir(stateDir: string): Promise<boolean> {
 export async function readIfExists(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
   }
 }
 
@@ -52,22 +53,28 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
   try {
     await fh.writeFile(data)
     await fh.sync()
-  } catch (err) {
+  } catch (error) {
     await fh.close()
     await unlink(tmp).catch(() => {})
-    throw err
+    throw error
   }
+
   await fh.close()
   try {
     await rename(tmp, file)
-  } catch (err) {
+  } catch (error) {
     await unlink(tmp).catch(() => {})
-    throw err
+    throw error
   }
 }
 
 /** Write a key (0600) then its certificate (0644). */
-export async function writeCertificatePair(stateDir: string, name: string, certPem: string, keyPem: string): Promise<void> {
+export async function writeCertificatePair(
+  stateDir: string,
+  name: string,
+  certPem: string,
+  keyPem: string,
+): Promise<void> {
   const {certFile, keyFile} = certificatePaths(stateDir, name)
   await writeFileAtomic(keyFile, keyPem, KEY_MODE)
   await writeFileAtomic(certFile, certPem, CERT_MODE)
@@ -88,10 +95,11 @@ export async function listCertificateNames(stateDir: string): Promise<string[]> 
   let entries: string[]
   try {
     entries = await readdir(pkiDir(stateDir))
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw err
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
   }
+
   return entries
     .filter((f) => f.endsWith('.pem') && !f.endsWith('-key.pem'))
     .map((f) => f.slice(0, -'.pem'.length))

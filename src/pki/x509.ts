@@ -1,3 +1,4 @@
+import forge from 'node-forge'
 /**
  * Certificate structure: node-forge's ASN.1 helpers build the TBSCertificate
  * (names, validity, extensions) around the SubjectPublicKeyInfo that
@@ -8,8 +9,8 @@
  * know RSA public keys, sign in pure JS, and write NULL parameters into an
  * ecdsa-with-SHA256 AlgorithmIdentifier (RFC 5758 says absent).
  */
-import {createHash, randomBytes, sign, type KeyObject} from 'node:crypto'
-import forge from 'node-forge'
+import {createHash, type KeyObject, randomBytes, sign} from 'node:crypto'
+
 import {keyAlgorithmOf} from './keys.js'
 
 const {asn1, pki} = forge
@@ -20,8 +21,7 @@ const OID_SUBJECT_KEY_IDENTIFIER = '2.5.29.14'
 const GENERALIZED_TIME_FROM = Date.UTC(2050, 0, 1)
 
 // forge exports these at run time; @types/node-forge does not declare them.
-const certificateExtensionsToAsn1 = (pki as unknown as {certificateExtensionsToAsn1(exts: unknown[]): forge.asn1.Asn1})
-  .certificateExtensionsToAsn1
+const {certificateExtensionsToAsn1} = pki as unknown as {certificateExtensionsToAsn1(exts: unknown[]): forge.asn1.Asn1}
 const fromDer = (der: Buffer): forge.asn1.Asn1 =>
   (asn1.fromDer as unknown as (b: string, o: object) => forge.asn1.Asn1)(der.toString('binary'), {
     decodeBitStrings: false,
@@ -67,7 +67,11 @@ export function buildCertificate(t: CertificateTemplate, signingKey: KeyObject):
   holder.setSubject([
     {shortName: 'CN', value: t.subject.commonName, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class},
     {shortName: 'O', value: t.subject.organization, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class},
-    {shortName: 'OU', value: t.subject.organizationalUnit, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class},
+    {
+      shortName: 'OU',
+      value: t.subject.organizationalUnit,
+      valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class,
+    },
   ])
   holder.setExtensions(extensions(t))
   const subjectName = pki.distinguishedNameToAsn1(holder.subject)
@@ -90,10 +94,12 @@ export function buildCertificate(t: CertificateTemplate, signingKey: KeyObject):
   const cert = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
     tbs,
     algorithm(),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\x00' + signature.toString('binary')),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\u0000' + signature.toString('binary')),
   ])
   const der = toDer(cert)
-  const pem = forge.pem.encode({type: 'CERTIFICATE', body: der.toString('binary')}, {maxline: 64}).replace(/\r\n/g, '\n')
+  const pem = forge.pem
+    .encode({type: 'CERTIFICATE', body: der.toString('binary')}, {maxline: 64})
+    .replaceAll('\r\n', '\n')
   return {der, pem}
 }
 
@@ -107,6 +113,7 @@ function signatureAlgorithm(key: KeyObject): () => forge.asn1.Asn1 {
         asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(OID_ECDSA_WITH_SHA256).getBytes()),
       ])
   }
+
   if (kind === 'rsa') {
     // sha256WithRSAEncryption: parameters NULL (RFC 4055 §5).
     return () =>
@@ -115,6 +122,7 @@ function signatureAlgorithm(key: KeyObject): () => forge.asn1.Asn1 {
         asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
       ])
   }
+
   throw new Error(`cannot sign with a ${key.asymmetricKeyType} key: only EC P-256 and RSA issuers are supported`)
 }
 
@@ -141,23 +149,28 @@ function extensions(t: CertificateTemplate): object[] {
   if (t.extKeyUsage.length > 0) {
     exts.push({name: 'extKeyUsage', ...Object.fromEntries(t.extKeyUsage.map((u) => [u, true]))})
   }
+
   exts.push({
     id: OID_SUBJECT_KEY_IDENTIFIER,
     name: 'subjectKeyIdentifier',
-    value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, subjectKeyIdentifier(t.spkiDer).toString('binary')),
+    value: asn1.create(
+      asn1.Class.UNIVERSAL,
+      asn1.Type.OCTETSTRING,
+      false,
+      subjectKeyIdentifier(t.spkiDer).toString('binary'),
+    ),
   })
   if (t.authorityKeyId) {
     exts.push({name: 'authorityKeyIdentifier', keyIdentifier: t.authorityKeyId.toString('binary')})
   }
+
   if (t.dnsNames.length + t.ipAddresses.length > 0) {
     exts.push({
       name: 'subjectAltName',
-      altNames: [
-        ...t.dnsNames.map((value) => ({type: 2, value})),
-        ...t.ipAddresses.map((ip) => ({type: 7, ip})),
-      ],
+      altNames: [...t.dnsNames.map((value) => ({type: 2, value})), ...t.ipAddresses.map((ip) => ({type: 7, ip}))],
     })
   }
+
   return exts
 }
 
@@ -168,7 +181,10 @@ export function subjectKeyIdentifier(spkiDer: Buffer): Buffer {
   if (!bitString || bitString.type !== asn1.Type.BITSTRING || typeof bitString.value !== 'string') {
     throw new Error('not a SubjectPublicKeyInfo')
   }
-  return createHash('sha1').update(Buffer.from(bitString.value.slice(1), 'binary')).digest()
+
+  return createHash('sha1')
+    .update(Buffer.from(bitString.value.slice(1), 'binary'))
+    .digest()
 }
 
 /** The subject Name of a DER certificate, as DER: the exact bytes to use as the issuer of certificates it signs. */

@@ -1,6 +1,6 @@
+import {structuredPatch} from 'diff'
 /** Unified diffs for the dry-run plan (pure). Secrets and binaries are summarized, never shown. */
 import {createHash} from 'node:crypto'
-import {structuredPatch} from 'diff'
 
 const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
@@ -12,8 +12,12 @@ export function unifiedDiff(oldText: string, newText: string, oldLabel: string, 
   for (const h of patch.hunks) {
     // GNU diff numbers an empty side from the line before it (`-0,0` for a new file).
     const start = (at: number, len: number) => (len === 0 ? at - 1 : at)
-    out.push(`@@ -${start(h.oldStart, h.oldLines)},${h.oldLines} +${start(h.newStart, h.newLines)},${h.newLines} @@`, ...h.lines)
+    out.push(
+      `@@ -${start(h.oldStart, h.oldLines)},${h.oldLines} +${start(h.newStart, h.newLines)},${h.newLines} @@`,
+      ...h.lines,
+    )
   }
+
   return `${out.join('\n')}\n`
 }
 
@@ -52,9 +56,10 @@ const octal = (m: number) => `0${(m & 0o7777).toString(8).padStart(3, '0')}`
 export function renderChange(c: ChangeRender): string {
   const lines: string[] = []
   const exists = c.oldExists ?? c.old !== undefined
-  const contentChanged = c.old !== undefined ? !c.old.equals(c.next) : c.oldSha256 !== undefined ? c.oldSha256 !== sha256hex(c.next) : true
+  const contentChanged =
+    c.old === undefined ? (c.oldSha256 === undefined ? true : c.oldSha256 !== sha256hex(c.next)) : !c.old.equals(c.next)
   if (contentChanged) {
-    const oldLabel = !exists ? '/dev/null' : `a${c.path}`
+    const oldLabel = exists ? `a${c.path}` : '/dev/null'
     const newLabel = `b${c.path}`
     if (c.secret) {
       const n = c.old === undefined ? c.next.length : changedBytes(c.old, c.next)
@@ -62,16 +67,21 @@ export function renderChange(c: ChangeRender): string {
     } else if (looksBinary(c.next) || (c.old && looksBinary(c.old))) {
       lines.push(`--- ${oldLabel}`, `+++ ${newLabel}`, `(binary, ${c.old?.length ?? 0} → ${c.next.length} bytes)`)
     } else {
-      lines.push(unifiedDiff(c.old?.toString('utf8') ?? '', c.next.toString('utf8'), oldLabel, newLabel).replace(/\n$/, ''))
+      lines.push(
+        unifiedDiff(c.old?.toString('utf8') ?? '', c.next.toString('utf8'), oldLabel, newLabel).replace(/\n$/, ''),
+      )
     }
   }
+
   if (exists && c.oldMode !== undefined && c.newMode !== undefined && (c.oldMode & 0o7777) !== (c.newMode & 0o7777)) {
     lines.push(`mode ${octal(c.oldMode)} → ${octal(c.newMode)} ${c.path}`)
   }
+
   if (exists && c.oldOwner && c.newOwner && c.oldOwner !== c.newOwner) {
     lines.push(`owner ${c.oldOwner} → ${c.newOwner} ${c.path}`)
   }
-  return lines.length ? `${lines.join('\n')}\n` : ''
+
+  return lines.length > 0 ? `${lines.join('\n')}\n` : ''
 }
 
 /** Bytes that differ position by position, plus the length difference. */

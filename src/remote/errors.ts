@@ -22,19 +22,43 @@ export class UnreachableHostError extends RemoteError {
   /** Low-level reason, e.g. `ECONNREFUSED`, `timeout`, `EHOSTUNREACH`. */
   readonly reason: string
 
-  constructor(opts: {host: string; address: string; port: number; user: string; reason: string; detail: string; via?: string; cause?: unknown}) {
+  constructor(opts: {
+    host: string
+    address: string
+    port: number
+    user: string
+    reason: string
+    detail: string
+    via?: string
+    cause?: unknown
+  }) {
     const {host, address, port, user, reason, detail, via} = opts
     const where = `${address}:${port}${via ? ` (via bastion ${via})` : ''}`
     let hint: string
-    if (reason === 'ECONNREFUSED') {
-      hint = `Nothing listens on port ${port} at ${address}: is sshd running there, and is the inventory's ssh port right? Try \`ssh -p ${port} ${user}@${address}\`.`
-    } else if (reason === 'handshake') {
-      hint = `sshd at ${where} answered but the SSH handshake failed (no common algorithm, or not an SSH server). Try \`ssh -v -p ${port} ${user}@${address}\`.`
-    } else if (reason === 'closed') {
-      hint = `The SSH connection to ${where} was lost (host rebooted, sshd restarted, or network dropped). Re-run the command; kflan converges from where it stopped.`
-    } else {
-      hint = `Check the address and port in the inventory, that the host is up, and that no firewall drops port ${port}: try \`ssh -p ${port} ${user}@${address}\`.`
+    switch (reason) {
+      case 'closed': {
+        hint = `The SSH connection to ${where} was lost (host rebooted, sshd restarted, or network dropped). Re-run the command; kflan converges from where it stopped.`
+
+        break
+      }
+
+      case 'ECONNREFUSED': {
+        hint = `Nothing listens on port ${port} at ${address}: is sshd running there, and is the inventory's ssh port right? Try \`ssh -p ${port} ${user}@${address}\`.`
+
+        break
+      }
+
+      case 'handshake': {
+        hint = `sshd at ${where} answered but the SSH handshake failed (no common algorithm, or not an SSH server). Try \`ssh -v -p ${port} ${user}@${address}\`.`
+
+        break
+      }
+
+      default: {
+        hint = `Check the address and port in the inventory, that the host is up, and that no firewall drops port ${port}: try \`ssh -p ${port} ${user}@${address}\`.`
+      }
     }
+
     super(host, `${host}: cannot reach ${where}: ${detail}`, hint, opts.cause)
     this.name = 'UnreachableHostError'
     this.reason = reason
@@ -58,7 +82,14 @@ export class HostKeyError extends RemoteError {
   readonly fingerprint: string
   readonly knownHostsPath: string
 
-  constructor(opts: {host: string; problem: HostKeyProblem; message: string; hint: string; fingerprint: string; knownHostsPath: string}) {
+  constructor(opts: {
+    host: string
+    problem: HostKeyProblem
+    message: string
+    hint: string
+    fingerprint: string
+    knownHostsPath: string
+  }) {
     super(opts.host, `${opts.host}: ${opts.message}`, opts.hint)
     this.name = 'HostKeyError'
     this.problem = opts.problem
@@ -75,14 +106,23 @@ export class RemoteCommandError extends RemoteError {
   readonly stderr: string
   readonly stdout: string
 
-  constructor(opts: {host: string; command: string; code: number | null; stderr: string; stdout?: string; hint?: string; timedOut?: boolean}) {
+  constructor(opts: {
+    host: string
+    command: string
+    code: number | null
+    stderr: string
+    stdout?: string
+    hint?: string
+    timedOut?: boolean
+  }) {
     const stderr = trimOutput(opts.stderr)
     const status = opts.timedOut ? 'timed out' : opts.code === null ? 'was killed' : `exited ${opts.code}`
     const shown = opts.command.length > 160 ? `${opts.command.slice(0, 157)}...` : opts.command
     super(
       opts.host,
       `${opts.host}: \`${shown}\` ${status}${stderr ? `: ${stderr}` : ''}`,
-      opts.hint ?? `Run the command by hand on ${opts.host} to see the whole output; kflan's command log has every command it ran.`,
+      opts.hint ??
+        `Run the command by hand on ${opts.host} to see the whole output; kflan's command log has every command it ran.`,
     )
     this.name = 'RemoteCommandError'
     this.command = opts.command
@@ -94,7 +134,10 @@ export class RemoteCommandError extends RemoteError {
 
 /** The last few non-empty lines of a command's output, for error messages. */
 export function trimOutput(s: string, maxLines = 5, maxChars = 600): string {
-  const lines = s.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim() !== '')
+  const lines = s
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() !== '')
   let out = lines.slice(-maxLines).join('\n')
   if (out.length > maxChars) out = `...${out.slice(-maxChars)}`
   return out

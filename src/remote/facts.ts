@@ -4,8 +4,9 @@
  */
 import {performance} from 'node:perf_hooks'
 
-import {shq} from './shell.js'
 import type {Remote} from './ssh.js'
+
+import {shq} from './shell.js'
 
 export type OsFamily = 'debian' | 'rhel' | 'other'
 
@@ -90,7 +91,18 @@ export interface HostFacts {
   warnings: string[]
 }
 
-export const FACT_TOOLS = ['sha256sum', 'base64', 'tar', 'ss', 'ip', 'iptables', 'modprobe', 'sysctl', 'systemctl', 'curl']
+export const FACT_TOOLS = [
+  'sha256sum',
+  'base64',
+  'tar',
+  'ss',
+  'ip',
+  'iptables',
+  'modprobe',
+  'sysctl',
+  'systemctl',
+  'curl',
+]
 
 /** The facts script (pure). `etcdDataDir` is checked for an existing member. */
 export function factsScript(opts: {etcdDataDir: string}): string {
@@ -128,10 +140,11 @@ export function splitSections(out: string): Map<string, string> {
   const re = /^@@kflan:([a-z0-9_-]+)@@$/gm
   const marks: {name: string; start: number; end: number}[] = []
   for (let x = re.exec(out); x; x = re.exec(out)) marks.push({name: x[1], start: x.index, end: x.index + x[0].length})
-  marks.forEach((mk, i) => {
+  for (const [i, mk] of marks.entries()) {
     const body = out.slice(mk.end + 1, i + 1 < marks.length ? marks[i + 1].start : out.length)
     m.set(mk.name, body.replace(/\n+$/, ''))
-  })
+  }
+
   return m
 }
 
@@ -141,6 +154,7 @@ function kv(text: string, sep = '='): Record<string, string> {
     const i = line.indexOf(sep)
     if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim()
   }
+
   return out
 }
 
@@ -152,7 +166,7 @@ export function parseOsRelease(text: string): HostFacts['os'] {
   const all = [id, ...idLike]
   const family: OsFamily = all.some((x) => x === 'debian' || x === 'ubuntu')
     ? 'debian'
-    : all.some((x) => ['rhel', 'centos', 'fedora', 'rocky', 'almalinux', 'ol', 'amzn'].includes(x))
+    : all.some((x) => ['almalinux', 'amzn', 'centos', 'fedora', 'ol', 'rhel', 'rocky'].includes(x))
       ? 'rhel'
       : 'other'
   return {id, idLike, versionId: unq(r.VERSION_ID), prettyName: unq(r.PRETTY_NAME), family}
@@ -196,13 +210,22 @@ export function parseSs(text: string): ListeningSocket[] {
     if (f.length < 5 || (f[0] !== 'tcp' && f[0] !== 'udp')) continue
     const local = f[4]
     const i = local.lastIndexOf(':')
-    if (i < 0) continue
+    if (i === -1) continue
     const port = Number(local.slice(i + 1))
     if (!Number.isInteger(port)) continue
     // users:(("flanneld",pid=812,fd=9),("x",pid=9,fd=3)) when ss ran with -p as root.
     const processes = [...line.matchAll(/\("([^"]*)",pid=(\d+)/g)].map((m) => ({name: m[1], pid: Number(m[2])}))
-    out.push({proto: f[0], address: local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, ''), port, ...(processes.length > 0 ? {processes} : {})})
+    out.push({
+      proto: f[0],
+      address: local
+        .slice(0, i)
+        .replaceAll(/^\[|\]$/g, '')
+        .replace(/%.*$/, ''),
+      port,
+      ...(processes.length > 0 ? {processes} : {}),
+    })
   }
+
   return out
 }
 
@@ -210,7 +233,13 @@ export function parseIpAddr(text: string, warnings: string[] = []): Interface[] 
   const t = text.trim()
   if (t.startsWith('[')) {
     try {
-      const arr = JSON.parse(t) as {ifname: string; operstate?: string; mtu?: number; address?: string; addr_info?: {family: string; local: string; prefixlen: number; scope?: string}[]}[]
+      const arr = JSON.parse(t) as {
+        ifname: string
+        operstate?: string
+        mtu?: number
+        address?: string
+        addr_info?: {family: string; local: string; prefixlen: number; scope?: string}[]
+      }[]
       return arr.map((i) => ({
         name: i.ifname,
         state: i.operstate,
@@ -218,13 +247,19 @@ export function parseIpAddr(text: string, warnings: string[] = []): Interface[] 
         mac: i.address,
         addresses: (i.addr_info ?? [])
           .filter((a) => a.family === 'inet' || a.family === 'inet6')
-          .map((a) => ({family: a.family as 'inet' | 'inet6', address: a.local, prefixLen: a.prefixlen, scope: a.scope})),
+          .map((a) => ({
+            family: a.family as 'inet' | 'inet6',
+            address: a.local,
+            prefixLen: a.prefixlen,
+            scope: a.scope,
+          })),
       }))
-    } catch (err) {
-      warnings.push(`ip -j addr: ${(err as Error).message}`)
+    } catch (error) {
+      warnings.push(`ip -j addr: ${(error as Error).message}`)
       return []
     }
   }
+
   // `ip -o addr` (iproute2 without JSON): "2: eth0    inet 10.0.2.15/24 brd … scope global eth0\ …"
   const byName = new Map<string, Interface>()
   for (const line of t.split('\n')) {
@@ -234,6 +269,7 @@ export function parseIpAddr(text: string, warnings: string[] = []): Interface[] 
     iface.addresses.push({family: m[2] as 'inet' | 'inet6', address: m[3], prefixLen: Number(m[4]), scope: m[5]})
     byName.set(m[1], iface)
   }
+
   return [...byName.values()]
 }
 
@@ -255,7 +291,10 @@ export function computeSkew(remoteEpoch: string, localSendMs: number, localRecvM
 }
 
 /** Parses the facts script's output (pure). Times are local wall-clock ms around the exec. */
-export function parseFacts(out: string, opts: {etcdDataDir: string; localSendMs: number; localRecvMs: number}): HostFacts {
+export function parseFacts(
+  out: string,
+  opts: {etcdDataDir: string; localSendMs: number; localRecvMs: number},
+): HostFacts {
   const warnings: string[] = []
   const sec = splitSections(out)
   const get = (n: string) => sec.get(n) ?? ''
@@ -264,7 +303,11 @@ export function parseFacts(out: string, opts: {etcdDataDir: string; localSendMs:
   const [arch = '', kernel = ''] = get('uname').split('\n')
   const sd = get('systemd').split('\n')
   const sdVer = /systemd (\d+)/.exec(sd.slice(1).join('\n'))
-  const systemd = {present: !!sdVer, running: sd[0] === 'running=1', version: sdVer ? Number(sdVer[1]) : undefined}
+  const systemd = {
+    present: Boolean(sdVer),
+    running: sd[0] === 'running=1',
+    version: sdVer ? Number(sdVer[1]) : undefined,
+  }
 
   const se = kv(get('selinux'))
   const selinuxPresent = se.getenforce !== undefined || se.enforce !== undefined || se.SELINUX !== undefined
@@ -273,7 +316,11 @@ export function parseFacts(out: string, opts: {etcdDataDir: string; localSendMs:
   if (ge === 'enforcing' || ge === 'permissive' || ge === 'disabled') mode = ge
   else if (se.enforce !== undefined) mode = se.enforce === '1' ? 'enforcing' : 'permissive'
   else if (selinuxPresent) mode = 'disabled' // config file but no selinuxfs: not active
-  const selinux: HostFacts['selinux'] = {present: selinuxPresent, mode, configMode: se.SELINUX?.replace(/^["']|["']$/g, '').toLowerCase()}
+  const selinux: HostFacts['selinux'] = {
+    present: selinuxPresent,
+    mode,
+    configMode: se.SELINUX?.replace(/^["']|["']$/g, '').toLowerCase(),
+  }
 
   const fw = kv(get('firewalld'))
   const firewalld = {installed: fw.installed === '1', active: fw.state === 'active', state: fw.state ?? ''}
@@ -301,7 +348,13 @@ export function parseFacts(out: string, opts: {etcdDataDir: string; localSendMs:
     execStart: parseExecStart(du?.ExecStart),
     dropInPaths: (du?.DropInPaths ?? '').split(/\s+/).filter(Boolean),
   }
-  const docker = {installed: !!dockerdPath || dockerUnit.exists, dockerdPath, version: dockerVersion, execStart: dockerUnit.execStart, unit: dockerUnit}
+  const docker = {
+    installed: Boolean(dockerdPath) || dockerUnit.exists,
+    dockerdPath,
+    version: dockerVersion,
+    execStart: dockerUnit.execStart,
+    unit: dockerUnit,
+  }
 
   const units = parseSystemctlShow(get('units'))
   const unitById = (id: string) => units.find((u) => u.Id === id)
@@ -342,7 +395,13 @@ export function parseFacts(out: string, opts: {etcdDataDir: string; localSendMs:
     sysctl,
     brNetfilter,
     docker,
-    etcd: {dataDir: opts.etcdDataDir, exists: ed.exists === '1', nonEmpty: ed.nonempty === '1', hasMember: ed.member === '1', unit: unitState(unitById('etcd.service'))},
+    etcd: {
+      dataDir: opts.etcdDataDir,
+      exists: ed.exists === '1',
+      nonEmpty: ed.nonempty === '1',
+      hasMember: ed.member === '1',
+      unit: unitState(unitById('etcd.service')),
+    },
     flanneld: {unit: unitState(unitById('flanneld.service'))},
     listening,
     ports: {tcp2379: has('tcp', 2379), tcp2380: has('tcp', 2380), udp8472: has('udp', 8472)},

@@ -9,10 +9,11 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 
+import type {Remote} from './ssh.js'
+
 import {isSecretPath, renderChange} from './diff.js'
 import {RemoteCommandError} from './errors.js'
 import {shq} from './shell.js'
-import type {Remote} from './ssh.js'
 
 export const KFLAN_STATE_DIR = '/var/lib/kflan'
 export const MANAGED_LIST = `${KFLAN_STATE_DIR}/managed`
@@ -71,8 +72,20 @@ export interface WriteOptions {
 }
 
 /** Paths of kflan's bookkeeping under a state dir. */
-export function statePaths(stateDir = KFLAN_STATE_DIR): {stateDir: string; managed: string; backup: string; cache: string; hashes: string} {
-  return {stateDir, managed: `${stateDir}/managed`, backup: `${stateDir}/backup`, cache: `${stateDir}/cache`, hashes: `${stateDir}/hashes`}
+export function statePaths(stateDir = KFLAN_STATE_DIR): {
+  stateDir: string
+  managed: string
+  backup: string
+  cache: string
+  hashes: string
+} {
+  return {
+    stateDir,
+    managed: `${stateDir}/managed`,
+    backup: `${stateDir}/backup`,
+    cache: `${stateDir}/cache`,
+    hashes: `${stateDir}/hashes`,
+  }
 }
 
 /**
@@ -92,13 +105,15 @@ export const sha256hex = (b: string | Buffer): string => createHash('sha256').up
 /** Rejects paths the remote scripts cannot carry safely. */
 export function checkRemotePath(p: string): void {
   if (!p.startsWith('/') || /[\n\t\\\0]/.test(p) || p.split('/').includes('..') || p.endsWith('/')) {
-    throw new Error(`invalid remote path ${JSON.stringify(p)}: must be absolute, without .., newlines, tabs or backslashes`)
+    throw new Error(
+      `invalid remote path ${JSON.stringify(p)}: must be absolute, without .., newlines, tabs or backslashes`,
+    )
   }
 }
 
 /** The shell script that prints the state of many files at once (pure). */
 export function statScript(paths: string[], stateDir = KFLAN_STATE_DIR, opts: {quick?: boolean} = {}): string {
-  paths.forEach(checkRemotePath)
+  for (const p of paths) checkRemotePath(p)
   const {managed: MANAGED_LIST, backup: BACKUP_DIR, hashes: HASHES} = statePaths(stateDir)
   const q = paths.map(shq).join(' ')
   // quick: rsync's quick check for big files (binaries): a file whose size and mtime equal what
@@ -126,6 +141,7 @@ export function parseStatOutput(out: string): Map<string, RemoteFileState> {
     const kind = f[0]
     const path = f[1]
     if (kind === 'F') {
+      // eslint-disable-next-line unicorn/no-unreadable-array-destructuring -- the fields of the stat script's F line, by position
       const [, , sha, mode, owner, size, managed, backup] = f
       m.set(path, {
         path,
@@ -142,22 +158,38 @@ export function parseStatOutput(out: string): Map<string, RemoteFileState> {
       m.set(path, {path, exists: kind === 'X', regular: false, managed: f[2] === 'M', hasBackup: f[3] === 'B'})
     }
   }
+
   return m
 }
 
 /** States from `opts.known` where present; the rest in one round trip. */
-export async function statKnown(remote: Remote, paths: string[], opts: {stateDir?: string; quick?: boolean; known?: Map<string, RemoteFileState>} = {}): Promise<Map<string, RemoteFileState>> {
+export async function statKnown(
+  remote: Remote,
+  paths: string[],
+  opts: {stateDir?: string; quick?: boolean; known?: Map<string, RemoteFileState>} = {},
+): Promise<Map<string, RemoteFileState>> {
   const missing = paths.filter((p) => !opts.known?.has(p))
   const read = await statFiles(remote, missing, opts)
   return new Map(paths.map((p) => [p, opts.known?.get(p) ?? read.get(p)!]))
 }
 
 /** Reads the state of many remote files in one round trip. */
-export async function statFiles(remote: Remote, paths: string[], opts: {stateDir?: string; quick?: boolean} = {}): Promise<Map<string, RemoteFileState>> {
+export async function statFiles(
+  remote: Remote,
+  paths: string[],
+  opts: {stateDir?: string; quick?: boolean} = {},
+): Promise<Map<string, RemoteFileState>> {
   if (paths.length === 0) return new Map()
   const r = await remote.run(statScript(paths, opts.stateDir, {quick: opts.quick}))
   const m = parseStatOutput(r.stdout)
-  for (const p of paths) if (!m.has(p)) throw new RemoteCommandError({host: remote.name, command: 'stat files', code: r.code, stderr: `no state reported for ${p}`})
+  for (const p of paths)
+    if (!m.has(p))
+      throw new RemoteCommandError({
+        host: remote.name,
+        command: 'stat files',
+        code: r.code,
+        stderr: `no state reported for ${p}`,
+      })
   return m
 }
 
@@ -167,7 +199,9 @@ export function planFile(spec: FileSpec, st: RemoteFileState, stateDir = KFLAN_S
   if (st.exists && !st.regular) {
     throw new Error(`${spec.path} exists on the host but is not a regular file: kflan will not replace it`)
   }
-  if (!st.exists) return {path: spec.path, result: 'created', contentChanged: true, modeChanged: false, ownerChanged: false}
+
+  if (!st.exists)
+    return {path: spec.path, result: 'created', contentChanged: true, modeChanged: false, ownerChanged: false}
   const contentChanged = st.sha256 !== sha256hex(content)
   const modeChanged = (st.mode ?? -1) !== (spec.mode & 0o7777)
   const ownerChanged = spec.owner !== undefined && st.owner !== spec.owner
@@ -185,7 +219,10 @@ export function planFile(spec: FileSpec, st: RemoteFileState, stateDir = KFLAN_S
 const octal = (m: number) => (m & 0o7777).toString(8).padStart(4, '0')
 
 /** The shell script that applies planned changes (pure); content travels base64 in here-docs. */
-export function writeScript(items: {spec: FileSpec; change: FileChange}[], opts: {nonce?: string; stateDir?: string; runId?: string} = {}): string {
+export function writeScript(
+  items: {spec: FileSpec; change: FileChange}[],
+  opts: {nonce?: string; stateDir?: string; runId?: string} = {},
+): string {
   const eof = `KFLAN_EOF_${opts.nonce ?? randomBytes(6).toString('hex')}`
   const {stateDir: KFLAN_STATE_DIR, managed: MANAGED_LIST, backup: BACKUP_DIR} = statePaths(opts.stateDir)
   const lines = [
@@ -211,36 +248,50 @@ export function writeScript(items: {spec: FileSpec; change: FileChange}[], opts:
     const owner = shq(spec.owner ?? '')
     if (change.contentChanged) {
       const content = typeof spec.content === 'string' ? Buffer.from(spec.content) : spec.content
-      const b64 = content.toString('base64').replace(/.{1,76}/g, '$&\n')
+      const b64 = content.toString('base64').replaceAll(/.{1,76}/g, '$&\n')
       lines.push(
         `if kw ${p} ${octal(spec.mode)} ${owner} ${change.backup ? 1 : 0} ${change.result === 'created' ? 1 : 0} <<'${eof}'`,
         `${b64}${eof}`,
         `then printf 'ok\\t%s\\n' ${p}; else printf 'fail\\t%s\\n' ${p}; fi`,
       )
     } else {
-      lines.push(`if km ${p} ${octal(spec.mode)} ${owner} </dev/null; then printf 'ok\\t%s\\n' ${p}; else printf 'fail\\t%s\\n' ${p}; fi`)
+      lines.push(
+        `if km ${p} ${octal(spec.mode)} ${owner} </dev/null; then printf 'ok\\t%s\\n' ${p}; else printf 'fail\\t%s\\n' ${p}; fi`,
+      )
     }
   }
+
   return `${lines.join('\n')}\n`
 }
 
 /** Fetches the content of small remote files in one round trip (base64 in transit). */
-export async function readFiles(remote: Remote, paths: string[], opts: {secret?: boolean} = {}): Promise<Map<string, Buffer | undefined>> {
+export async function readFiles(
+  remote: Remote,
+  paths: string[],
+  opts: {secret?: boolean} = {},
+): Promise<Map<string, Buffer | undefined>> {
   const out = new Map<string, Buffer | undefined>()
   if (paths.length === 0) return out
-  paths.forEach(checkRemotePath)
-  const script = paths.map((p) => `if [ -f ${shq(p)} ]; then printf 'F\\t'; base64 -w0 < ${shq(p)}; echo; else echo N; fi`).join('\n')
+  for (const p of paths) checkRemotePath(p)
+  const script = paths
+    .map((p) => `if [ -f ${shq(p)} ]; then printf 'F\\t'; base64 -w0 < ${shq(p)}; echo; else echo N; fi`)
+    .join('\n')
   const r = await remote.run(script, {logOutput: !opts.secret})
   const lines = r.stdout.split('\n')
-  paths.forEach((p, i) => {
+  for (const [i, p] of paths.entries()) {
     const l = lines[i] ?? 'N'
     out.set(p, l.startsWith('F\t') ? Buffer.from(l.slice(2), 'base64') : undefined)
-  })
+  }
+
   return out
 }
 
 /** Reads one remote file (as root); undefined when it does not exist. */
-export async function readRemoteFile(remote: Remote, path: string, opts: {secret?: boolean} = {}): Promise<Buffer | undefined> {
+export async function readRemoteFile(
+  remote: Remote,
+  path: string,
+  opts: {secret?: boolean} = {},
+): Promise<Buffer | undefined> {
   return (await readFiles(remote, [path], opts)).get(path)
 }
 
@@ -257,14 +308,28 @@ export async function writeFiles(remote: Remote, specs: FileSpec[], opts: WriteO
     if (seen.has(s.path)) throw new Error(`${s.path} given twice in one write batch`)
     seen.add(s.path)
   }
-  const states = await statKnown(remote, specs.map((s) => s.path), opts)
+
+  const states = await statKnown(
+    remote,
+    specs.map((s) => s.path),
+    opts,
+  )
   const items = specs.map((spec) => ({spec, change: planFile(spec, states.get(spec.path)!, opts.stateDir)}))
   const todo = items.filter((i) => i.change.result !== 'unchanged')
 
   if (opts.dryRun) {
     const secret = (s: FileSpec) => s.secret ?? isSecretPath(s.path)
-    const fetch = todo.filter((i) => i.change.contentChanged && i.change.result === 'updated' && !secret(i.spec) && (states.get(i.spec.path)!.size ?? 0) <= 1 << 20)
-    const old = await readFiles(remote, fetch.map((i) => i.spec.path))
+    const fetch = todo.filter(
+      (i) =>
+        i.change.contentChanged &&
+        i.change.result === 'updated' &&
+        !secret(i.spec) &&
+        (states.get(i.spec.path)!.size ?? 0) <= 1 << 20,
+    )
+    const old = await readFiles(
+      remote,
+      fetch.map((i) => i.spec.path),
+    )
     for (const {spec, change} of items) {
       const st = states.get(spec.path)!
       change.diff =
@@ -283,6 +348,7 @@ export async function writeFiles(remote: Remote, specs: FileSpec[], opts: WriteO
               newOwner: spec.owner,
             })
     }
+
     return items.map((i) => i.change)
   }
 
@@ -311,6 +377,7 @@ export async function writeFiles(remote: Remote, specs: FileSpec[], opts: WriteO
       })
     }
   }
+
   return items.map((i) => i.change)
 }
 
@@ -325,7 +392,11 @@ export type RemoveResult = 'removed' | 'restored' | 'absent' | 'kept'
  * Undoes kflan's writes (for reset): a file kflan created is deleted (and dropped from the
  * managed list); a file it overwrote gets its backup back; anything else is kept.
  */
-export async function removeFiles(remote: Remote, paths: string[], opts: WriteOptions = {}): Promise<Map<string, RemoveResult>> {
+export async function removeFiles(
+  remote: Remote,
+  paths: string[],
+  opts: WriteOptions = {},
+): Promise<Map<string, RemoveResult>> {
   const out = new Map<string, RemoveResult>()
   if (paths.length === 0) return out
   const {managed: MANAGED_LIST, backup: BACKUP_DIR} = statePaths(opts.stateDir)
@@ -342,9 +413,11 @@ export async function removeFiles(remote: Remote, paths: string[], opts: WriteOp
       cmds.push(`rm -f -- ${shq(p)}`)
     } else r = st.exists ? 'kept' : 'absent'
     const tmp = remoteTempPath(MANAGED_LIST)
-    if (st.managed) cmds.push(`{ grep -vxF -- ${shq(p)} ${MANAGED_LIST} > ${tmp} || true; } && mv -f ${tmp} ${MANAGED_LIST}`)
+    if (st.managed)
+      cmds.push(`{ grep -vxF -- ${shq(p)} ${MANAGED_LIST} > ${tmp} || true; } && mv -f ${tmp} ${MANAGED_LIST}`)
     out.set(p, r)
   }
+
   if (!opts.dryRun && cmds.length > 0) await remote.run(cmds.join(' && '))
   return out
 }

@@ -57,8 +57,8 @@ export function knownHostId(address: string, port: number): string {
 export function parseKnownHosts(text: string): KnownHostEntry[] {
   const out: KnownHostEntry[] = []
   const lines = text.split('\n')
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].trim()
+  for (const [i, line] of lines.entries()) {
+    const raw = line.trim()
     if (raw === '' || raw.startsWith('#')) continue
     const parts = raw.split(/\s+/)
     let marker: KnownHostEntry['marker']
@@ -68,22 +68,28 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
     const [hosts, keyType, key] = parts
     out.push({line: i + 1, marker, hosts, keyType, key})
   }
+
   return out
 }
 
 function globToRegExp(glob: string): RegExp {
-  const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const re = glob
+    .replaceAll(/[.+^${}()|[\]\\]/g, String.raw`\$&`)
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.')
   return new RegExp(`^${re}$`, 'i')
 }
 
 /** Whether a known_hosts host field matches `hostId` (plain, wildcard, negated or hashed patterns). */
 export function hostsFieldMatches(hostsField: string, hostId: string): boolean {
   if (hostsField.startsWith('|1|')) {
+    // eslint-disable-next-line unicorn/no-unreadable-array-destructuring -- the fields of |1|salt|hash, by position
     const [, , salt, hash] = hostsField.split('|')
     if (!salt || !hash) return false
     const mac = createHmac('sha1', Buffer.from(salt, 'base64')).update(hostId).digest('base64')
     return mac === hash
   }
+
   let matched = false
   for (const pattern of hostsField.split(',')) {
     if (pattern.startsWith('!')) {
@@ -92,6 +98,7 @@ export function hostsFieldMatches(hostsField: string, hostId: string): boolean {
       matched = true
     }
   }
+
   return matched
 }
 
@@ -145,24 +152,31 @@ export function decideHostKey(input: HostKeyInput): HostKeyDecision {
   const keyType = keyTypeOf(input.key)
   const b64 = input.key.toString('base64')
   const mine = entriesForHost(input.entries, input.hostId)
-  const revoked = input.entries.filter((e) => e.marker === '@revoked' && e.key === b64 && hostsFieldMatches(e.hosts, input.hostId))
-  if (revoked.length > 0) return {ok: false, problem: 'revoked', fingerprint, keyType, lines: revoked.map((e) => e.line)}
+  const revoked = input.entries.filter(
+    (e) => e.marker === '@revoked' && e.key === b64 && hostsFieldMatches(e.hosts, input.hostId),
+  )
+  if (revoked.length > 0)
+    return {ok: false, problem: 'revoked', fingerprint, keyType, lines: revoked.map((e) => e.line)}
   const plain = mine.filter((e) => !e.marker)
   const pin = input.pin ? normalizeFingerprint(input.pin) : undefined
   if (plain.length > 0) {
     if (!plain.some((e) => e.keyType === keyType && e.key === b64)) {
       // Only lines that name this host alone can be replaced; a shared or wildcard line is the user's.
       const own = plain.every((e) => e.hosts.startsWith('|1|') || e.hosts.toLowerCase() === input.hostId.toLowerCase())
-      if (pin === fingerprint && own) return {ok: true, action: 'repinned', fingerprint, keyType, replaces: plain.map((e) => e.line)}
+      if (pin === fingerprint && own)
+        return {ok: true, action: 'repinned', fingerprint, keyType, replaces: plain.map((e) => e.line)}
       return {ok: false, problem: 'changed', fingerprint, keyType, lines: plain.map((e) => e.line)}
     }
+
     if (pin && pin !== fingerprint) return {ok: false, problem: 'pin-mismatch', fingerprint, keyType, lines: []}
     return {ok: true, action: 'known', fingerprint, keyType}
   }
+
   if (pin) {
     if (pin === fingerprint) return {ok: true, action: 'pinned', fingerprint, keyType}
     return {ok: false, problem: 'pin-mismatch', fingerprint, keyType, lines: []}
   }
+
   if (input.acceptNew) return {ok: true, action: 'accept-new', fingerprint, keyType}
   return {ok: false, problem: 'unknown', fingerprint, keyType, lines: []}
 }
@@ -178,7 +192,7 @@ export function hostKeyError(opts: {
   const {host, hostId, decision: d, knownHostsPath: p} = opts
   const lines = d.lines.join(', ')
   switch (d.problem) {
-    case 'changed':
+    case 'changed': {
       return new HostKeyError({
         host,
         problem: 'changed',
@@ -190,16 +204,9 @@ export function hostKeyError(opts: {
           `Check the key on the host's console (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`). ` +
           `Only if the change is expected, remove line ${lines} from ${p} (or \`ssh-keygen -R '${hostId}' -f ${p}\`) and run again.`,
       })
-    case 'revoked':
-      return new HostKeyError({
-        host,
-        problem: 'revoked',
-        fingerprint: d.fingerprint,
-        knownHostsPath: p,
-        message: `host key ${d.fingerprint} of ${hostId} is marked @revoked in ${p} (line ${lines})`,
-        hint: `The host presents a key that was explicitly revoked. Do not connect until the host's keys are regenerated and verified.`,
-      })
-    case 'pin-mismatch':
+    }
+
+    case 'pin-mismatch': {
       return new HostKeyError({
         host,
         problem: 'pin-mismatch',
@@ -210,7 +217,20 @@ export function hostKeyError(opts: {
           `Either the inventory's hostKey is wrong or someone is intercepting the connection. Read the real fingerprint on the host ` +
           `(\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`) and fix the inventory.`,
       })
-    default:
+    }
+
+    case 'revoked': {
+      return new HostKeyError({
+        host,
+        problem: 'revoked',
+        fingerprint: d.fingerprint,
+        knownHostsPath: p,
+        message: `host key ${d.fingerprint} of ${hostId} is marked @revoked in ${p} (line ${lines})`,
+        hint: `The host presents a key that was explicitly revoked. Do not connect until the host's keys are regenerated and verified.`,
+      })
+    }
+
+    default: {
       return new HostKeyError({
         host,
         problem: 'unknown',
@@ -221,6 +241,7 @@ export function hostKeyError(opts: {
           `Verify the fingerprint on the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`) and put it in the inventory ` +
           `as \`hostKey: ${d.fingerprint}\`, or run with --accept-new-host-keys to trust and record new host keys on first use.`,
       })
+    }
   }
 }
 
@@ -233,7 +254,7 @@ function keyFileSuffix(keyType: string): string {
 
 /** The known_hosts line kflan writes for a host. */
 export function knownHostsLine(hostId: string, key: Buffer, comment?: string): string {
-  return `${hostId} ${keyTypeOf(key)} ${key.toString('base64')}${comment ? ` ${comment.replace(/\s+/g, '_')}` : ''}`
+  return `${hostId} ${keyTypeOf(key)} ${key.toString('base64')}${comment ? ` ${comment.replaceAll(/\s+/g, '_')}` : ''}`
 }
 
 /**
@@ -243,28 +264,42 @@ export function knownHostsLine(hostId: string, key: Buffer, comment?: string): s
  */
 export function knownHostsProblems(text: string): {line: number; why: string}[] {
   const out: {line: number; why: string}[] = []
-  text.split('\n').forEach((l, i) => {
+  for (const [i, l] of text.split('\n').entries()) {
     const raw = l.trim()
-    if (raw === '' || raw.startsWith('#')) return
+    if (raw === '' || raw.startsWith('#')) continue
     const parts = raw.split(/\s+/)
-    if (parts[0].startsWith('@') && parts[0] !== '@revoked' && parts[0] !== '@cert-authority') return out.push({line: i + 1, why: `unknown marker ${JSON.stringify(parts[0].slice(0, 40))}`})
+    if (parts[0].startsWith('@') && parts[0] !== '@revoked' && parts[0] !== '@cert-authority') {
+      out.push({line: i + 1, why: `unknown marker ${JSON.stringify(parts[0].slice(0, 40))}`})
+      continue
+    }
+
     if (parts[0].startsWith('@')) parts.shift()
-    if (parts.length < 3) return out.push({line: i + 1, why: 'fewer than three fields (hosts, key type, key)'})
+    if (parts.length < 3) {
+      out.push({line: i + 1, why: 'fewer than three fields (hosts, key type, key)'})
+      continue
+    }
+
     const [, keyType, key] = parts
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key)) return out.push({line: i + 1, why: 'the key is not base64'})
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key)) {
+      out.push({line: i + 1, why: 'the key is not base64'})
+      continue
+    }
+
     const blob = Buffer.from(key, 'base64')
     const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1
-    if (len < 0 || blob.subarray(4, 4 + len).toString('latin1') !== keyType) out.push({line: i + 1, why: `the key is not a ${JSON.stringify(keyType.slice(0, 40))} key`})
-  })
+    if (len < 0 || blob.subarray(4, 4 + len).toString('latin1') !== keyType)
+      out.push({line: i + 1, why: `the key is not a ${JSON.stringify(keyType.slice(0, 40))} key`})
+  }
+
   return out
 }
 
 export async function readKnownHosts(file: string): Promise<KnownHostEntry[]> {
   try {
     return parseKnownHosts(await fsp.readFile(file, 'utf8'))
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw err
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
   }
 }
 
@@ -286,22 +321,37 @@ async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
  * 0600). A line that is already there is not added twice. `replaces`: line numbers (as read by the
  * decision) of this host's old keys, dropped in the same write.
  */
-export async function recordHostKey(file: string, hostId: string, key: Buffer, comment?: string, replaces: number[] = []): Promise<void> {
+export async function recordHostKey(
+  file: string,
+  hostId: string,
+  key: Buffer,
+  comment?: string,
+  replaces: number[] = [],
+): Promise<void> {
   const abs = path.resolve(file)
   await withLock(abs, async () => {
     await fsp.mkdir(path.dirname(abs), {recursive: true, mode: 0o700})
     let text = ''
     try {
       text = await fsp.readFile(abs, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
     }
+
     const b64 = key.toString('base64')
     if (replaces.length > 0) {
       // Drop only lines that still hold a key of this host (the file may have changed since it was read).
-      const drop = new Set(parseKnownHosts(text).filter((e) => replaces.includes(e.line) && !e.marker && hostsFieldMatches(e.hosts, hostId)).map((e) => e.line))
-      text = text.split('\n').filter((_, i) => !drop.has(i + 1)).join('\n')
+      const drop = new Set(
+        parseKnownHosts(text)
+          .filter((e) => replaces.includes(e.line) && !e.marker && hostsFieldMatches(e.hosts, hostId))
+          .map((e) => e.line),
+      )
+      text = text
+        .split('\n')
+        .filter((_, i) => !drop.has(i + 1))
+        .join('\n')
     }
+
     if (parseKnownHosts(text).some((e) => !e.marker && e.key === b64 && hostsFieldMatches(e.hosts, hostId))) return
     if (text !== '' && !text.endsWith('\n')) text += '\n'
     text += `${knownHostsLine(hostId, key, comment)}\n`
@@ -313,6 +363,7 @@ export async function recordHostKey(file: string, hostId: string, key: Buffer, c
     } finally {
       await fh.close()
     }
+
     await fsp.rename(tmp, abs)
   })
 }

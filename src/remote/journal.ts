@@ -5,7 +5,8 @@
 import type {Remote} from './ssh.js'
 
 /** Lines that say why a daemon failed (etcd's zap JSON or capnslog text, systemd's own lines). */
-const FAILURE = /"level":"(error|fatal|panic|warn)"|\b(fatal|panic|error|failed|no space left|permission denied|read-only file system|cannot|unable to)\b/i
+const FAILURE =
+  /"level":"(error|fatal|panic|warn)"|\b(fatal|panic|error|failed|no space left|permission denied|read-only file system|cannot|unable to)\b/i
 
 /**
  * The lines worth quoting from a journal tail (pure): the last `max` lines that look like a
@@ -32,7 +33,13 @@ function shorten(line: string): string {
 }
 
 /** The recent journal of `unit` on the host, reduced by journalExcerpt; [] when unreadable. */
-export async function unitJournal(remote: Remote, unit: string, opts: {lines?: number; max?: number} = {}): Promise<string[]> {
-  const r = await remote.exec(`journalctl -u ${unit} -n ${opts.lines ?? 60} --no-pager -o cat 2>&1`, {timeoutMs: 10_000}).catch(() => undefined)
+export async function unitJournal(
+  remote: Remote,
+  unit: string,
+  opts: {lines?: number; max?: number} = {},
+): Promise<string[]> {
+  const r = await remote
+    .exec(`journalctl -u ${unit} -n ${opts.lines ?? 60} --no-pager -o cat 2>&1`, {timeoutMs: 10_000})
+    .catch(() => undefined)
   return r && r.code === 0 ? journalExcerpt(r.stdout, opts.max) : []
 }

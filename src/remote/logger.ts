@@ -35,6 +35,7 @@ export const nullLogger: Logger = {log() {}}
 /** Keeps entries in memory; for tests and for callers that render their own report. */
 export class MemoryLogger implements Logger {
   readonly entries: {host: string; entry: LogEntry}[] = []
+
   log(host: string, entry: LogEntry): void {
     this.entries.push({host, entry})
   }
@@ -62,7 +63,10 @@ export class Redactor {
 
   redact(text: string, extra: readonly string[] = []): string {
     let out = text
-    const all = extra.length ? [...extra.filter((s) => s && s.length >= 3), ...this.secrets].sort((a, b) => b.length - a.length) : this.secrets
+    const all =
+      extra.length > 0
+        ? [...extra.filter((s) => s && s.length >= 3), ...this.secrets].sort((a, b) => b.length - a.length)
+        : this.secrets
     for (const s of all) if (out.includes(s)) out = out.split(s).join(REDACTED)
     return out
   }
@@ -115,6 +119,7 @@ export class FileLogger implements Logger {
       this.fd = openSync(this.file, 'a', 0o600)
       chmodSync(this.file, 0o600)
     }
+
     const line = this.format === 'jsonl' ? `${JSON.stringify({host, ...entry})}\n` : formatLogEntry(host, entry)
     appendFileSync(this.fd, line)
   }

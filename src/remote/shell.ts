@@ -3,7 +3,7 @@
 /** Single-quotes a string for POSIX sh. */
 export function shq(s: string): string {
   if (s !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s
-  return `'${s.replace(/'/g, `'\\''`)}'`
+  return `'${s.replaceAll("'", `'\\''`)}'`
 }
 
 /** How commands that need root are run on a host. */
@@ -30,13 +30,17 @@ export interface WrappedCommand {
  * With a password, `-k` makes sudo ignore cached credentials and so always read the password:
  * otherwise a cached timestamp would let the password line fall through to the command's stdin.
  */
-export function wrapCommand(cmd: string, opts: {asRoot: boolean; mode: PrivilegeMode; sudoPassword?: string}): WrappedCommand {
+export function wrapCommand(
+  cmd: string,
+  opts: {asRoot: boolean; mode: PrivilegeMode; sudoPassword?: string},
+): WrappedCommand {
   if (!opts.asRoot || opts.mode === 'root') return {command: cmd, sudo: false}
   if (opts.mode === 'sudo-password') {
     if (opts.sudoPassword === undefined) throw new Error('sudo-password mode without a password')
     if (opts.sudoPassword.includes('\n')) throw new Error('sudo password must not contain a newline')
     return {command: `sudo -k -S -p '' -- sh -c ${shq(cmd)}`, stdinPrefix: `${opts.sudoPassword}\n`, sudo: true}
   }
+
   return {command: `sudo -n -- sh -c ${shq(cmd)}`, sudo: true}
 }
 
@@ -44,7 +48,11 @@ export function wrapCommand(cmd: string, opts: {asRoot: boolean; mode: Privilege
  * Recognizes sudo's own refusals in a command's stderr, so they surface as authentication
  * problems with a hint rather than as a failed command.
  */
-export function sudoFailure(stderr: string, mode: PrivilegeMode, user: string): {message: string; hint: string} | undefined {
+export function sudoFailure(
+  stderr: string,
+  mode: PrivilegeMode,
+  user: string,
+): {message: string; hint: string} | undefined {
   if (mode === 'root') return undefined
   const s = stderr
   if (/sudo: (a )?password is required/.test(s) || /sudo: a terminal is required/.test(s)) {
@@ -53,17 +61,31 @@ export function sudoFailure(stderr: string, mode: PrivilegeMode, user: string): 
       hint: `Give ${user} passwordless sudo (\`${user} ALL=(ALL) NOPASSWD:ALL\` in /etc/sudoers.d/), or set the inventory's ssh.sudoPasswordEnv to a variable holding the sudo password.`,
     }
   }
+
   if (/incorrect password attempt|Sorry, try again/.test(s)) {
-    return {message: `sudo rejected the password for ${user}`, hint: `Check the sudo password in the variable named by ssh.sudoPasswordEnv.`}
+    return {
+      message: `sudo rejected the password for ${user}`,
+      hint: `Check the sudo password in the variable named by ssh.sudoPasswordEnv.`,
+    }
   }
+
   if (/is not in the sudoers file|is not allowed to (run|execute)|may not run sudo/.test(s)) {
-    return {message: `${user} may not use sudo`, hint: `Add ${user} to the sudoers (e.g. a file in /etc/sudoers.d/), or connect as root.`}
+    return {
+      message: `${user} may not use sudo`,
+      hint: `Add ${user} to the sudoers (e.g. a file in /etc/sudoers.d/), or connect as root.`,
+    }
   }
+
   if (/you must have a tty to run sudo/.test(s)) {
-    return {message: `sudo requires a tty for ${user} (requiretty)`, hint: `Remove \`Defaults requiretty\` from the sudoers for ${user}.`}
+    return {
+      message: `sudo requires a tty for ${user} (requiretty)`,
+      hint: `Remove \`Defaults requiretty\` from the sudoers for ${user}.`,
+    }
   }
+
   if (/sudo: (command )?not found|sudo: No such file/.test(s)) {
     return {message: `sudo is not installed`, hint: `Install sudo on the host, or connect as root.`}
   }
+
   return undefined
 }

@@ -1,3 +1,6 @@
+import type {Readable} from 'node:stream'
+
+import {NodeSSH} from 'node-ssh'
 /**
  * One SSH connection per host, reused by every phase: connect (key file, ssh-agent, password;
  * custom port; bastion), host key verification, and command execution as root (directly, via
@@ -6,15 +9,22 @@
  */
 import {promises as fsp} from 'node:fs'
 import {performance} from 'node:perf_hooks'
-import type {Readable} from 'node:stream'
-
-import {NodeSSH} from 'node-ssh'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Host} from '../inventory/model.js'
-import {AuthError, HostKeyError, RemoteCommandError, RemoteError, UnreachableHostError, trimOutput} from './errors.js'
-import {decideHostKey, hostKeyAlgorithmsFor, hostKeyError, knownHostId, readKnownHosts, recordHostKey, type HostKeyDecision} from './hostkeys.js'
-import {nullLogger, Redactor, truncateForLog, type LogEntry, type Logger} from './logger.js'
-import {shq, sudoFailure, wrapCommand, type PrivilegeMode} from './shell.js'
+
+import {AuthError, HostKeyError, RemoteCommandError, RemoteError, trimOutput, UnreachableHostError} from './errors.js'
+import {
+  decideHostKey,
+  hostKeyAlgorithmsFor,
+  type HostKeyDecision,
+  hostKeyError,
+  knownHostId,
+  readKnownHosts,
+  recordHostKey,
+} from './hostkeys.js'
+import {type LogEntry, type Logger, nullLogger, Redactor, truncateForLog} from './logger.js'
+import {type PrivilegeMode, shq, sudoFailure, wrapCommand} from './shell.js'
 
 export interface BastionSpec {
   address: string
@@ -93,6 +103,7 @@ export interface HostKeyInfo {
   action: 'known' | 'pinned' | 'repinned' | 'accept-new'
 }
 
+/* eslint-disable @typescript-eslint/no-explicit-any -- ssh2's event callbacks take per-event arguments it does not type */
 /** Minimal shape of the ssh2 objects we use (ssh2 ships no types and @types/ssh2 is not installed). */
 interface Ssh2Channel {
   write(data: string | Buffer): boolean
@@ -108,6 +119,7 @@ interface Ssh2Client {
   on(event: string, fn: (...args: any[]) => void): void
   removeListener(event: string, fn: (...args: any[]) => void): void
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** What one SSH hop needs: a target or a bastion, with the label used in messages. */
 type Endpoint = BastionSpec & {label: string}
@@ -118,9 +130,14 @@ const DEFAULT_CONNECT_TIMEOUT = 8000
 class Semaphore {
   private waiting: (() => void)[] = []
   private active = 0
+
   constructor(private readonly max: number) {}
+
   async acquire(): Promise<() => void> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.waiting.push(r))
+    if (this.active >= this.max)
+      await new Promise<void>((r) => {
+        this.waiting.push(r)
+      })
     this.active++
     return () => {
       this.active--
@@ -130,13 +147,22 @@ class Semaphore {
 }
 
 /** Turns whatever ssh2 / node-ssh threw during connect into one of our typed errors. */
-export function classifyConnectError(err: unknown, ep: Endpoint & {name: string; via?: string; timeoutMs: number}): RemoteError {
+export function classifyConnectError(
+  err: unknown,
+  ep: Endpoint & {name: string; via?: string; timeoutMs: number},
+): RemoteError {
   if (err instanceof RemoteError) return err
   const e = err as {message?: string; level?: string; code?: string}
   const msg = e?.message ?? String(err)
   const base = {host: ep.name, address: ep.address, port: ep.port, user: ep.user, via: ep.via, cause: err}
   if (e?.level === 'client-authentication') {
-    const methods = [ep.identityFile && `key ${ep.identityFile}`, ep.useAgent && 'ssh-agent', ep.password !== undefined && 'password'].filter(Boolean).join(', ')
+    const methods = [
+      ep.identityFile && `key ${ep.identityFile}`,
+      ep.useAgent && 'ssh-agent',
+      ep.password !== undefined && 'password',
+    ]
+      .filter(Boolean)
+      .join(', ')
     return new AuthError(
       ep.name,
       `authentication as ${ep.user}@${ep.address}:${ep.port} failed (tried: ${methods || 'nothing: no key, agent or password configured'})`,
@@ -144,7 +170,10 @@ export function classifyConnectError(err: unknown, ep: Endpoint & {name: string;
       err,
     )
   }
-  if (/encrypted private key|passphrase|cannot parse privatekey|unsupported key format|no valid private key/i.test(msg)) {
+
+  if (
+    /encrypted private key|passphrase|cannot parse privatekey|unsupported key format|no valid private key/i.test(msg)
+  ) {
     return new AuthError(
       ep.name,
       `cannot use identity file ${ep.identityFile ?? ''}: ${msg}`,
@@ -152,25 +181,48 @@ export function classifyConnectError(err: unknown, ep: Endpoint & {name: string;
       err,
     )
   }
+
   if (e?.level === 'client-timeout' || /timed out/i.test(msg)) {
-    return new UnreachableHostError({...base, reason: 'timeout', detail: `no SSH answer within ${Math.round(ep.timeoutMs / 1000)}s`})
+    return new UnreachableHostError({
+      ...base,
+      reason: 'timeout',
+      detail: `no SSH answer within ${Math.round(ep.timeoutMs / 1000)}s`,
+    })
   }
+
   const code = e?.code ?? /\b(E[A-Z]{3,})\b/.exec(msg)?.[1]
-  if (code && /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ECONNRESET|EPIPE|EADDRNOTAVAIL)$/.test(code)) {
+  if (
+    code &&
+    /^(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ECONNRESET|EPIPE|EADDRNOTAVAIL)$/.test(code)
+  ) {
     const detail =
-      code === 'ECONNREFUSED' ? 'connection refused (port closed)' : code === 'ENOTFOUND' ? 'unknown host name' : code === 'EHOSTUNREACH' ? 'no route to host' : `${code}`
+      code === 'ECONNREFUSED'
+        ? 'connection refused (port closed)'
+        : code === 'ENOTFOUND'
+          ? 'unknown host name'
+          : code === 'EHOSTUNREACH'
+            ? 'no route to host'
+            : `${code}`
     return new UnreachableHostError({...base, reason: code, detail})
   }
+
   if (/No response from server|Not connected|connection (lost|closed)/i.test(msg)) {
     return new UnreachableHostError({...base, reason: 'closed', detail: 'connection closed before SSH was ready'})
   }
+
   if (/open failed|Channel open failure|administratively prohibited|Connection refused/i.test(msg)) {
     // forwardOut through a bastion: the bastion could not open the TCP connection.
-    return new UnreachableHostError({...base, reason: /refused/i.test(msg) ? 'ECONNREFUSED' : 'forward', detail: `bastion could not connect: ${msg}`})
+    return new UnreachableHostError({
+      ...base,
+      reason: /refused/i.test(msg) ? 'ECONNREFUSED' : 'forward',
+      detail: `bastion could not connect: ${msg}`,
+    })
   }
+
   if (e?.level === 'handshake' || e?.level === 'protocol' || /handshake|no matching/i.test(msg)) {
     return new UnreachableHostError({...base, reason: 'handshake', detail: msg})
   }
+
   return new UnreachableHostError({...base, reason: 'error', detail: msg})
 }
 
@@ -188,7 +240,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Prom
  * Opens one authenticated SSH connection with host key verification. `sock` is a forwarded
  * channel when going through a bastion.
  */
-async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?: string): Promise<{ssh: NodeSSH; hostKey: HostKeyInfo; connectMs: number}> {
+async function openSsh(
+  ep: Endpoint,
+  opts: ConnectOptions,
+  sock?: unknown,
+  via?: string,
+): Promise<{ssh: NodeSSH; hostKey: HostKeyInfo; connectMs: number}> {
   const logger = opts.logger ?? nullLogger
   const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT
   const t0 = performance.now()
@@ -203,14 +260,25 @@ async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?:
   if (ep.identityFile) {
     try {
       privateKey = await fsp.readFile(ep.identityFile, 'utf8')
-    } catch (err) {
-      throw new AuthError(ep.label, `cannot read identity file ${ep.identityFile}: ${(err as Error).message}`, 'Check ssh.identityFile in the inventory (a path on this machine).', err)
+    } catch (error) {
+      throw new AuthError(
+        ep.label,
+        `cannot read identity file ${ep.identityFile}: ${(error as Error).message}`,
+        'Check ssh.identityFile in the inventory (a path on this machine).',
+        error,
+      )
     }
   }
+
   const agent = ep.useAgent ? (opts.agentSocket ?? process.env.SSH_AUTH_SOCK) : undefined
   if (ep.useAgent && !agent) {
-    throw new AuthError(ep.label, 'ssh-agent requested but SSH_AUTH_SOCK is not set', 'Start an agent (`eval $(ssh-agent)`; `ssh-add KEY`) or configure ssh.identityFile instead.')
+    throw new AuthError(
+      ep.label,
+      'ssh-agent requested but SSH_AUTH_SOCK is not set',
+      'Start an agent (`eval $(ssh-agent)`; `ssh-add KEY`) or configure ssh.identityFile instead.',
+    )
   }
+
   const serverHostKey = hostKeyAlgorithmsFor(entries, hostId)
   const config: Record<string, unknown> = {
     username: ep.user,
@@ -220,18 +288,33 @@ async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?:
     keepaliveCountMax: 3,
     // Tarballs are already compressed; zlib would only burn CPU.
     algorithms: {compress: ['none'], ...(serverHostKey ? {serverHostKey} : {})},
-    hostVerifier: (key: Buffer) => {
+    hostVerifier(key: Buffer) {
       let d: HostKeyDecision
       try {
         d = decideHostKey({entries, hostId, key, pin: ep.hostKey, acceptNew: opts.acceptNew})
-      } catch (err) {
-        refusal = new HostKeyError({host: ep.label, problem: 'unknown', fingerprint: '?', knownHostsPath: opts.knownHostsPath, message: `unreadable host key from ${hostId}: ${(err as Error).message}`, hint: 'The server sent a host key kflan cannot parse.'})
+      } catch (error) {
+        refusal = new HostKeyError({
+          host: ep.label,
+          problem: 'unknown',
+          fingerprint: '?',
+          knownHostsPath: opts.knownHostsPath,
+          message: `unreadable host key from ${hostId}: ${(error as Error).message}`,
+          hint: 'The server sent a host key kflan cannot parse.',
+        })
         return false
       }
+
       if (!d.ok) {
-        refusal = hostKeyError({host: ep.label, hostId, decision: d, knownHostsPath: opts.knownHostsPath, pin: ep.hostKey})
+        refusal = hostKeyError({
+          host: ep.label,
+          hostId,
+          decision: d,
+          knownHostsPath: opts.knownHostsPath,
+          pin: ep.hostKey,
+        })
         return false
       }
+
       accepted = {...d, key: Buffer.from(key)}
       return true
     },
@@ -242,39 +325,78 @@ async function openSsh(ep: Endpoint, opts: ConnectOptions, sock?: unknown, via?:
   if (ep.password !== undefined) config.password = ep.password
   if (agent) config.agent = agent
   if (privateKey === undefined && ep.password === undefined && !agent) {
-    throw new AuthError(ep.label, `no SSH credentials for ${ep.user}@${ep.address}`, 'Set ssh.identityFile, ssh.agent or ssh.passwordEnv in the inventory.')
+    throw new AuthError(
+      ep.label,
+      `no SSH credentials for ${ep.user}@${ep.address}`,
+      'Set ssh.identityFile, ssh.agent or ssh.passwordEnv in the inventory.',
+    )
   }
 
   const ssh = new NodeSSH()
   const log = (entry: Omit<LogEntry, 'ts'>) => logger.log(ep.label, {ts, ...entry})
   try {
     // ssh2's readyTimeout covers TCP connect + handshake + auth; the outer timeout is a backstop.
-    await withTimeout(ssh.connect(config), timeoutMs + 2000, () => Object.assign(new Error('Timed out while waiting for handshake'), {level: 'client-timeout'}))
-  } catch (err) {
+    await withTimeout(ssh.connect(config), timeoutMs + 2000, () =>
+      Object.assign(new Error('Timed out while waiting for handshake'), {level: 'client-timeout'}),
+    )
+  } catch (error) {
     ssh.dispose()
-    const mapped = refusal ?? classifyConnectError(err, ctx)
+    const mapped = refusal ?? classifyConnectError(error, ctx)
     if (accepted && accepted.action !== 'known' && mapped instanceof AuthError) {
       // The key itself was trusted: keep it, as ssh does, so the next try only has to fix auth.
-      await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`, accepted.action === 'repinned' ? accepted.replaces : []).catch(() => undefined)
+      await recordHostKey(
+        opts.knownHostsPath,
+        hostId,
+        accepted.key,
+        `kflan:${ep.label}`,
+        accepted.action === 'repinned' ? accepted.replaces : [],
+      ).catch(() => undefined)
     }
+
     log({kind: 'connect', durationMs: performance.now() - t0, message: `failed: ${mapped.message}`})
     throw mapped
   }
+
   // Small request/response exchanges: Nagle + delayed ACK would add ~40 ms to each round trip.
   ;(ssh.connection as unknown as {setNoDelay?: (v: boolean) => void} | null)?.setNoDelay?.(true)
   if (!accepted) {
     ssh.dispose()
-    throw new HostKeyError({host: ep.label, problem: 'unknown', fingerprint: '?', knownHostsPath: opts.knownHostsPath, message: `${hostId} presented no host key`, hint: 'Report this as a bug.'})
+    throw new HostKeyError({
+      host: ep.label,
+      problem: 'unknown',
+      fingerprint: '?',
+      knownHostsPath: opts.knownHostsPath,
+      message: `${hostId} presented no host key`,
+      hint: 'Report this as a bug.',
+    })
   }
+
   if (accepted.action !== 'known') {
     const replaces = accepted.action === 'repinned' ? accepted.replaces : []
     await recordHostKey(opts.knownHostsPath, hostId, accepted.key, `kflan:${ep.label}`, replaces)
-    const how = {pinned: 'matched inventory hostKey', repinned: `changed, and matches the inventory's new hostKey (replaced line ${replaces.join(', ')})`, 'accept-new': 'accepted new'}[accepted.action]
-    logger.log(ep.label, {ts, kind: 'hostkey', message: `${how} ${accepted.keyType} ${accepted.fingerprint}; recorded in ${opts.knownHostsPath}`})
+    const how = {
+      pinned: 'matched inventory hostKey',
+      repinned: `changed, and matches the inventory's new hostKey (replaced line ${replaces.join(', ')})`,
+      'accept-new': 'accepted new',
+    }[accepted.action]
+    logger.log(ep.label, {
+      ts,
+      kind: 'hostkey',
+      message: `${how} ${accepted.keyType} ${accepted.fingerprint}; recorded in ${opts.knownHostsPath}`,
+    })
   }
+
   const connectMs = performance.now() - t0
-  log({kind: 'connect', durationMs: connectMs, message: `${ep.user}@${ep.address}:${ep.port}${via ? ` via ${via}` : ''} host key ${accepted.fingerprint} (${accepted.action})`})
-  return {ssh, hostKey: {fingerprint: accepted.fingerprint, keyType: accepted.keyType, action: accepted.action}, connectMs}
+  log({
+    kind: 'connect',
+    durationMs: connectMs,
+    message: `${ep.user}@${ep.address}:${ep.port}${via ? ` via ${via}` : ''} host key ${accepted.fingerprint} (${accepted.action})`,
+  })
+  return {
+    ssh,
+    hostKey: {fingerprint: accepted.fingerprint, keyType: accepted.keyType, action: accepted.action},
+    connectMs,
+  }
 }
 
 /** Shares one connection per bastion between the targets behind it. */
@@ -290,15 +412,17 @@ export class BastionPool {
       this.conns.set(key, c)
       p.catch(() => this.conns.delete(key))
     }
+
     const entry = c
     entry.refs++
     let ssh: NodeSSH
     try {
       ssh = await entry.p
-    } catch (err) {
+    } catch (error) {
       entry.refs--
-      throw err
+      throw error
     }
+
     let released = false
     return {
       ssh,
@@ -334,7 +458,15 @@ export class Remote {
     readonly target: TargetSpec,
     /** The underlying node-ssh connection (for SFTP and forwarding). */
     readonly ssh: NodeSSH,
-    init: {mode: PrivilegeMode; hostKey: HostKeyInfo; connectMs: number; logger: Logger; redactor: Redactor; maxChannels: number; release?: () => void},
+    init: {
+      mode: PrivilegeMode
+      hostKey: HostKeyInfo
+      connectMs: number
+      logger: Logger
+      redactor: Redactor
+      maxChannels: number
+      release?: () => void
+    },
   ) {
     this._mode = init.mode
     this.hostKey = init.hostKey
@@ -361,54 +493,91 @@ export class Remote {
   /** Connects, verifies the host key, and works out how to become root. Throws a RemoteError. */
   static async connect(target: TargetSpec, opts: ConnectOptions): Promise<Remote> {
     const logger = opts.logger ?? nullLogger
-    const redactor = new Redactor([target.password, target.sudoPassword, target.bastion?.password, ...(opts.secrets ?? [])])
+    const redactor = new Redactor([
+      target.password,
+      target.sudoPassword,
+      target.bastion?.password,
+      ...(opts.secrets ?? []),
+    ])
     const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT
     let sock: unknown
     let release: (() => void) | undefined
     let via: string | undefined
     if (target.bastion) {
       const pool = opts.bastionPool ?? new BastionPool()
-      const b = await pool.acquire(target.bastion, opts).catch((err: unknown) => {
+      const b = await pool.acquire(target.bastion, opts).catch((error: unknown) => {
         // Say which host needed the bastion (a copy: targets behind one bastion share its error).
-        if (err instanceof RemoteError) {
-          const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as RemoteError, err)
-          Object.defineProperty(copy, 'message', {value: `${target.name}: via bastion: ${err.message}`, enumerable: false, writable: true, configurable: true})
-          Object.defineProperty(copy, 'stack', {value: err.stack, enumerable: false, writable: true, configurable: true})
+        if (error instanceof RemoteError) {
+          const copy = Object.assign(Object.create(Object.getPrototypeOf(error) as object) as RemoteError, error)
+          Object.defineProperty(copy, 'message', {
+            value: `${target.name}: via bastion: ${error.message}`,
+            enumerable: false,
+            writable: true,
+            configurable: true,
+          })
+          Object.defineProperty(copy, 'stack', {
+            value: error.stack,
+            enumerable: false,
+            writable: true,
+            configurable: true,
+          })
           throw copy
         }
-        throw err
+
+        throw error
       })
       release = b.release
       via = b.label
       try {
-        sock = await withTimeout(b.ssh.forwardOut('127.0.0.1', 0, target.address, target.port), timeoutMs, () => Object.assign(new Error('Timed out while waiting for handshake'), {level: 'client-timeout'}))
-      } catch (err) {
+        sock = await withTimeout(b.ssh.forwardOut('127.0.0.1', 0, target.address, target.port), timeoutMs, () =>
+          Object.assign(new Error('Timed out while waiting for handshake'), {level: 'client-timeout'}),
+        )
+      } catch (error) {
         release()
-        throw classifyConnectError(err, {...target, label: target.name, via, timeoutMs})
+        throw classifyConnectError(error, {...target, label: target.name, via, timeoutMs})
       }
     }
+
     let opened: Awaited<ReturnType<typeof openSsh>>
     try {
       opened = await openSsh({label: target.name, ...target}, opts, sock, via)
-    } catch (err) {
+    } catch (error) {
       release?.()
-      throw err
+      throw error
     }
-    let mode: PrivilegeMode = target.user === 'root' ? 'root' : target.sudoPassword !== undefined ? 'sudo-password' : 'sudo'
-    const remote = new Remote(target, opened.ssh, {mode, hostKey: opened.hostKey, connectMs: opened.connectMs, logger, redactor, maxChannels: opts.maxChannels ?? 8, release})
+
+    let mode: PrivilegeMode =
+      target.user === 'root' ? 'root' : target.sudoPassword === undefined ? 'sudo' : 'sudo-password'
+    const remote = new Remote(target, opened.ssh, {
+      mode,
+      hostKey: opened.hostKey,
+      connectMs: opened.connectMs,
+      logger,
+      redactor,
+      maxChannels: opts.maxChannels ?? 8,
+      release,
+    })
     if (mode === 'sudo-password') {
       // One round trip: passwordless sudo wins (so the password never reaches a command's stdin);
       // otherwise check the password now rather than in the middle of a phase.
       const probe = `if sudo -n true 2>/dev/null; then echo NOPASSWD; else sudo -k -S -p '' true && echo PASSWORD; fi`
-      const r = await remote.execWrapped({command: probe, stdinPrefix: `${target.sudoPassword}\n`, sudo: true}, {logOutput: true})
+      const r = await remote.execWrapped(
+        {command: probe, stdinPrefix: `${target.sudoPassword}\n`, sudo: true},
+        {logOutput: true},
+      )
       if (r.stdout.includes('NOPASSWD')) mode = 'sudo'
       else if (!r.stdout.includes('PASSWORD')) {
         await remote.close()
-        const f = sudoFailure(r.stderr, 'sudo-password', target.user) ?? {message: `sudo failed for ${target.user}: ${trimOutput(r.stderr)}`, hint: 'Check the sudo password and the sudoers entry for this user.'}
+        const f = sudoFailure(r.stderr, 'sudo-password', target.user) ?? {
+          message: `sudo failed for ${target.user}: ${trimOutput(r.stderr)}`,
+          hint: 'Check the sudo password and the sudoers entry for this user.',
+        }
         throw new AuthError(target.name, f.message, f.hint)
       }
+
       remote._mode = mode
     }
+
     return remote
   }
 
@@ -431,6 +600,7 @@ export class Remote {
       const f = sudoFailure(r.stderr.split('\n').slice(0, 2).join('\n'), this.mode, this.target.user)
       if (f) throw new AuthError(this.name, f.message, f.hint)
     }
+
     return r
   }
 
@@ -443,16 +613,24 @@ export class Remote {
         host: this.name,
         command: this.redactor.redact(cmd, opts.secrets),
         code: r.code,
-        stderr: opts.logOutput === false ? '(output not shown: it may contain secrets)' : this.redactor.redact(r.stderr, opts.secrets),
+        stderr:
+          opts.logOutput === false
+            ? '(output not shown: it may contain secrets)'
+            : this.redactor.redact(r.stderr, opts.secrets),
         stdout: opts.logOutput === false ? '' : this.redactor.redact(r.stdout, opts.secrets),
         timedOut: r.timedOut,
       })
     }
+
     return r
   }
 
   /** Runs an already-wrapped command line over a new channel. */
-  private async execWrapped(w: {command: string; stdinPrefix?: string; sudo: boolean}, opts: ExecOptions, shown = w.command): Promise<ExecResult> {
+  private async execWrapped(
+    w: {command: string; stdinPrefix?: string; sudo: boolean},
+    opts: ExecOptions,
+    shown = w.command,
+  ): Promise<ExecResult> {
     const ts = new Date().toISOString()
     const t0 = performance.now()
     let stdinBytes = 0
@@ -461,17 +639,42 @@ export class Remote {
       result = await this.execOnChannel(w, opts, t0, (n) => {
         stdinBytes += n
       })
-    } catch (err) {
-      this.logger.log(this.name, {ts, kind: 'exec', command: this.redactor.redact(shown, opts.secrets), sudo: w.sudo, code: null, durationMs: performance.now() - t0, message: `failed: ${(err as Error).message}`})
-      if (err instanceof RemoteError) throw err
-      if (/No response from server|Not connected|socket|ECONNRESET|EPIPE/i.test((err as Error).message ?? '')) {
-        throw new UnreachableHostError({host: this.name, address: this.target.address, port: this.target.port, user: this.target.user, reason: 'closed', detail: `connection lost during \`${this.redactor.redact(shown, opts.secrets).slice(0, 80)}\``, cause: err})
+    } catch (error) {
+      this.logger.log(this.name, {
+        ts,
+        kind: 'exec',
+        command: this.redactor.redact(shown, opts.secrets),
+        sudo: w.sudo,
+        code: null,
+        durationMs: performance.now() - t0,
+        message: `failed: ${(error as Error).message}`,
+      })
+      if (error instanceof RemoteError) throw error
+      if (/No response from server|Not connected|socket|ECONNRESET|EPIPE/i.test((error as Error).message ?? '')) {
+        throw new UnreachableHostError({
+          host: this.name,
+          address: this.target.address,
+          port: this.target.port,
+          user: this.target.user,
+          reason: 'closed',
+          detail: `connection lost during \`${this.redactor.redact(shown, opts.secrets).slice(0, 80)}\``,
+          cause: error,
+        })
       }
-      if (/Channel open failure|open failed/i.test((err as Error).message ?? '')) {
-        throw new RemoteCommandError({host: this.name, command: this.redactor.redact(shown, opts.secrets), code: null, stderr: (err as Error).message, hint: 'sshd kept refusing a new session channel (MaxSessions?). Re-run; if it persists, raise MaxSessions in sshd_config.'})
+
+      if (/Channel open failure|open failed/i.test((error as Error).message ?? '')) {
+        throw new RemoteCommandError({
+          host: this.name,
+          command: this.redactor.redact(shown, opts.secrets),
+          code: null,
+          stderr: (error as Error).message,
+          hint: 'sshd kept refusing a new session channel (MaxSessions?). Re-run; if it persists, raise MaxSessions in sshd_config.',
+        })
       }
-      throw classifyConnectError(err, {...this.target, label: this.target.name, name: this.target.name, timeoutMs: 0})
+
+      throw classifyConnectError(error, {...this.target, label: this.target.name, name: this.target.name, timeoutMs: 0})
     }
+
     this.execCount++
     if (result.durationMs < this.minExecMs) this.minExecMs = result.durationMs
     const logOut = opts.logOutput !== false
@@ -483,9 +686,21 @@ export class Remote {
       code: result.code,
       durationMs: result.durationMs,
       stdinBytes: stdinBytes || undefined,
-      stdout: logOut ? truncateForLog(this.redactor.redact(result.stdout, opts.secrets)) : result.stdout ? '(not logged: secret)' : '',
-      stderr: logOut ? truncateForLog(this.redactor.redact(result.stderr, opts.secrets)) : result.stderr ? '(not logged: secret)' : '',
-      message: result.timedOut ? `timed out after ${opts.timeoutMs}ms` : result.signal ? `killed by ${result.signal}` : undefined,
+      stdout: logOut
+        ? truncateForLog(this.redactor.redact(result.stdout, opts.secrets))
+        : result.stdout
+          ? '(not logged: secret)'
+          : '',
+      stderr: logOut
+        ? truncateForLog(this.redactor.redact(result.stderr, opts.secrets))
+        : result.stderr
+          ? '(not logged: secret)'
+          : '',
+      message: result.timedOut
+        ? `timed out after ${opts.timeoutMs}ms`
+        : result.signal
+          ? `killed by ${result.signal}`
+          : undefined,
     })
     return result
   }
@@ -495,19 +710,33 @@ export class Remote {
    * SFTP and with commands still finishing), runs the command, and resolves on channel close.
    * The channel slot is released only when the channel is really closed.
    */
-  private async execOnChannel(w: {command: string; stdinPrefix?: string}, opts: ExecOptions, t0: number, countStdin: (n: number) => void): Promise<ExecResult> {
-    let command = w.command
+  private async execOnChannel(
+    w: {command: string; stdinPrefix?: string},
+    opts: ExecOptions,
+    t0: number,
+    countStdin: (n: number) => void,
+  ): Promise<ExecResult> {
+    let {command} = w
     if (opts.timeoutMs) {
       // The remote side enforces the limit too, so a timed-out command does not linger on the
       // host holding a session slot. 124 / 137: timeout(1)'s codes.
       const secs = Math.max(1, Math.ceil(opts.timeoutMs / 1000))
       command = `timeout -k 2 ${secs} sh -c ${shq(w.command)}`
     }
+
     for (let attempt = 0; ; attempt++) {
       const conn = this.ssh.connection as unknown as Ssh2Client | null
       if (!conn || this.closed) {
-        throw new UnreachableHostError({host: this.name, address: this.target.address, port: this.target.port, user: this.target.user, reason: 'closed', detail: 'connection is closed'})
+        throw new UnreachableHostError({
+          host: this.name,
+          address: this.target.address,
+          port: this.target.port,
+          user: this.target.user,
+          reason: 'closed',
+          detail: 'connection is closed',
+        })
       }
+
       const release = await this.channels.acquire()
       const r = await new Promise<ExecResult | 'retry'>((resolve, reject) => {
         conn.exec(command, (err, ch) => {
@@ -517,13 +746,14 @@ export class Remote {
             else reject(err)
             return
           }
+
           // Listeners go on synchronously: exit-status, EOF and close can arrive in the same
           // packet batch as the channel confirmation.
           this.runOnChannel(ch, w, opts, t0, countStdin, release).then(resolve, reject)
         })
       })
       if (r !== 'retry') return r
-      await new Promise((res) => setTimeout(res, Math.min(50 * 2 ** attempt, 500)))
+      await sleep(Math.min(50 * 2 ** attempt, 500))
     }
   }
 
@@ -550,12 +780,14 @@ export class Remote {
           release()
         }
       }
+
       const settle = (fn: () => void) => {
         if (done) return
         done = true
         if (timer) clearTimeout(timer)
         fn()
       }
+
       const finish = () =>
         settle(() => {
           const durationMs = performance.now() - t0
@@ -563,7 +795,15 @@ export class Remote {
             timedOut = true
             code = null
           }
-          resolve({code, signal, timedOut: timedOut || undefined, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), durationMs})
+
+          resolve({
+            code,
+            signal,
+            timedOut: timedOut || undefined,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(errOut).toString('utf8'),
+            durationMs,
+          })
         })
       ch.on('data', (d: Buffer) => out.push(d))
       ch.stderr.on('data', (d: Buffer) => errOut.push(d))
@@ -587,9 +827,11 @@ export class Remote {
           } catch {
             /* channel already gone */
           }
+
           finish()
         }, opts.timeoutMs + 3000)
       }
+
       if (w.stdinPrefix) ch.write(w.stdinPrefix)
       const input = opts.stdin
       if (input === undefined) ch.end()
@@ -604,6 +846,7 @@ export class Remote {
           } catch {
             /* ignore */
           }
+
           settle(() => reject(e))
         })
         input.pipe(ch as unknown as NodeJS.WritableStream)
@@ -619,6 +862,7 @@ export class Remote {
         this.sftpPromise = undefined
       })
     }
+
     return this.sftpPromise
   }
 
@@ -636,6 +880,7 @@ export class Remote {
       this.releaseBastion?.()
       return
     }
+
     this.closed = true
     this.ssh.dispose()
     this.releaseBastion?.()
@@ -663,8 +908,8 @@ export async function connectAll(targets: TargetSpec[], opts: ConnectOptions): P
     targets.map(async (target): Promise<ConnectResult> => {
       try {
         return {target, remote: await Remote.connect(target, {...opts, bastionPool: pool})}
-      } catch (err) {
-        return {target, error: err as Error}
+      } catch (error) {
+        return {target, error: error as Error}
       }
     }),
   )
@@ -688,10 +933,16 @@ export function targetFromHost(host: Host, env: NodeJS.ProcessEnv = process.env)
     if (!name) return undefined
     const v = env[name]
     if (v === undefined) {
-      throw new AuthError(host.name, `${what} variable ${name} is not set`, `Export ${name} before running kflan (it holds the ${what} for ${host.name}).`)
+      throw new AuthError(
+        host.name,
+        `${what} variable ${name} is not set`,
+        `Export ${name} before running kflan (it holds the ${what} for ${host.name}).`,
+      )
     }
+
     return v
   }
+
   const s = host.ssh
   return {
     name: host.name,
@@ -718,4 +969,3 @@ export function targetFromHost(host: Host, env: NodeJS.ProcessEnv = process.env)
 }
 
 /** Quotes for the remote shell; re-exported for callers building commands. */
-export {shq}

@@ -30,6 +30,7 @@ function readOctal(buf: Buffer, start: number, len: number): number {
     for (let i = start + 1; i < start + len; i++) n = n * 256 + buf[i]
     return n
   }
+
   const s = readString(buf, start, len).trim()
   return s ? Number.parseInt(s, 8) : 0
 }
@@ -47,6 +48,7 @@ function parsePax(data: Buffer): Record<string, string> {
     if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1)
     pos += len
   }
+
   return out
 }
 
@@ -60,7 +62,7 @@ export function listTar(tar: Buffer): TarMember[] {
     const h = tar.subarray(pos, pos + 512)
     if (h.every((b) => b === 0)) break
     const size = readOctal(h, 124, 12)
-    const type = String.fromCharCode(h[156] || 0x30)
+    const type = String.fromCodePoint(h[156] || 0x30)
     const dataStart = pos + 512
     const data = tar.subarray(dataStart, dataStart + size)
     pos = dataStart + Math.ceil(size / 512) * 512
@@ -68,16 +70,19 @@ export function listTar(tar: Buffer): TarMember[] {
       longName = data.toString('utf8').replace(/\0+$/, '')
       continue
     }
+
     if (type === 'x') {
       pax = parsePax(data)
       continue
     }
+
     if (type === 'g') continue
     let name = readString(h, 0, 100)
     if (h.toString('latin1', 257, 262) === 'ustar') {
       const prefix = readString(h, 345, 155)
       if (prefix) name = `${prefix}/${name}`
     }
+
     if (longName !== undefined) name = longName
     if (pax.path) name = pax.path
     longName = undefined
@@ -86,6 +91,7 @@ export function listTar(tar: Buffer): TarMember[] {
     if (m.type === '0' || m.type === '7') m.sha256 = createHash('sha256').update(data).digest('hex')
     out.push(m)
   }
+
   return out
 }
 
@@ -108,7 +114,9 @@ export async function listTarball(file: string, persistDir?: string): Promise<Ta
 }
 
 async function readMembers(file: string, key: string, persistDir?: string): Promise<TarMember[]> {
-  const disk = persistDir ? path.join(persistDir, `tarball-${createHash('sha256').update(key).digest('hex').slice(0, 32)}.json`) : undefined
+  const disk = persistDir
+    ? path.join(persistDir, `tarball-${createHash('sha256').update(key).digest('hex').slice(0, 32)}.json`)
+    : undefined
   if (disk) {
     try {
       return JSON.parse(await fsp.readFile(disk, 'utf8')) as TarMember[]
@@ -116,6 +124,7 @@ async function readMembers(file: string, key: string, persistDir?: string): Prom
       /* not cached yet */
     }
   }
+
   let buf = await fsp.readFile(file)
   if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf)
   const members = listTar(buf)
@@ -125,6 +134,7 @@ async function readMembers(file: string, key: string, persistDir?: string): Prom
     await fsp.writeFile(tmp, JSON.stringify(members))
     await fsp.rename(tmp, disk)
   }
+
   return members
 }
 
@@ -139,7 +149,8 @@ export function findMember(members: TarMember[], want: string): TarMember {
   if (exact) return exact
   const byBase = files.filter((m) => norm(m.name).split('/').pop() === want)
   if (byBase.length === 1) return byBase[0]
-  if (byBase.length > 1) throw new Error(`tarball member "${want}" is ambiguous: ${byBase.map((m) => m.name).join(', ')}`)
+  if (byBase.length > 1)
+    throw new Error(`tarball member "${want}" is ambiguous: ${byBase.map((m) => m.name).join(', ')}`)
   throw new Error(`tarball has no member "${want}" (it has: ${files.map((m) => m.name).join(', ')})`)
 }
 

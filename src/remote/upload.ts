@@ -1,3 +1,4 @@
+import {randomBytes} from 'node:crypto'
 /**
  * Sending big local files (release tarballs) once, and installing binaries out of them.
  * Uploads are skipped when the remote sha256 already matches, go to a temp file that is verified
@@ -6,12 +7,20 @@
 import {createReadStream, promises as fsp} from 'node:fs'
 import path from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {randomBytes} from 'node:crypto'
+
+import type {Remote} from './ssh.js'
 
 import {RemoteCommandError} from './errors.js'
-import {KFLAN_STATE_DIR, checkRemotePath, remoteTempPath, statFiles, statKnown, statePaths, type RemoteFileState} from './files.js'
+import {
+  checkRemotePath,
+  KFLAN_STATE_DIR,
+  type RemoteFileState,
+  remoteTempPath,
+  statePaths,
+  statFiles,
+  statKnown,
+} from './files.js'
 import {shq} from './shell.js'
-import type {Remote} from './ssh.js'
 import {findMember, hashLocalFile, listTarball} from './tarball.js'
 
 export const CACHE_DIR = `${KFLAN_STATE_DIR}/cache`
@@ -64,7 +73,12 @@ export async function localSha256(file: string): Promise<{sha256: string; size: 
 }
 
 /** Sends a local file to `remotePath` (atomic: temp file, sha256 verified, rename). */
-export async function uploadFile(remote: Remote, localPath: string, remotePath: string, opts: UploadOptions = {}): Promise<UploadResult> {
+export async function uploadFile(
+  remote: Remote,
+  localPath: string,
+  remotePath: string,
+  opts: UploadOptions = {},
+): Promise<UploadResult> {
   checkRemotePath(remotePath)
   const {sha256, size} = await localSha256(localPath)
   const mode = (opts.mode ?? 0o644).toString(8)
@@ -74,6 +88,7 @@ export async function uploadFile(remote: Remote, localPath: string, remotePath: 
       return {path: remotePath, result: 'unchanged', bytes: size, transferMs: 0, sha256}
     }
   }
+
   if (opts.dryRun) return {path: remotePath, result: 'uploaded', bytes: size, transferMs: 0, sha256}
   const method = opts.method ?? DEFAULT_UPLOAD_METHOD
   const dir = path.posix.dirname(remotePath)
@@ -83,22 +98,47 @@ export async function uploadFile(remote: Remote, localPath: string, remotePath: 
     `else rm -f -- ${shq(src)}; echo 'checksum mismatch after upload' >&2; exit 3; fi`
   const t0 = performance.now()
   if (method === 'cat') {
-    await remote.run(`mkdir -p -- ${shq(dir)} && (umask 077; cat > ${shq(tmp)}) && ${verifyAndMove(tmp)}`, {stdin: createReadStream(localPath)})
+    await remote.run(`mkdir -p -- ${shq(dir)} && (umask 077; cat > ${shq(tmp)}) && ${verifyAndMove(tmp)}`, {
+      stdin: createReadStream(localPath),
+    })
   } else {
     const staged = remote.mode === 'root' ? tmp : `/tmp/.kflan-upload.${randomBytes(6).toString('hex')}`
     if (remote.mode === 'root') await remote.run(`mkdir -p -- ${shq(dir)}`)
     const sftp = await remote.sftp()
     try {
-      await remote.ssh.putFile(localPath, staged, sftp as never, {concurrency: 64, chunkSize: 32768} as never)
-    } catch (err) {
-      throw new RemoteCommandError({host: remote.name, command: `sftp put ${staged}`, code: null, stderr: (err as Error).message, hint: 'Check free space on the host and that SFTP is enabled in sshd_config (Subsystem sftp).'})
+      await remote.ssh.putFile(localPath, staged, sftp as never, {concurrency: 64, chunkSize: 32_768} as never)
+    } catch (error) {
+      throw new RemoteCommandError({
+        host: remote.name,
+        command: `sftp put ${staged}`,
+        code: null,
+        stderr: (error as Error).message,
+        hint: 'Check free space on the host and that SFTP is enabled in sshd_config (Subsystem sftp).',
+      })
     }
-    if (remote.mode === 'root') await remote.run(verifyAndMove(staged))
-    else await remote.run(`mkdir -p -- ${shq(dir)} && mv -f -- ${shq(staged)} ${shq(tmp)} && chown root:root ${shq(tmp)} && ${verifyAndMove(tmp)}`)
+
+    await (remote.mode === 'root'
+      ? remote.run(verifyAndMove(staged))
+      : remote.run(
+          `mkdir -p -- ${shq(dir)} && mv -f -- ${shq(staged)} ${shq(tmp)} && chown root:root ${shq(tmp)} && ${verifyAndMove(tmp)}`,
+        ))
   }
+
   const transferMs = performance.now() - t0
-  remote.note(`uploaded ${localPath} → ${remotePath} (${size} bytes, ${method}, ${Math.round(transferMs)}ms)`, 'upload', {durationMs: transferMs})
-  return {path: remotePath, result: 'uploaded', bytes: size, transferMs, method, mbPerSec: size / 1e6 / (transferMs / 1000), sha256}
+  remote.note(
+    `uploaded ${localPath} → ${remotePath} (${size} bytes, ${method}, ${Math.round(transferMs)}ms)`,
+    'upload',
+    {durationMs: transferMs},
+  )
+  return {
+    path: remotePath,
+    result: 'uploaded',
+    bytes: size,
+    transferMs,
+    method,
+    mbPerSec: size / 1e6 / (transferMs / 1000),
+    sha256,
+  }
 }
 
 /** The host's cache path for a tarball: /var/lib/kflan/cache/<sha256>.<ext>. */
@@ -139,25 +179,42 @@ export async function installFromTarball(
   remote: Remote,
   tarball: string,
   members: MemberInstall[],
-  opts: {dryRun?: boolean; method?: UploadMethod; stateDir?: string; localCacheDir?: string; known?: Map<string, RemoteFileState>} = {},
+  opts: {
+    dryRun?: boolean
+    method?: UploadMethod
+    stateDir?: string
+    localCacheDir?: string
+    known?: Map<string, RemoteFileState>
+  } = {},
 ): Promise<{results: InstallResult[]; upload?: UploadResult}> {
   const {managed: MANAGED_LIST, backup: BACKUP_DIR, cache: CACHE_DIR, hashes: HASHES} = statePaths(opts.stateDir)
   const list = await listTarball(tarball, opts.localCacheDir)
   const wanted = members.map((m) => ({...m, mode: m.mode ?? 0o755, entry: findMember(list, m.member)}))
-  wanted.forEach((w) => checkRemotePath(w.dest))
-  const states = await statKnown(remote, wanted.map((w) => w.dest), {...opts, quick: true})
+  for (const w of wanted) checkRemotePath(w.dest)
+  const states = await statKnown(
+    remote,
+    wanted.map((w) => w.dest),
+    {...opts, quick: true},
+  )
   const results: InstallResult[] = []
-  const todo: (typeof wanted[number] & {created: boolean; backup: boolean})[] = []
+  const todo: ((typeof wanted)[number] & {created: boolean; backup: boolean})[] = []
   for (const w of wanted) {
     const st = states.get(w.dest)!
     if (st.exists && st.sha256 === w.entry.sha256 && st.mode === w.mode) {
       results.push({dest: w.dest, member: w.entry.name, result: 'unchanged'})
       continue
     }
+
     const backup = st.exists && !st.managed && st.sha256 !== w.entry.sha256
-    results.push({dest: w.dest, member: w.entry.name, result: st.exists ? 'updated' : 'created', backup: backup ? `${BACKUP_DIR}${w.dest}` : undefined})
+    results.push({
+      dest: w.dest,
+      member: w.entry.name,
+      result: st.exists ? 'updated' : 'created',
+      backup: backup ? `${BACKUP_DIR}${w.dest}` : undefined,
+    })
     todo.push({...w, created: !st.exists, backup})
   }
+
   if (todo.length === 0 || opts.dryRun) return {results}
 
   const upload = await ensureCached(remote, tarball, {method: opts.method, stateDir: opts.stateDir})
@@ -182,8 +239,14 @@ export async function installFromTarball(
         `if [ -e ${shq(t.dest)} ] && [ ! -e ${shq(BACKUP_DIR + t.dest)} ]; then (umask 077; mkdir -p -- ${shq(BACKUP_DIR + d)}) && cp -pP -- ${shq(t.dest)} ${shq(BACKUP_DIR + t.dest)} || exit 1; fi`,
       )
     }
-    lines.push(`cp -- ${src} ${shq(tmp)} && chmod ${t.mode.toString(8)} ${shq(tmp)} && chown root:root ${shq(tmp)} && mv -f -- ${shq(tmp)} ${shq(t.dest)} || { rm -f -- ${shq(tmp)}; exit 1; }`)
-    if (t.created) lines.push(`grep -qxF -- ${shq(t.dest)} ${MANAGED_LIST} 2>/dev/null || printf '%s\\n' ${shq(t.dest)} >> ${MANAGED_LIST}`)
+
+    lines.push(
+      `cp -- ${src} ${shq(tmp)} && chmod ${t.mode.toString(8)} ${shq(tmp)} && chown root:root ${shq(tmp)} && mv -f -- ${shq(tmp)} ${shq(t.dest)} || { rm -f -- ${shq(tmp)}; exit 1; }`,
+    )
+    if (t.created)
+      lines.push(
+        `grep -qxF -- ${shq(t.dest)} ${MANAGED_LIST} 2>/dev/null || printf '%s\\n' ${shq(t.dest)} >> ${MANAGED_LIST}`,
+      )
     // Record size, mtime and sha256 for the next run's quick check (statScript's `quick`).
     if (!/\s/.test(t.dest)) {
       lines.push(
@@ -191,6 +254,7 @@ export async function installFromTarball(
       )
     }
   }
+
   await remote.run('sh -s', {stdin: `${lines.join('\n')}\n`})
   return {results, upload}
 }

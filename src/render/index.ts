@@ -2,16 +2,9 @@
  * Rendering: a pure function from (cluster, host) to the files kflan wants on that host.
  * The same inventory and PKI always render the same bytes.
  */
-import {
-  clientUrl,
-  etcdEndpoints,
-  etcdMembers,
-  peerUrl,
-  type Cluster,
-  type Host,
-} from '../inventory/model.js'
-import {DOCKER_DROPIN, DOCKER_OPTS_FILE, MODULES_FILE, SYSCTL_FILE, etcdPaths, flannelPaths} from './paths.js'
+import {clientUrl, type Cluster, etcdEndpoints, etcdMembers, type Host, peerUrl} from '../inventory/model.js'
 import {RenderBug} from './escape.js'
+import {DOCKER_DROPIN, DOCKER_OPTS_FILE, etcdPaths, flannelPaths, MODULES_FILE, SYSCTL_FILE} from './paths.js'
 import {renderTemplate} from './templates.js'
 
 /** What must happen on a host after a file changed. */
@@ -54,8 +47,20 @@ const daemonReload: Follow = {daemonReload: true}
 
 export function renderHost(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
   const files: FileSpec[] = [
-    {path: SYSCTL_FILE, mode: 0o644, content: renderTemplate('sysctl.conf', {}), secret: false, follow: [{apply: 'sysctl'}]},
-    {path: MODULES_FILE, mode: 0o644, content: renderTemplate('modules-load.conf', {}), secret: false, follow: [{apply: 'modules'}]},
+    {
+      path: SYSCTL_FILE,
+      mode: 0o644,
+      content: renderTemplate('sysctl.conf', {}),
+      secret: false,
+      follow: [{apply: 'sysctl'}],
+    },
+    {
+      path: MODULES_FILE,
+      mode: 0o644,
+      content: renderTemplate('modules-load.conf', {}),
+      secret: false,
+      follow: [{apply: 'modules'}],
+    },
   ]
   if (h.roles.etcd) files.push(...etcdFiles(c, h, ctx))
   if (h.roles.flannel) files.push(...flannelFiles(c, h, ctx))
@@ -148,12 +153,20 @@ export function binaries(c: Cluster, h: Host): BinarySpec[] {
       out.push({member: m, tarball: c.etcd.tarball, sha256: c.etcd.sha256, dest: `${bin}/${m}`, restart: 'etcd'})
     }
   }
+
   if (h.roles.flannel) {
     const {bin} = flannelPaths(c)
     for (const m of ['flanneld', 'mk-docker-opts.sh']) {
-      out.push({member: m, tarball: c.flannel.tarball, sha256: c.flannel.sha256, dest: `${bin}/${m}`, restart: 'flanneld'})
+      out.push({
+        member: m,
+        tarball: c.flannel.tarball,
+        sha256: c.flannel.sha256,
+        dest: `${bin}/${m}`,
+        restart: 'flanneld',
+      })
     }
   }
+
   return out
 }
 
@@ -170,6 +183,7 @@ export function networkConfig(c: Cluster): string {
   } else if (b.type === 'udp') {
     backend.Port = b.port
   }
+
   return JSON.stringify({
     Network: f.network,
     SubnetLen: f.subnetLen,
@@ -189,7 +203,12 @@ export function hostsBlock(c: Cluster): string {
     if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new RenderBug(`/etc/hosts: ${field}`, v, 'not a host name or address')
     return v
   }
-  return [HOSTS_BEGIN, ...c.hosts.map((h) => `${word('address', h.address)} ${word('name', h.name)}`), HOSTS_END].join('\n') + '\n'
+
+  return (
+    [HOSTS_BEGIN, ...c.hosts.map((h) => `${word('address', h.address)} ${word('name', h.name)}`), HOSTS_END].join(
+      '\n',
+    ) + '\n'
+  )
 }
 
 /** /etc/hosts with kflan's block inserted or replaced (pure). */
@@ -197,9 +216,10 @@ export function withHostsBlock(current: string, c: Cluster): string {
   const block = hostsBlock(c)
   const start = current.indexOf(HOSTS_BEGIN)
   const end = current.indexOf(HOSTS_END)
-  if (start >= 0 && end > start) {
+  if (start !== -1 && end > start) {
     return current.slice(0, start) + block + current.slice(end + HOSTS_END.length).replace(/^\n/, '')
   }
+
   const base = current.length === 0 || current.endsWith('\n') ? current : current + '\n'
   return base + block
 }

@@ -11,7 +11,14 @@ export const KFLAN_VAR = '/var/lib/kflan'
 
 export function etcdPaths(c: Cluster) {
   const d = c.etcd.installDir
-  return {bin: `${d}/bin`, cfg: `${d}/cfg`, ssl: `${d}/ssl`, conf: `${d}/cfg/etcd.conf`, join: `${d}/cfg/etcd-join.conf`, unit: `${SYSTEMD_DIR}/etcd.service`}
+  return {
+    bin: `${d}/bin`,
+    cfg: `${d}/cfg`,
+    ssl: `${d}/ssl`,
+    conf: `${d}/cfg/etcd.conf`,
+    join: `${d}/cfg/etcd-join.conf`,
+    unit: `${SYSTEMD_DIR}/etcd.service`,
+  }
 }
 
 export function flannelPaths(c: Cluster) {

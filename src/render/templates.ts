@@ -15,6 +15,7 @@
 import Handlebars from 'handlebars'
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
+
 import {envValue, RenderBug, unitArg, unitCmdline, unitExe, unitSh, unitValue} from './escape.js'
 
 export type TemplateFormat = 'unit' | 'env' | 'static'
@@ -59,6 +60,7 @@ function helper(name: string, escape: (field: string, v: string) => string) {
     return new hb.SafeString(escape(v.field, v.raw))
   })
 }
+
 helper('value', unitValue)
 helper('exe', unitExe)
 helper('cmdline', unitCmdline)
@@ -69,8 +71,10 @@ function wrap(name: string, format: TemplateFormat, data: object): Record<string
   for (const [k, v] of Object.entries(data)) {
     if (typeof v === 'string' || typeof v === 'number') out[k] = new Value(`${name}: ${k}`, String(v), format)
     else if (typeof v === 'boolean' || v === undefined) out[k] = v
-    else throw new Error(`kflan bug: template ${name} got ${typeof v} for ${k}: only strings, numbers and booleans render`)
+    else
+      throw new Error(`kflan bug: template ${name} got ${typeof v} for ${k}: only strings, numbers and booleans render`)
   }
+
   return out
 }
 
@@ -82,5 +86,6 @@ export function renderTemplate(name: string, data: object): string {
     t = hb.compile(readFileSync(`${dir}${name}.hbs`, 'utf8'), {strict: true})
     cache.set(name, t)
   }
+
   return t(wrap(name, format, data))
 }

@@ -6,7 +6,6 @@
  * overlap a route). The flag lives in a runtime drop-in for that one start only.
  */
 import {unitCmdline} from '../render/escape.js'
-import {RESET_DOCKER_DROPIN} from './facts.js'
 
 /** dockerd's built-in default address pools (libnetwork ipamutils), as `--default-address-pool` values. */
 export const DOCKER_DEFAULT_POOLS = [
@@ -31,4 +30,4 @@ export function poolsDropIn(execStart: string): string {
   ].join('\n')
 }
 
-export {RESET_DOCKER_DROPIN}
+export {RESET_DOCKER_DROPIN} from './facts.js'

@@ -1,29 +1,37 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+
 /**
  * etcd for `kflan reset`: the flannel leases to delete and, when one member is reset alone,
  * whether the others keep quorum (pure parts first, then the calls through an etcd member).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import {leaseDeleteCommand, readLeases, type Lease} from '../cluster/leases.js'
-import {etcdctl, parseEndpointHealth, parseMemberList, type EtcdMember} from '../etcdctl.js'
-import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
 
-export {parseMemberList, type EtcdMember} from '../etcdctl.js'
+import {type Lease, leaseDeleteCommand, readLeases} from '../cluster/leases.js'
+import {etcdctl, type EtcdMember, parseEndpointHealth, parseMemberList} from '../etcdctl.js'
+import {shq} from '../remote/shell.js'
+
+export {type EtcdMember, parseMemberList} from '../etcdctl.js'
 
 export const quorum = (n: number): number => Math.floor(n / 2) + 1
 
 export type MemberCheck =
-  | {ok: true; member?: EtcdMember; othersUp: number; total: number}
-  | {ok: false; message: string; hint: string}
+  {ok: true; member?: EtcdMember; othersUp: number; total: number} | {ok: false; message: string; hint: string}
 
 /**
  * Whether one member may be stopped (or removed, with --purge-data) while the others keep
  * quorum (pure). `healthy` holds the client URLs that answered `endpoint health`.
  */
-export function checkMemberReset(members: EtcdMember[], healthy: Set<string>, target: {name: string; peerUrl: string}, remove: boolean): MemberCheck {
+export function checkMemberReset(
+  members: EtcdMember[],
+  healthy: Set<string>,
+  target: {name: string; peerUrl: string},
+  remove: boolean,
+): MemberCheck {
   const member = members.find((m) => m.name === target.name || m.peerUrls.includes(target.peerUrl))
   const total = members.length
-  if (!member) return {ok: true, othersUp: members.filter((m) => m.clientUrls.some((u) => healthy.has(u))).length, total}
+  if (!member)
+    return {ok: true, othersUp: members.filter((m) => m.clientUrls.some((u) => healthy.has(u))).length, total}
   const others = members.filter((m) => m !== member)
   const othersUp = others.filter((m) => m.clientUrls.some((u) => healthy.has(u))).length
   if (total === 1) {
@@ -33,15 +41,19 @@ export function checkMemberReset(members: EtcdMember[], healthy: Set<string>, ta
       hint: 'reset every host (kflan reset without --host)',
     }
   }
+
   const need = remove ? quorum(total - 1) : quorum(total)
   if (othersUp < need) {
-    const what = remove ? `removing ${target.name} leaves ${total - 1} members, of which ${othersUp} are up` : `stopping ${target.name} leaves ${othersUp} of ${total} members up`
+    const what = remove
+      ? `removing ${target.name} leaves ${total - 1} members, of which ${othersUp} are up`
+      : `stopping ${target.name} leaves ${othersUp} of ${total} members up`
     return {
       ok: false,
       message: `${what}; etcd needs ${need} for quorum`,
       hint: 'bring the other etcd members back first (`etcdctl endpoint health`), or reset every host (kflan reset without --host)',
     }
   }
+
   return {ok: true, member, othersUp, total}
 }
 
@@ -52,6 +64,7 @@ export function leasesOf(leases: Lease[], hosts: Host[]): {host: Host; lease: Le
     const host = hosts.find((h) => h.address === lease.publicIp)
     if (host) out.push({host, lease})
   }
+
   return out
 }
 
@@ -71,12 +84,19 @@ export async function deleteLease(c: Cluster, via: EtcdVia, key: string): Promis
 }
 
 /** Members and the client URLs that answer, or undefined when etcd does not answer through this member. */
-export async function etcdStatus(c: Cluster, via: EtcdVia): Promise<{members: EtcdMember[]; healthy: Set<string>} | undefined> {
+export async function etcdStatus(
+  c: Cluster,
+  via: EtcdVia,
+): Promise<{members: EtcdMember[]; healthy: Set<string>} | undefined> {
   const list = await via.remote.exec(etcdctl(c, 'member list -w simple'), {timeoutMs: 15_000})
   if (list.code !== 0) return undefined
   const members = parseMemberList(list.stdout)
   const h = await via.remote.exec(etcdctl(c, 'endpoint health -w json'), {timeoutMs: 15_000})
-  const healthy = new Set(parseEndpointHealth(h.stdout).filter((e) => e.health).map((e) => e.endpoint))
+  const healthy = new Set(
+    parseEndpointHealth(h.stdout)
+      .filter((e) => e.health)
+      .map((e) => e.endpoint),
+  )
   return {members, healthy}
 }
 
@@ -95,7 +115,8 @@ export async function removeMember(c: Cluster, via: EtcdVia, id: string, timeout
       await via.remote.run(cmd, {timeoutMs: 20_000}) // one last try that reports the error
       return
     }
-    await new Promise((res) => setTimeout(res, 1000))
+
+    await sleep(1000)
   }
 }
 

@@ -4,11 +4,12 @@
  * daemon.json, leftovers of an interrupted reset. One round trip; a pure parser.
  */
 import type {Cluster} from '../inventory/model.js'
-import {DOCKER_OPTS_FILE} from '../render/paths.js'
-import {splitSections} from '../remote/facts.js'
-import {parseStatOutput, statePaths, type RemoteFileState} from '../remote/files.js'
-import {shq} from '../remote/shell.js'
 import type {Remote} from '../remote/ssh.js'
+
+import {splitSections} from '../remote/facts.js'
+import {parseStatOutput, type RemoteFileState, statePaths} from '../remote/files.js'
+import {shq} from '../remote/shell.js'
+import {DOCKER_OPTS_FILE} from '../render/paths.js'
 
 /** The drop-in `kflan reset` puts in place for one start of docker (see docker.ts in this dir). */
 export const RESET_DOCKER_DROPIN = '/run/systemd/system/docker.service.d/zz-kflan-reset.conf'
@@ -75,6 +76,7 @@ export function parseResetFacts(out: string): ResetFacts {
     const l = lines(sec.get(name))
     return l[0] === '#missing' ? undefined : l.filter((x) => x.startsWith('-'))
   }
+
   const filter = ipt('ipt-filter')
   const nat = ipt('ipt-nat')
   const json = sec.get('daemon-json') ?? ''
@@ -85,6 +87,7 @@ export function parseResetFacts(out: string): ResetFacts {
   } catch {
     /* empty or unreadable: the regexes above decide */
   }
+
   return {
     stateDir: lines(sec.get('state')).includes('exists=1'),
     files: parseStatOutput(sec.get('files') ?? ''),

@@ -4,10 +4,11 @@
  */
 import type {Cluster, Host} from '../inventory/model.js'
 import type {RunContext} from '../phases/context.js'
-import {knownHostsPath, newLogger, runSession} from '../session.js'
-import {ResetState, resetPhases} from './phases.js'
 
-export {planHostReset, undoTextEdit, type HostResetPlan} from './plan.js'
+import {knownHostsPath, newLogger, runSession} from '../session.js'
+import {resetPhases, ResetState} from './phases.js'
+
+export {type HostResetPlan, planHostReset, undoTextEdit} from './plan.js'
 
 export interface ResetRequest {
   cluster: Cluster

@@ -6,7 +6,7 @@
  *  - kflan's own `FORWARD -s/-d <network> -j ACCEPT` from the docker drop-in;
  *  - docker's `-s <flannel subnet> ! -o docker0 -j MASQUERADE` for a docker0 inside the network.
  */
-import {cidrContainsCidr, parseCidr, type Cidr} from '../inventory/net.js'
+import {type Cidr, cidrContainsCidr, parseCidr} from '../inventory/net.js'
 import {shq} from '../remote/shell.js'
 
 export type IptablesOp =
@@ -39,6 +39,7 @@ export function splitRule(line: string): string[] {
       inTok = true
     }
   }
+
   if (inTok) out.push(cur)
   return out
 }
@@ -51,7 +52,7 @@ function ruleIn(line: string, chain: string): string[] | undefined {
 
 function commentOf(args: string[]): string | undefined {
   const i = args.indexOf('--comment')
-  return i >= 0 ? args[i + 1] : undefined
+  return i === -1 ? undefined : args[i + 1]
 }
 
 const cidrOf = (s: string | undefined): Cidr | undefined => {
@@ -83,6 +84,7 @@ function isOldFlannelMasq(args: string[], net: Cidr): boolean {
       if (i !== args.length) return false
     } else return false
   }
+
   return touchesNet
 }
 
@@ -101,21 +103,38 @@ export function iptablesCleanup(filter: string[], nat: string[], network: string
   const net = cidrOf(network)
   const ops: IptablesOp[] = []
   const add = (op: IptablesOp) => {
-    if (!ops.some((o) => o.kind === op.kind && o.table === op.table && o.chain === op.chain && (o.kind === 'drop-chain' || sameArgs(o.args, (op as {args: string[]}).args)))) ops.push(op)
+    if (
+      !ops.some(
+        (o) =>
+          o.kind === op.kind &&
+          o.table === op.table &&
+          o.chain === op.chain &&
+          (o.kind === 'drop-chain' || sameArgs(o.args, (op as {args: string[]}).args)),
+      )
+    )
+      ops.push(op)
   }
+
   for (const line of filter) {
     const args = ruleIn(line, 'FORWARD')
     if (!args) continue
-    const kflanAccept = net && (sameArgs(args, ['-s', network, '-j', 'ACCEPT']) || sameArgs(args, ['-d', network, '-j', 'ACCEPT']))
-    if (commentOf(args) === 'flanneld forward' || kflanAccept) add({kind: 'delete', table: 'filter', chain: 'FORWARD', args})
+    const kflanAccept =
+      net && (sameArgs(args, ['-s', network, '-j', 'ACCEPT']) || sameArgs(args, ['-d', network, '-j', 'ACCEPT']))
+    if (commentOf(args) === 'flanneld forward' || kflanAccept)
+      add({kind: 'delete', table: 'filter', chain: 'FORWARD', args})
   }
+
   for (const line of nat) {
     const args = ruleIn(line, 'POSTROUTING')
     if (!args) continue
-    if (commentOf(args) === 'flanneld masq' || (net && (isOldFlannelMasq(args, net) || isDockerMasqForNetwork(args, net)))) {
+    if (
+      commentOf(args) === 'flanneld masq' ||
+      (net && (isOldFlannelMasq(args, net) || isDockerMasqForNetwork(args, net)))
+    ) {
       add({kind: 'delete', table: 'nat', chain: 'POSTROUTING', args})
     }
   }
+
   const declared = (lines: string[], chain: string) => lines.some((l) => sameArgs(splitRule(l), ['-N', chain]))
   if (declared(filter, FLANNEL_CHAINS.filter)) add({kind: 'drop-chain', table: 'filter', chain: FLANNEL_CHAINS.filter})
   if (declared(nat, FLANNEL_CHAINS.nat)) add({kind: 'drop-chain', table: 'nat', chain: FLANNEL_CHAINS.nat})
@@ -138,12 +157,15 @@ export function iptablesScript(ops: IptablesOp[]): string {
   for (const op of ops) {
     if (op.kind === 'delete') {
       const a = op.args.map(shq).join(' ')
-      out.push(`n=0; while [ $n -lt 32 ] && iptables -w -t ${op.table} -C ${op.chain} ${a} 2>/dev/null; do iptables -w -t ${op.table} -D ${op.chain} ${a} || break; n=$((n+1)); done`)
+      out.push(
+        `n=0; while [ $n -lt 32 ] && iptables -w -t ${op.table} -C ${op.chain} ${a} 2>/dev/null; do iptables -w -t ${op.table} -D ${op.chain} ${a} || break; n=$((n+1)); done`,
+      )
     } else {
       out.push(
         `if iptables -w -t ${op.table} -S ${op.chain} >/dev/null 2>&1; then iptables -w -t ${op.table} -F ${op.chain} && iptables -w -t ${op.table} -X ${op.chain} 2>/dev/null || echo ${shq(`warn: iptables chain ${op.chain} (${op.table}) is still referenced by another rule; left in place`)}; fi`,
       )
     }
   }
+
   return out.join('\n') + '\n'
 }

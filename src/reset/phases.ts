@@ -11,21 +11,40 @@
  *   files     restore backups, delete what kflan created, --purge-data, clean /var/lib/kflan
  */
 import {posix} from 'node:path'
+
 import {KflanError} from '../errors.js'
-import {clientUrl, etcdMembers, peerUrl, type Cluster} from '../inventory/model.js'
 import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
+import {clientUrl, type Cluster, etcdMembers, peerUrl} from '../inventory/model.js'
+import {waitFor} from '../phases/common.js'
+import {HostFailure, type HostRun, type Phase, type RunContext} from '../phases/context.js'
+import {PhaseFailedError} from '../phases/runner.js'
 import {parseExecStart, parseSystemctlShow} from '../remote/facts.js'
 import {readFiles, removeFiles, statePaths, writeFiles} from '../remote/files.js'
 import {shq} from '../remote/shell.js'
 import {Remote, targetFromHost} from '../remote/ssh.js'
-import {HostFailure, type HostRun, type Phase, type RunContext} from '../phases/context.js'
-import {PhaseFailedError} from '../phases/runner.js'
-import {waitFor} from '../phases/common.js'
+import {poolsDropIn, RESET_DOCKER_DROPIN} from './docker.js'
+import {
+  checkMemberReset,
+  deleteLease,
+  type EtcdMember,
+  etcdStatus,
+  type EtcdVia,
+  leaderEndpoint,
+  leasesOf,
+  readAllLeases,
+  removeMember,
+} from './etcd.js'
 import {gatherResetFacts} from './facts.js'
-import {RESET_DOCKER_DROPIN, poolsDropIn} from './docker.js'
-import {checkMemberReset, deleteLease, etcdStatus, leaderEndpoint, leasesOf, readAllLeases, removeMember, type EtcdMember, type EtcdVia} from './etcd.js'
 import {describeOp, iptablesScript} from './iptables.js'
-import {TEXT_EDITED, describeFileOp, hasFileWork, hasNetworkWork, onFlannelSubnet, planHostReset, type HostResetPlan} from './plan.js'
+import {
+  describeFileOp,
+  hasFileWork,
+  hasNetworkWork,
+  type HostResetPlan,
+  onFlannelSubnet,
+  planHostReset,
+  TEXT_EDITED,
+} from './plan.js'
 
 export interface ResetSettings {
   purgeData: boolean
@@ -64,23 +83,42 @@ export class ResetState {
       const r = await remote.exec(etcdctl(c, 'endpoint health -w json'), {timeoutMs: 15_000})
       return parseEndpointHealth(r.stdout).some((e) => e.health)
     }
+
     const targets = ctx.hosts.filter((h) => h.host.roles.etcd || h.facts.etcd.unit.exists)
     for (const h of targets) {
-      if (await answers(h.remote).catch(() => false)) return (this.via = {name: h.host.name, remote: h.remote})
+      if (await answers(h.remote).catch(() => false)) {
+        this.via = {name: h.host.name, remote: h.remote}
+        return this.via
+      }
     }
+
     const connected = new Set(ctx.hosts.map((h) => h.host.name))
     for (const m of etcdMembers(c).filter((x) => !connected.has(x.name))) {
       let remote: Remote
       try {
-        remote = await Remote.connect(targetFromHost(m), {knownHostsPath: this.settings.knownHostsPath, acceptNew: this.settings.acceptNewHostKeys, logger: ctx.logger})
+        remote = await Remote.connect(targetFromHost(m), {
+          knownHostsPath: this.settings.knownHostsPath,
+          acceptNew: this.settings.acceptNewHostKeys,
+          logger: ctx.logger,
+        })
       } catch (error) {
-        ctx.logger.log(m.name, {ts: new Date().toISOString(), kind: 'note', message: `not used to reach etcd: ${(error as Error).message}`})
+        ctx.logger.log(m.name, {
+          ts: new Date().toISOString(),
+          kind: 'note',
+          message: `not used to reach etcd: ${(error as Error).message}`,
+        })
         continue
       }
+
       this.observers.push(remote)
-      if (await answers(remote).catch(() => false)) return (this.via = {name: m.name, remote})
+      if (await answers(remote).catch(() => false)) {
+        this.via = {name: m.name, remote}
+        return this.via
+      }
     }
-    return (this.via = null)
+
+    this.via = null
+    return this.via
   }
 
   async close(): Promise<void> {
@@ -106,15 +144,22 @@ export function resetPhases(state: ResetState): Phase[] {
     async runHost(ctx, h) {
       const c = ctx.cluster
       const reset = await gatherResetFacts(h.remote, c)
-      const files = reset.files
-      const backup = statePaths().backup
+      const {files} = reset
+      const {backup} = statePaths()
       const texts = new Map<string, {current?: Buffer; original?: Buffer}>()
       const edited = TEXT_EDITED.filter((p) => files.get(p)?.hasBackup)
       if (edited.length > 0) {
-        const got = await readFiles(h.remote, edited.flatMap((p) => [p, `${backup}${p}`]))
+        const got = await readFiles(
+          h.remote,
+          edited.flatMap((p) => [p, `${backup}${p}`]),
+        )
         for (const p of edited) texts.set(p, {current: got.get(p), original: got.get(`${backup}${p}`)})
       }
-      state.plans.set(h.host.name, planHostReset({cluster: c, host: h.host, facts: h.facts, reset, texts, options: {purgeData: s.purgeData}}))
+
+      state.plans.set(
+        h.host.name,
+        planHostReset({cluster: c, host: h.host, facts: h.facts, reset, texts, options: {purgeData: s.purgeData}}),
+      )
     },
     async runCluster(ctx) {
       if (!s.single) return
@@ -126,21 +171,38 @@ export function resetPhases(state: ResetState): Phase[] {
       const via = await state.etcdVia(ctx)
       const status = via ? await etcdStatus(c, via) : undefined
       if (!via || !status) {
-        ctx.warn(h, `etcd does not answer: cannot check that the other members keep quorum${s.purgeData ? `, nor remove ${h.host.name} from the member list` : ''}`)
+        ctx.warn(
+          h,
+          `etcd does not answer: cannot check that the other members keep quorum${s.purgeData ? `, nor remove ${h.host.name} from the member list` : ''}`,
+        )
         return
       }
-      const check = checkMemberReset(status.members, status.healthy, {name: h.host.name, peerUrl: peerUrl(c, h.host)}, s.purgeData)
+
+      const check = checkMemberReset(
+        status.members,
+        status.healthy,
+        {name: h.host.name, peerUrl: peerUrl(c, h.host)},
+        s.purgeData,
+      )
       if (!check.ok) {
         const refusal = new KflanError(`refusing to reset ${h.host.name} alone: ${check.message}`, {hint: check.hint})
         throw new PhaseFailedError('inspect', [new HostFailure(h.host.name, 'inspect', refusal)])
       }
+
       if (!check.member) {
-        ctx.warn(h, `not in the etcd member list (${status.members.map((m) => m.name || m.id).join(', ')}): no membership to change`)
+        ctx.warn(
+          h,
+          `not in the etcd member list (${status.members.map((m) => m.name || m.id).join(', ')}): no membership to change`,
+        )
         return
       }
+
       if (s.purgeData) {
         state.memberToRemove = {member: check.member, via}
-        ctx.warn(h, `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members; \`kflan init\` adds it back as a new member (member add, then start)`)
+        ctx.warn(
+          h,
+          `leaves the etcd member list (${check.member.id}) and its data is deleted: the cluster goes on with ${check.total - 1} members; \`kflan init\` adds it back as a new member (member add, then start)`,
+        )
       } else {
         ctx.warn(
           h,
@@ -156,7 +218,9 @@ export function resetPhases(state: ResetState): Phase[] {
     hosts: (ctx) => ctx.targets.filter((h) => state.plan(h).flanneld),
     async runHost(ctx, h) {
       await ctx.wet(h, 'stop and disable flanneld', () =>
-        h.remote.run('systemctl disable --now flanneld && { systemctl reset-failed flanneld 2>/dev/null || true; }', {timeoutMs: 120_000}),
+        h.remote.run('systemctl disable --now flanneld && { systemctl reset-failed flanneld 2>/dev/null || true; }', {
+          timeoutMs: 120_000,
+        }),
       )
     },
   }
@@ -173,19 +237,33 @@ export function resetPhases(state: ResetState): Phase[] {
       const via = await state.etcdVia(ctx)
       if (!via) {
         if (traces.length > 0 && !(s.purgeData && !s.single)) {
-          ctx.warn(undefined, `etcd does not answer: the flannel lease of ${traces.map((h) => h.host.name).join(', ')} stays in etcd until it expires (24 h); flanneld on the same address takes it back`)
+          ctx.warn(
+            undefined,
+            `etcd does not answer: the flannel lease of ${traces.map((h) => h.host.name).join(', ')} stays in etcd until it expires (24 h); flanneld on the same address takes it back`,
+          )
         }
+
         return
       }
+
       const all = await readAllLeases(c, via)
-      for (const {host, lease} of leasesOf(all, ctx.targets.map((h) => h.host))) {
+      for (const {host, lease} of leasesOf(
+        all,
+        ctx.targets.map((h) => h.host),
+      )) {
         const h = ctx.targets.find((x) => x.host.name === host.name)!
-        await ctx.wet(h, `delete flannel lease ${lease.subnet} (${lease.key}) from etcd, through ${via.name}`, () => deleteLease(c, via, lease.key))
+        await ctx.wet(h, `delete flannel lease ${lease.subnet} (${lease.key}) from etcd, through ${via.name}`, () =>
+          deleteLease(c, via, lease.key),
+        )
       }
+
       if (!s.single) {
         const foreign = all.filter((l) => !c.hosts.some((x) => x.address === l.publicIp))
         if (foreign.length > 0 && !s.purgeData) {
-          ctx.warn(undefined, `${foreign.length} lease(s) of hosts not in the inventory stay in etcd: ${foreign.map((l) => `${l.subnet} (${l.publicIp ?? '?'})`).join(', ')}`)
+          ctx.warn(
+            undefined,
+            `${foreign.length} lease(s) of hosts not in the inventory stay in etcd: ${foreign.map((l) => `${l.subnet} (${l.publicIp ?? '?'})`).join(', ')}`,
+          )
         }
       }
     },
@@ -199,27 +277,43 @@ export function resetPhases(state: ResetState): Phase[] {
       const p = state.plan(h)
       const c = ctx.cluster
       if (p.resetDropIn) {
-        await ctx.wet(h, `remove ${RESET_DOCKER_DROPIN} (left by an interrupted reset)`, () => h.remote.run(`rm -f ${shq(RESET_DOCKER_DROPIN)} && systemctl daemon-reload`))
+        await ctx.wet(h, `remove ${RESET_DOCKER_DROPIN} (left by an interrupted reset)`, () =>
+          h.remote.run(`rm -f ${shq(RESET_DOCKER_DROPIN)} && systemctl daemon-reload`),
+        )
       }
+
       if (p.dropIn) {
         await ctx.wet(h, describeFileOp(p.dropIn), async () => {
           await removeFiles(h.remote, [p.dropIn!.path])
           await h.remote.run('systemctl daemon-reload')
         })
       }
+
       if (p.iptables.length > 0) {
-        const out = await wetAll(ctx, h, p.iptables.map(describeOp), () => h.remote.run('sh -s', {stdin: iptablesScript(p.iptables)}))
+        const out = await wetAll(ctx, h, p.iptables.map(describeOp), () =>
+          h.remote.run('sh -s', {stdin: iptablesScript(p.iptables)}),
+        )
         for (const l of (out?.stdout ?? '').split('\n')) if (l.startsWith('warn: ')) ctx.warn(h, l.slice(6))
       }
+
       for (const link of p.links) {
-        await ctx.wet(h, `delete device ${link}`, () => h.remote.run(`ip link del ${shq(link)} 2>/dev/null || ! ip link show ${shq(link)} >/dev/null 2>&1`))
+        await ctx.wet(h, `delete device ${link}`, () =>
+          h.remote.run(`ip link del ${shq(link)} 2>/dev/null || ! ip link show ${shq(link)} >/dev/null 2>&1`),
+        )
       }
+
       for (const route of p.routes) {
-        await ctx.wet(h, `delete route ${route}`, () => h.remote.run(`ip -4 route del ${route.split(' ').map(shq).join(' ')} 2>/dev/null || true`))
+        await ctx.wet(h, `delete route ${route}`, () =>
+          h.remote.run(`ip -4 route del ${route.split(' ').map(shq).join(' ')} 2>/dev/null || true`),
+        )
       }
+
       if (p.runFiles.length > 0) {
-        await ctx.wet(h, `remove ${p.runFiles.join(', ')}`, () => h.remote.run(`rm -f -- ${p.runFiles.map(shq).join(' ')}`))
+        await ctx.wet(h, `remove ${p.runFiles.join(', ')}`, () =>
+          h.remote.run(`rm -f -- ${p.runFiles.map(shq).join(' ')}`),
+        )
       }
+
       await dockerStep(ctx, h, p, c)
     },
   }
@@ -232,7 +326,11 @@ export function resetPhases(state: ResetState): Phase[] {
       const m = state.memberToRemove
       if (!m) return
       const h = ctx.targets[0]
-      await ctx.wet(h, `remove ${m.member.name} (${m.member.id}) from the etcd member list, through ${m.via.name}`, () => removeMember(ctx.cluster, m.via, m.member.id))
+      await ctx.wet(
+        h,
+        `remove ${m.member.name} (${m.member.id}) from the etcd member list, through ${m.via.name}`,
+        () => removeMember(ctx.cluster, m.via, m.member.id),
+      )
     },
   }
 
@@ -248,12 +346,18 @@ export function resetPhases(state: ResetState): Phase[] {
       const leaderUrl = via ? await leaderEndpoint(ctx.cluster, via).catch(() => undefined) : undefined
       const leader = members.find((h) => clientUrl(ctx.cluster, h.host) === leaderUrl)
       const stop = (h: HostRun) =>
-        ctx.wet(h, 'stop and disable etcd', () => h.remote.run('systemctl disable --now etcd && { systemctl reset-failed etcd 2>/dev/null || true; }', {timeoutMs: 120_000}))
+        ctx.wet(h, 'stop and disable etcd', () =>
+          h.remote.run('systemctl disable --now etcd && { systemctl reset-failed etcd 2>/dev/null || true; }', {
+            timeoutMs: 120_000,
+          }),
+        )
       const failures: HostFailure[] = []
       const wave = async (hs: HostRun[]) => {
         const res = await Promise.allSettled(hs.map(stop))
-        res.forEach((r, i) => r.status === 'rejected' && failures.push(new HostFailure(hs[i].host.name, 'etcd', r.reason)))
+        for (const [i, r] of res.entries())
+          if (r.status === 'rejected') failures.push(new HostFailure(hs[i].host.name, 'etcd', r.reason))
       }
+
       await wave(members.filter((h) => h !== leader))
       if (leader) await wave([leader])
       if (failures.length > 0) throw new PhaseFailedError('etcd', failures)
@@ -267,34 +371,52 @@ export function resetPhases(state: ResetState): Phase[] {
     async runHost(ctx, h) {
       const p = state.plan(h)
       if (p.wants.length > 0) {
-        await ctx.wet(h, `remove enable links without a unit: ${p.wants.join(', ')}`, () => h.remote.run(`rm -f -- ${p.wants.map(shq).join(' ')}`))
+        await ctx.wet(h, `remove enable links without a unit: ${p.wants.join(', ')}`, () =>
+          h.remote.run(`rm -f -- ${p.wants.map(shq).join(' ')}`),
+        )
       }
+
       const simple = p.files.filter((o) => o.action !== 'rewrite')
       if (simple.length > 0) {
-        const res = await wetAll(ctx, h, simple.map(describeFileOp), () => removeFiles(h.remote, simple.map((o) => o.path)))
+        const res = await wetAll(ctx, h, simple.map(describeFileOp), () =>
+          removeFiles(
+            h.remote,
+            simple.map((o) => o.path),
+          ),
+        )
         for (const o of simple) {
           const got = res?.get(o.path)
           const want = {remove: 'removed', restore: 'restored', forget: 'absent', rewrite: ''}[o.action]
-          if (got && got !== want && !(o.action === 'remove' && got === 'absent')) ctx.warn(h, `${o.path}: ${got} (expected ${want})`)
+          if (got && got !== want && !(o.action === 'remove' && got === 'absent'))
+            ctx.warn(h, `${o.path}: ${got} (expected ${want})`)
         }
       }
+
       for (const o of p.files.filter((x) => x.action === 'rewrite')) {
         await ctx.wet(h, describeFileOp(o), async () => {
           await writeFiles(h.remote, [{path: o.path, content: o.content!, mode: o.mode ?? 0o644}])
           await h.remote.run(`rm -f -- ${shq(`${statePaths().backup}${o.path}`)}`)
         })
       }
+
       if (p.daemonReload) {
-        await ctx.wet(h, 'systemctl daemon-reload', () => h.remote.run('systemctl daemon-reload && { systemctl reset-failed etcd flanneld 2>/dev/null || true; }'))
+        await ctx.wet(h, 'systemctl daemon-reload', () =>
+          h.remote.run('systemctl daemon-reload && { systemctl reset-failed etcd flanneld 2>/dev/null || true; }'),
+        )
       }
+
       if (p.purgeData) {
-        await ctx.wet(h, `delete the etcd data directory ${p.purgeData}`, () => h.remote.run(`rm -rf -- ${shq(p.purgeData!)}`))
+        await ctx.wet(h, `delete the etcd data directory ${p.purgeData}`, () =>
+          h.remote.run(`rm -rf -- ${shq(p.purgeData!)}`),
+        )
       }
+
       if (p.dirs.length > 0) {
         await ctx.wet(h, `remove kflan's directories once empty: ${p.dirs.join(', ')}`, () =>
           h.remote.run(`for d in ${p.dirs.map(shq).join(' ')}; do rmdir -- "$d" 2>/dev/null; done; true`),
         )
       }
+
       if (p.stateDir) {
         const sp = statePaths()
         const out = await ctx.wet(h, `clean ${sp.stateDir} (managed list, backups, tarball cache)`, () =>
@@ -327,16 +449,24 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Clus
   if (d.action === 'none') return
   if (d.action === 'leave-stopped') {
     if (d.deleteBridge) {
-      await ctx.wet(h, `delete docker0 (${p.dockerOnFlannel}); docker stays stopped as it was`, () => h.remote.run('ip link del docker0 2>/dev/null || true'))
-      ctx.warn(h, 'docker was stopped and disabled before the reset: left so. It remembers the flannel subnet for docker0 until it is started once with --bip or --default-address-pool')
+      await ctx.wet(h, `delete docker0 (${p.dockerOnFlannel}); docker stays stopped as it was`, () =>
+        h.remote.run('ip link del docker0 2>/dev/null || true'),
+      )
+      ctx.warn(
+        h,
+        'docker was stopped and disabled before the reset: left so. It remembers the flannel subnet for docker0 until it is started once with --bip or --default-address-pool',
+      )
     }
+
     return
   }
+
   const offFlannel = async () => {
     const b = await docker0(h)
     return b === undefined || !onFlannelSubnet(c, b.address, b.prefixLen)
   }
-  const what = `restart docker ${d.why}${d.pools ? ', once with docker\'s default address pools so docker0 leaves the flannel subnet' : ''}`
+
+  const what = `restart docker ${d.why}${d.pools ? ", once with docker's default address pools so docker0 leaves the flannel subnet" : ''}`
   await ctx.wet(h, what, async () => {
     if (d.pools) {
       const show = await h.remote.run('systemctl show docker.service -p ExecStart')
@@ -344,23 +474,35 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Clus
       if (execStart) {
         try {
           // Not through writeFiles: this file is not kflan's to keep (never in the managed list).
-          await h.remote.run(`mkdir -p ${shq(posix.dirname(RESET_DOCKER_DROPIN))} && cat > ${shq(RESET_DOCKER_DROPIN)}`, {stdin: poolsDropIn(execStart)})
+          await h.remote.run(
+            `mkdir -p ${shq(posix.dirname(RESET_DOCKER_DROPIN))} && cat > ${shq(RESET_DOCKER_DROPIN)}`,
+            {stdin: poolsDropIn(execStart)},
+          )
           await h.remote.run('systemctl daemon-reload && systemctl restart docker', {timeoutMs: 120_000})
           await waitFor(offFlannel, 15_000, 300)
         } catch (error) {
-          ctx.warn(h, `docker did not start with its default address pools (${(error as Error).message.split('\n')[0]}); starting it as installed`)
+          ctx.warn(
+            h,
+            `docker did not start with its default address pools (${(error as Error).message.split('\n')[0]}); starting it as installed`,
+          )
         } finally {
-          await h.remote.run(`rm -f -- ${shq(RESET_DOCKER_DROPIN)}; rmdir ${shq(posix.dirname(RESET_DOCKER_DROPIN))} 2>/dev/null; systemctl daemon-reload`)
+          await h.remote.run(
+            `rm -f -- ${shq(RESET_DOCKER_DROPIN)}; rmdir ${shq(posix.dirname(RESET_DOCKER_DROPIN))} 2>/dev/null; systemctl daemon-reload`,
+          )
         }
+
         if ((await h.remote.exec('systemctl is-active docker')).stdout.trim() === 'active') return
       }
     }
+
     await h.remote.run('systemctl restart docker', {timeoutMs: 120_000})
   })
   if (ctx.dryRun) return
   if (!(await waitFor(offFlannel, 15_000, 300))) {
     const b = await docker0(h)
-    ctx.warn(h, `docker0 is still ${b?.address}/${b?.prefixLen}, in the flannel network: docker keeps its default bridge's address (live-restore with running containers, or a bip in /etc/docker/daemon.json)`)
+    ctx.warn(
+      h,
+      `docker0 is still ${b?.address}/${b?.prefixLen}, in the flannel network: docker keeps its default bridge's address (live-restore with running containers, or a bip in /etc/docker/daemon.json)`,
+    )
   }
 }
-

@@ -5,12 +5,14 @@
  * since `kflan init` is still cleaned completely, and a second reset finds nothing to do.
  */
 import {posix} from 'node:path'
+
 import type {Cluster, Host} from '../inventory/model.js'
-import {cidrContains, ipToInt, parseCidr, type Cidr} from '../inventory/net.js'
-import {HOSTS_BEGIN, HOSTS_END} from '../render/index.js'
-import {DOCKER_DROPIN, SYSTEMD_DIR} from '../render/paths.js'
 import type {HostFacts} from '../remote/facts.js'
 import type {ResetFacts} from './facts.js'
+
+import {type Cidr, cidrContains, ipToInt, parseCidr} from '../inventory/net.js'
+import {HOSTS_BEGIN, HOSTS_END} from '../render/index.js'
+import {DOCKER_DROPIN, SYSTEMD_DIR} from '../render/paths.js'
 import {iptablesCleanup, type IptablesOp} from './iptables.js'
 
 export interface ResetOptions {
@@ -84,9 +86,42 @@ export const TEXT_EDITED = ['/etc/hosts', '/etc/fstab', '/etc/selinux/config']
 
 /** Directories never removed, even when empty. */
 const PROTECTED = new Set([
-  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var',
-  '/usr/bin', '/usr/sbin', '/usr/lib', '/usr/local', '/usr/local/bin', '/usr/local/sbin', '/usr/local/lib', '/usr/share', '/var/lib', '/var/run', '/var/log',
-  '/etc/systemd', SYSTEMD_DIR, '/lib/systemd', '/lib/systemd/system', '/usr/lib/systemd', '/usr/lib/systemd/system', '/opt/bin',
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/etc/systemd',
+  '/home',
+  '/lib',
+  '/lib64',
+  '/lib/systemd',
+  '/lib/systemd/system',
+  '/opt',
+  '/opt/bin',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/usr/bin',
+  '/usr/lib',
+  '/usr/lib/systemd',
+  '/usr/lib/systemd/system',
+  '/usr/local',
+  '/usr/local/bin',
+  '/usr/local/lib',
+  '/usr/local/sbin',
+  '/usr/sbin',
+  '/usr/share',
+  '/var',
+  '/var/lib',
+  '/var/log',
+  '/var/run',
+  SYSTEMD_DIR,
 ])
 
 /** A directory kflan may remove when it is empty: not a system directory. */
@@ -103,20 +138,23 @@ export function undoTextEdit(path: string, current: string, original: string): s
   if (path === '/etc/hosts') {
     const start = current.indexOf(HOSTS_BEGIN)
     const end = current.indexOf(HOSTS_END)
-    if (start < 0 || end < start) return current
+    if (start === -1 || end < start) return current
     return current.slice(0, start) + current.slice(end + HOSTS_END.length).replace(/^\n/, '')
   }
+
   if (path === '/etc/fstab') {
     return current
       .split('\n')
       .map((l) => /^# (.*) # disabled by kflan$/.exec(l)?.[1] ?? l)
       .join('\n')
   }
+
   if (path === '/etc/selinux/config') {
     const orig = /^SELINUX=.*$/m.exec(original)?.[0]
     if (orig !== undefined) return current.replace(/^SELINUX=.*$/m, orig)
     return current.replace(/^SELINUX=disabled\n?/m, '')
   }
+
   return undefined
 }
 
@@ -151,11 +189,12 @@ export function leftoverRoutes(c: Cluster, routes: string[], gone: string[]): st
     const t = line.trim().split(/\s+/)
     const at = t.indexOf('dev')
     const dst = cidr(t[0] ?? '')
-    if (!dst || at < 0) continue
+    if (!dst || at === -1) continue
     const dev = t[at + 1]
     if (dev === 'docker0' || gone.includes(dev)) continue
     if (dst.prefix > net.prefix && cidrContains(net, dst.base)) out.push(`${t[0]} dev ${dev}`)
   }
+
   return out
 }
 
@@ -187,16 +226,20 @@ export function planHostReset(input: PlanInput): HostResetPlan {
           continue
         }
       }
+
       ops.push({path, action: 'restore'})
     } else if (st.managed) ops.push({path, action: st.exists ? 'remove' : 'forget'})
   }
+
   const dropIn = ops.find((o) => o.path === DOCKER_DROPIN)
   const files = ops.filter((o) => o !== dropIn)
 
   // Devices and routes flanneld made.
   const b = c.flannel.backend
   const names = new Set(f.interfaces.map((i) => i.name))
-  const links = [b.type === 'vxlan' ? `flannel.${b.vni}` : undefined, 'flannel0'].filter((n): n is string => n !== undefined && names.has(n))
+  const links = [b.type === 'vxlan' ? `flannel.${b.vni}` : undefined, 'flannel0'].filter(
+    (n): n is string => n !== undefined && names.has(n),
+  )
   const routes = leftoverRoutes(c, r.routes, links)
 
   // docker leaves the flannel subnet by starting again without kflan's drop-in.
@@ -208,7 +251,11 @@ export function planHostReset(input: PlanInput): HostResetPlan {
     // explicit pool moves it, and docker refuses a flag that daemon.json sets too.
     const pools = dockerOnFlannel !== undefined && !r.dockerDaemonJson.bip && !r.dockerDaemonJson.pools
     if (du.active || du.unitFileState === 'enabled') {
-      const why = dropIn ? 'without kflan\'s drop-in' : dockerOnFlannel ? `docker0 is still ${dockerOnFlannel}` : 'after an interrupted reset'
+      const why = dropIn
+        ? "without kflan's drop-in"
+        : dockerOnFlannel
+          ? `docker0 is still ${dockerOnFlannel}`
+          : 'after an interrupted reset'
       docker = {action: 'restart', pools, why}
     } else docker = {action: 'leave-stopped', deleteBridge: dockerOnFlannel !== undefined}
   }
@@ -225,16 +272,20 @@ export function planHostReset(input: PlanInput): HostResetPlan {
     if (!root) continue
     for (let d = posix.dirname(o.path); d.length >= root.length; d = posix.dirname(d)) dirs.add(d)
   }
+
   const runDir = posix.dirname(c.flannel.subnetFile)
   if (r.runFiles.length > 0 && removableDir(runDir)) dirs.add(runDir)
   if (purgeData) {
     const parent = posix.dirname(purgeData)
     if (/etcd/i.test(posix.basename(parent)) && removableDir(parent)) dirs.add(parent)
   }
+
   const depth = (d: string) => d.split('/').length
   const sortedDirs = [...dirs].sort((a, z) => depth(z) - depth(a) || a.localeCompare(z))
 
-  const wants = r.wants.filter((w) => !(posix.basename(w) === 'etcd.service' ? f.etcd.unit.exists : f.flanneld.unit.exists))
+  const wants = r.wants.filter(
+    (w) => !(posix.basename(w) === 'etcd.service' ? f.etcd.unit.exists : f.flanneld.unit.exists),
+  )
   const plan: HostResetPlan = {
     host: input.host.name,
     flanneld: unitOn(f.flanneld.unit),
@@ -252,7 +303,9 @@ export function planHostReset(input: PlanInput): HostResetPlan {
     files,
     wants,
     dirs: sortedDirs,
-    daemonReload: ops.some((o) => o.action !== 'rewrite' && o.path.startsWith(`${SYSTEMD_DIR}/`) && o.path.endsWith('.service')),
+    daemonReload: ops.some(
+      (o) => o.action !== 'rewrite' && o.path.startsWith(`${SYSTEMD_DIR}/`) && o.path.endsWith('.service'),
+    ),
     stateDir: r.stateDir,
     empty: false,
   }
@@ -262,24 +315,46 @@ export function planHostReset(input: PlanInput): HostResetPlan {
 
 /** The network part of the plan has work (the `network` phase runs on the host). */
 export function hasNetworkWork(p: HostResetPlan): boolean {
-  return p.dropIn !== undefined || p.resetDropIn || p.docker.action !== 'none' || p.iptables.length > 0 || p.links.length > 0 || p.routes.length > 0 || p.runFiles.length > 0
+  return (
+    p.dropIn !== undefined ||
+    p.resetDropIn ||
+    p.docker.action !== 'none' ||
+    p.iptables.length > 0 ||
+    p.links.length > 0 ||
+    p.routes.length > 0 ||
+    p.runFiles.length > 0
+  )
 }
 
 /** The files part of the plan has work. */
 export function hasFileWork(p: HostResetPlan): boolean {
-  return p.files.length > 0 || p.purgeData !== undefined || p.wants.length > 0 || p.dirs.length > 0 || p.daemonReload || p.stateDir
+  return (
+    p.files.length > 0 ||
+    p.purgeData !== undefined ||
+    p.wants.length > 0 ||
+    p.dirs.length > 0 ||
+    p.daemonReload ||
+    p.stateDir
+  )
 }
 
 /** How a file op reads in the report. */
 export function describeFileOp(o: FileOp): string {
   switch (o.action) {
-    case 'remove':
-      return `remove ${o.path}`
-    case 'restore':
-      return `restore ${o.path} from its backup`
-    case 'rewrite':
-      return `take kflan's edit out of ${o.path} (edited since kflan changed it: later edits kept)`
-    case 'forget':
+    case 'forget': {
       return `forget ${o.path} (already gone)`
+    }
+
+    case 'remove': {
+      return `remove ${o.path}`
+    }
+
+    case 'restore': {
+      return `restore ${o.path} from its backup`
+    }
+
+    case 'rewrite': {
+      return `take kflan's edit out of ${o.path} (edited since kflan changed it: later edits kept)`
+    }
   }
 }

@@ -24,7 +24,7 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env, home = homedir())
 /** The last path segment of a URL, reduced to a safe file name (`tarball` when nothing is left). */
 export function fileNameOf(url: URL): string {
   const last = decodeURIComponent(url.pathname.split('/').pop() ?? '')
-  const safe = last.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '')
+  const safe = last.replaceAll(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '')
   return safe.length > 0 && safe.length <= 200 ? safe : 'tarball'
 }
 

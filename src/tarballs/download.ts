@@ -17,6 +17,7 @@ import {basename, dirname, join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
+
 import {InputError, KflanError} from '../errors.js'
 
 export const MAX_REDIRECTS = 5
@@ -53,9 +54,12 @@ export class DigestMismatchError extends InputError {
     readonly actual: string,
     field: string,
   ) {
-    super(`${field} ${source}: sha256 mismatch\n  expected: ${expected} (${field.replace(/\.tarball$/, '.sha256')})\n  actual:   ${actual}`, {
-      hint: `the file is not the one the inventory names: check the URL and the sha256 (the release's SHA256SUMS); nothing was installed on any host`,
-    })
+    super(
+      `${field} ${source}: sha256 mismatch\n  expected: ${expected} (${field.replace(/\.tarball$/, '.sha256')})\n  actual:   ${actual}`,
+      {
+        hint: `the file is not the one the inventory names: check the URL and the sha256 (the release's SHA256SUMS); nothing was installed on any host`,
+      },
+    )
     this.name = 'DigestMismatchError'
   }
 }
@@ -64,32 +68,59 @@ export class DigestMismatchError extends InputError {
 export function describeNetworkError(err: NodeJS.ErrnoException, url: URL): {message: string; hint: string} {
   const where = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`
   const code = err.code ?? ''
-  const local = 'or download the file yourself and point the tarball field at the local path (its sha256 is still checked)'
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return {message: `cannot resolve ${url.hostname} (${code})`, hint: `check the URL's host name and this machine's DNS, ${local}`}
-  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)) return {message: `cannot connect to ${where} (${code})`, hint: `check the URL and that this machine can reach the server (proxy, firewall), ${local}`}
-  if (code === 'KFLAN_IDLE') return {message: `no data from ${where} for ${err.message}`, hint: `the server stopped sending; run the command again (a partial file is never used), ${local}`}
+  const local =
+    'or download the file yourself and point the tarball field at the local path (its sha256 is still checked)'
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return {
+      message: `cannot resolve ${url.hostname} (${code})`,
+      hint: `check the URL's host name and this machine's DNS, ${local}`,
+    }
+  if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code))
+    return {
+      message: `cannot connect to ${where} (${code})`,
+      hint: `check the URL and that this machine can reach the server (proxy, firewall), ${local}`,
+    }
+  if (code === 'KFLAN_IDLE')
+    return {
+      message: `no data from ${where} for ${err.message}`,
+      hint: `the server stopped sending; run the command again (a partial file is never used), ${local}`,
+    }
   if (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|HOSTNAME|ALTNAME/.test(code) || /certificate/i.test(err.message)) {
     return {
       message: `TLS certificate of ${where} not trusted (${code || err.message})`,
       hint: 'for a server with a private CA, start kflan with NODE_EXTRA_CA_CERTS=/path/to/ca.pem; or use the http:// URL (the sha256 still protects the file)',
     }
   }
-  if (['ECONNRESET', 'EPIPE', 'ECONNABORTED'].includes(code) || err.message === 'aborted') return {message: `connection to ${where} lost during the download (${code || err.message})`, hint: `run the command again (a partial file is never used), ${local}`}
+
+  if (['ECONNABORTED', 'ECONNRESET', 'EPIPE'].includes(code) || err.message === 'aborted')
+    return {
+      message: `connection to ${where} lost during the download (${code || err.message})`,
+      hint: `run the command again (a partial file is never used), ${local}`,
+    }
   return {message: `${err.message}${code ? ` (${code})` : ''}`, hint: `check the URL, ${local}`}
 }
 
 /** One GET, following redirects; resolves with the 200 response. */
-async function open(url: URL, idleTimeoutMs: number, field: string, source: string): Promise<{res: IncomingMessage; url: URL}> {
+async function open(
+  url: URL,
+  idleTimeoutMs: number,
+  field: string,
+  source: string,
+): Promise<{res: IncomingMessage; url: URL}> {
   let current = url
   for (let hop = 0; ; hop++) {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const mod = current.protocol === 'https:' ? https : http
       let response: IncomingMessage | undefined
       // agent: false, one connection per request: nothing is kept open after the download.
-      const req = mod.get(current, {agent: false, headers: {'user-agent': 'kflan', 'accept-encoding': 'identity'}, timeout: idleTimeoutMs}, (r) => {
-        response = r
-        resolve(r)
-      })
+      const req = mod.get(
+        current,
+        {agent: false, headers: {'user-agent': 'kflan', 'accept-encoding': 'identity'}, timeout: idleTimeoutMs},
+        (r) => {
+          response = r
+          resolve(r)
+        },
+      )
       // The socket's idle timeout covers connecting, waiting for the headers and the body.
       req.on('timeout', () => {
         const idle = Object.assign(new Error(`${idleTimeoutMs / 1000} s`), {code: 'KFLAN_IDLE'})
@@ -101,20 +132,40 @@ async function open(url: URL, idleTimeoutMs: number, field: string, source: stri
     const status = res.statusCode ?? 0
     if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
       res.resume()
-      if (hop >= MAX_REDIRECTS) throw new DownloadError(`${field} ${source}: more than ${MAX_REDIRECTS} redirects`, 'check the URL: the server redirects in a loop')
+      if (hop >= MAX_REDIRECTS)
+        throw new DownloadError(
+          `${field} ${source}: more than ${MAX_REDIRECTS} redirects`,
+          'check the URL: the server redirects in a loop',
+        )
       const next = new URL(res.headers.location, current)
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new DownloadError(`${field} ${source}: redirected to an unsupported URL ${next.href}`, 'use a URL that serves the file over http or https')
+        throw new DownloadError(
+          `${field} ${source}: redirected to an unsupported URL ${next.href}`,
+          'use a URL that serves the file over http or https',
+        )
       }
+
       current = next
       continue
     }
+
     if (status !== 200) {
       res.resume()
-      const msg = `${field} ${source}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd() + (current.href === url.href ? '' : ` (from ${current.href})`)
-      if (status === 404 || status === 410) throw new InputError(msg, {hint: `the server has no file at this URL: check ${field} (release name, version, architecture)`})
-      throw new DownloadError(msg, status >= 500 ? 'the server failed; try again later, or download the file yourself and point the tarball field at it' : `check ${field} and whether the server needs credentials (kflan sends none)`)
+      const msg =
+        `${field} ${source}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd() +
+        (current.href === url.href ? '' : ` (from ${current.href})`)
+      if (status === 404 || status === 410)
+        throw new InputError(msg, {
+          hint: `the server has no file at this URL: check ${field} (release name, version, architecture)`,
+        })
+      throw new DownloadError(
+        msg,
+        status >= 500
+          ? 'the server failed; try again later, or download the file yourself and point the tarball field at it'
+          : `check ${field} and whether the server needs credentials (kflan sends none)`,
+      )
     }
+
     return {res, url: current}
   }
 }
@@ -128,7 +179,12 @@ function failure(err: NodeJS.ErrnoException, url: URL, field: string, source: st
  * Downloads `url` to `dest` if its sha256 is `sha256`; otherwise deletes what arrived and throws
  * DigestMismatchError. `dest`'s directory is created.
  */
-export async function downloadVerified(url: URL, sha256: string, dest: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
+export async function downloadVerified(
+  url: URL,
+  sha256: string,
+  dest: string,
+  opts: DownloadOptions = {},
+): Promise<DownloadResult> {
   const field = opts.field ?? 'tarball'
   const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS
   await fsp.mkdir(dirname(dest), {recursive: true})
@@ -154,12 +210,21 @@ export async function downloadVerified(url: URL, sha256: string, dest: string, o
       await pipeline(res, meter, createWriteStream(tmp, {mode: 0o644, flags: 'wx'}))
     } catch (error) {
       const e = error as NodeJS.ErrnoException
-      if (e.syscall === 'open' || e.syscall === 'write') throw new DownloadError(`${field} ${url.href}: cannot write ${tmp}: ${e.code ?? e.message}`, 'check free space and permissions of the cache directory ($XDG_CACHE_HOME/kflan)')
+      if (e.syscall === 'open' || e.syscall === 'write')
+        throw new DownloadError(
+          `${field} ${url.href}: cannot write ${tmp}: ${e.code ?? e.message}`,
+          'check free space and permissions of the cache directory ($XDG_CACHE_HOME/kflan)',
+        )
       throw failure(e, from, field, url.href)
     }
+
     if (total !== undefined && received !== total) {
-      throw new DownloadError(`${field} ${url.href}: the server sent ${received} of ${total} bytes`, 'run the command again (a partial file is never used)')
+      throw new DownloadError(
+        `${field} ${url.href}: the server sent ${received} of ${total} bytes`,
+        'run the command again (a partial file is never used)',
+      )
     }
+
     const actual = hash.digest('hex')
     if (actual !== sha256) throw new DigestMismatchError(url.href, sha256, actual, field)
     await fsp.rename(tmp, dest)
@@ -180,6 +245,7 @@ export async function removeStalePartials(dir: string, now = Date.now()): Promis
   } catch {
     return
   }
+
   for (const n of names) {
     if (!/^\..+\.part-\d+-[0-9a-f]+$/.test(n)) continue
     const st = await fsp.stat(join(dir, n)).catch(() => undefined)

@@ -1,3 +1,4 @@
+import {Listr} from 'listr2'
 /**
  * The release tarballs of a run, as local files: a URL tarball is taken from the download cache
  * (src/tarballs/cache.ts) or downloaded into it, a local one is used where it is. Every sha256
@@ -7,10 +8,11 @@
  */
 import {existsSync, promises as fsp} from 'node:fs'
 import {basename, dirname} from 'node:path'
-import {Listr} from 'listr2'
+
+import type {Cluster} from '../inventory/model.js'
+
 import {InputError} from '../errors.js'
 import {listrOptions, type Output} from '../listr.js'
-import type {Cluster} from '../inventory/model.js'
 import {localSha256} from '../remote/upload.js'
 import {cacheDir, cachedPath, formatBytes, formatProgress} from './cache.js'
 import {DigestMismatchError, downloadVerified, removeStalePartials} from './download.js'
@@ -47,7 +49,10 @@ export interface PrepareOptions {
 const isUrl = (t: string) => /^https?:\/\//.test(t)
 
 /** Checks every tarball (downloading what is missing) and returns the cluster with local paths. */
-export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): Promise<{cluster: Cluster; tarballs: PreparedTarball[]}> {
+export async function prepareTarballs(
+  cluster: Cluster,
+  opts: PrepareOptions,
+): Promise<{cluster: Cluster; tarballs: PreparedTarball[]}> {
   const dir = opts.cacheDir ?? cacheDir()
   const out: PreparedTarball[] = []
   const downloads: {section: TarballSection; url: URL; sha256: string; dest: string}[] = []
@@ -59,9 +64,11 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
         const actual = (await localSha256(tarball)).sha256
         if (actual !== sha256) throw new DigestMismatchError(tarball, sha256, actual, field)
       }
+
       out.push({section, source: tarball, path: tarball, action: sha256 ? 'local-verified' : 'local'})
       continue
     }
+
     // The schema requires a sha256 with a URL (validate.ts); the cache is keyed by it.
     const digest = sha256!
     const url = new URL(tarball)
@@ -71,19 +78,26 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
         out.push({section, source: tarball, path: dest, action: 'cached'})
         continue
       }
+
       // Only verified files are renamed into the cache; one that changed since is not used.
       opts.note?.(`${dest} no longer matches sha256 ${digest}: removed, downloading again`)
       await fsp.rm(dest, {force: true})
     }
+
     if (downloads.some((d) => d.dest === dest)) {
       out.push({section, source: tarball, path: dest, action: 'cached'})
       continue
     }
+
     if (opts.offline) {
-      throw new InputError(`${field} ${tarball}: not in the download cache (${dest}) and --offline forbids downloading`, {
-        hint: 'run once without --offline to fill the cache (it is reused afterwards), or download the file yourself and set the tarball field to its local path',
-      })
+      throw new InputError(
+        `${field} ${tarball}: not in the download cache (${dest}) and --offline forbids downloading`,
+        {
+          hint: 'run once without --offline to fill the cache (it is reused afterwards), or download the file yourself and set the tarball field to its local path',
+        },
+      )
     }
+
     downloads.push({section, url, sha256: digest, dest})
     out.push({section, source: tarball, path: dest, action: 'downloaded'})
   }
@@ -93,7 +107,7 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
     const every = tty ? 500 : 5000
     const tasks = downloads.map((d) => ({
       title: `download ${basename(d.dest)} from ${d.url.host}`,
-      task: async (_: unknown, task: {output: string; title: string}) => {
+      async task(_: unknown, task: {output: string; title: string}) {
         await removeStalePartials(dirname(d.dest))
         const t0 = Date.now()
         let last = t0
@@ -107,7 +121,9 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
           },
         }).catch((error: unknown) => {
           // The task line says what went wrong in short; the command prints the whole error.
-          const short = (error instanceof Error ? error.message : String(error)).split('\n')[0].replace(`${d.section}.tarball ${d.url.href}: `, '')
+          const short = (error instanceof Error ? error.message : String(error))
+            .split('\n')[0]
+            .replace(`${d.section}.tarball ${d.url.href}: `, '')
           throw Object.assign(new Error(short), {original: error})
         })
         const entry = out.find((o) => o.section === d.section)!
@@ -123,7 +139,11 @@ export async function prepareTarballs(cluster: Cluster, opts: PrepareOptions): P
 
   const local = (section: TarballSection) => out.find((o) => o.section === section)?.path ?? cluster[section].tarball
   return {
-    cluster: {...cluster, etcd: {...cluster.etcd, tarball: local('etcd')}, flannel: {...cluster.flannel, tarball: local('flannel')}},
+    cluster: {
+      ...cluster,
+      etcd: {...cluster.etcd, tarball: local('etcd')},
+      flannel: {...cluster.flannel, tarball: local('flannel')},
+    },
     tarballs: out,
   }
 }
@@ -139,14 +159,21 @@ export function tarballSummary(tarballs: PreparedTarball[]): string[] {
   return tarballs.flatMap((t) => {
     const name = basename(t.path)
     switch (t.action) {
-      case 'downloaded':
-        return [`${name} downloaded from ${t.source} (${describe(t)})`]
-      case 'cached':
+      case 'cached': {
         return [`${name} from the download cache (${t.path}), sha256 ok`]
-      case 'local-verified':
+      }
+
+      case 'downloaded': {
+        return [`${name} downloaded from ${t.source} (${describe(t)})`]
+      }
+
+      case 'local-verified': {
         return [`${name} sha256 ok`]
-      default:
+      }
+
+      default: {
         return []
+      }
     }
   })
 }

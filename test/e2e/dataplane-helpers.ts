@@ -4,9 +4,11 @@
  * (console.log) with the flannel and etcd versions it ran against; nothing here asserts timing.
  */
 import {readFileSync} from 'node:fs'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {expect} from 'vitest'
-import {LAB, sshExec} from './lab-helpers.js'
+
 import {kflan, parseEnv} from './kflan-helpers.js'
+import {LAB, sshExec} from './lab-helpers.js'
 
 /** The image the lab loads into every host's docker (test/lab/lab.sh BUSYBOX_IMAGE). */
 export const IMAGE = 'kflan-lab/busybox:1'
@@ -42,15 +44,25 @@ export async function inspectContainer(host: string, name: string): Promise<Cont
 }
 
 /** docker's view of a container: running, and when it (re)started. */
-export async function containerState(host: string, name: string): Promise<{running: boolean; startedAt: string; restarts: number}> {
+export async function containerState(
+  host: string,
+  name: string,
+): Promise<{running: boolean; startedAt: string; restarts: number}> {
   const r = await sshExec(host, `docker inspect -f '{{.State.Running}} {{.State.StartedAt}} {{.RestartCount}}' ${name}`)
   const [running, startedAt, restarts] = r.stdout.trim().split(' ')
   return {running: running === 'true', startedAt, restarts: Number(restarts)}
 }
 
 /** busybox ping from a container: transmitted and received. */
-export async function ping(from: Container, to: string, count = 3): Promise<{sent: number; received: number; out: string}> {
-  const r = await sshExec(from.host, `docker exec ${from.name} ping -c ${count} -W 2 ${to}`, {check: false, timeoutMs: 60_000})
+export async function ping(
+  from: Container,
+  to: string,
+  count = 3,
+): Promise<{sent: number; received: number; out: string}> {
+  const r = await sshExec(from.host, `docker exec ${from.name} ping -c ${count} -W 2 ${to}`, {
+    check: false,
+    timeoutMs: 60_000,
+  })
   return {...parsePing(r.stdout), out: r.stdout + r.stderr}
 }
 
@@ -60,23 +72,43 @@ export function parsePing(out: string): {sent: number; received: number} {
 }
 
 /** Starts `count` pings `intervalS` apart in the background on the container's host; wait() returns the counts. */
-export async function backgroundPing(from: Container, to: string, count: number, intervalS = 0.2): Promise<{wait: () => Promise<{sent: number; received: number; out: string}>}> {
+export async function backgroundPing(
+  from: Container,
+  to: string,
+  count: number,
+  intervalS = 0.2,
+): Promise<{wait: () => Promise<{sent: number; received: number; out: string}>}> {
   const log = `/tmp/kflan-ping-${from.name}.log`
-  await sshExec(from.host, `rm -f ${log}; nohup docker exec ${from.name} ping -c ${count} -i ${intervalS} -W 1 ${to} >${log} 2>&1 </dev/null &`)
+  await sshExec(
+    from.host,
+    `rm -f ${log}; nohup docker exec ${from.name} ping -c ${count} -i ${intervalS} -W 1 ${to} >${log} 2>&1 </dev/null &`,
+  )
   return {
     async wait() {
       let out = ''
-      await secondsUntil(async () => /packets transmitted/.test((out = (await sshExec(from.host, `cat ${log}`)).stdout)), count * intervalS + 30, 500)
+      await secondsUntil(
+        async () => /packets transmitted/.test((out = (await sshExec(from.host, `cat ${log}`)).stdout)),
+        count * intervalS + 30,
+        500,
+      )
       return {...parsePing(out), out}
     },
   }
 }
 
 /** A busybox httpd in a container (or on a host's network with --network host) whose CGI echoes REMOTE_ADDR. */
-export async function startEchoServer(host: string, name: string, port: number, hostNetwork = false): Promise<Container | undefined> {
+export async function startEchoServer(
+  host: string,
+  name: string,
+  port: number,
+  hostNetwork = false,
+): Promise<Container | undefined> {
   const cgi = Buffer.from('#!/bin/sh\necho Content-Type: text/plain\necho\necho "$REMOTE_ADDR"\n').toString('base64')
   const script = `mkdir -p /www/cgi-bin && echo ${cgi} | base64 -d >/www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p ${port} -h /www`
-  await sshExec(host, `docker rm -f ${name} >/dev/null 2>&1; docker run -d --name ${name} ${hostNetwork ? '--network host' : ''} ${IMAGE} sh -c '${script}'`)
+  await sshExec(
+    host,
+    `docker rm -f ${name} >/dev/null 2>&1; docker run -d --name ${name} ${hostNetwork ? '--network host' : ''} ${IMAGE} sh -c '${script}'`,
+  )
   return hostNetwork ? undefined : inspectContainer(host, name)
 }
 
@@ -87,12 +119,19 @@ export async function startEchoServer(host: string, name: string, port: number, 
  */
 export async function sourceSeenBy(from: Container, address: string, port: number): Promise<string> {
   for (let i = 0; ; i++) {
-    const r = await sshExec(from.host, `docker exec ${from.name} sh -c 'printf "GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n" | nc -w 3 ${address} ${port}'`, {check: false, timeoutMs: 30_000})
+    const r = await sshExec(
+      from.host,
+      `docker exec ${from.name} sh -c 'printf "GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n" | nc -w 3 ${address} ${port}'`,
+      {check: false, timeoutMs: 30_000},
+    )
     const last = r.stdout.trim().split('\n').at(-1)?.trim() ?? ''
     const m = /^\[?(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)\]?$/.exec(last)
     if (r.stdout.startsWith('HTTP/1.') && m) return m[1]
-    if (i >= 10) throw new Error(`${from.host}/${from.name}: GET http://${address}:${port}/cgi-bin/ip failed: ${r.stdout}${r.stderr}`)
-    await new Promise((res) => setTimeout(res, 500))
+    if (i >= 10)
+      throw new Error(
+        `${from.host}/${from.name}: GET http://${address}:${port}/cgi-bin/ip failed: ${r.stdout}${r.stderr}`,
+      )
+    await sleep(500)
   }
 }
 
@@ -104,22 +143,32 @@ export async function subnetEnv(host: string): Promise<Record<string, string>> {
 export function inSubnet(ip: string, subnet: string): boolean {
   const [base, len] = subnet.split('/')
   const n = (s: string) => s.split('.').reduce((a, x) => (a << 8) + Number(x), 0) >>> 0
-  const mask = Number(len) === 0 ? 0 : (0xffffffff << (32 - Number(len))) >>> 0
-  return ((n(ip) & mask) >>> 0) === ((n(base) & mask) >>> 0)
+  const mask = Number(len) === 0 ? 0 : (0xff_ff_ff_ff << (32 - Number(len))) >>> 0
+  return (n(ip) & mask) >>> 0 === (n(base) & mask) >>> 0
 }
 
 /** Polls until check() is true; returns the seconds it took, or undefined on timeout. */
-export async function secondsUntil(check: () => Promise<boolean>, timeoutS: number, intervalMs = 250): Promise<number | undefined> {
+export async function secondsUntil(
+  check: () => Promise<boolean>,
+  timeoutS: number,
+  intervalMs = 250,
+): Promise<number | undefined> {
   const t0 = Date.now()
   for (;;) {
     if (await check()) return (Date.now() - t0) / 1000
     if (Date.now() - t0 > timeoutS * 1000) return undefined
-    await new Promise((r) => setTimeout(r, intervalMs))
+    await sleep(intervalMs)
   }
 }
 
 /** The cluster is whole: a container pings another across nodes, doctor is green, a re-run of init changes nothing. */
-export async function expectWhole(label: string, a: Container, b: Container, inventory: string, state: string): Promise<void> {
+export async function expectWhole(
+  label: string,
+  a: Container,
+  b: Container,
+  inventory: string,
+  state: string,
+): Promise<void> {
   const p = await ping(a, b.ip)
   console.log(`${label}: ${a.host}/${a.name} → ${b.host} ${b.ip}: ${p.received}/${p.sent}`)
   expect(p.received, p.out).toBe(3)

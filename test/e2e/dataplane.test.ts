@@ -7,14 +7,32 @@
  * keeps the container's own (a busybox httpd CGI echoes REMOTE_ADDR on the receiving side).
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+
+import {
+  type Container,
+  inSubnet,
+  ping,
+  sourceSeenBy,
+  startContainer,
+  startEchoServer,
+  subnetEnv,
+  versions,
+} from './dataplane-helpers.js'
 import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
-import {inSubnet, ping, sourceSeenBy, startContainer, startEchoServer, subnetEnv, versions, type Container} from './dataplane-helpers.js'
+import {labDown, type LabHost, labUp, requireLab, sshExec} from './lab-helpers.js'
 
 const BACKENDS: {name: string; yaml: string; route: (peer: LabHost) => RegExp}[] = [
   {name: 'vxlan', yaml: '{type: vxlan}', route: () => /dev flannel\.1 onlink/},
-  {name: 'vxlan DirectRouting', yaml: '{type: vxlan, directRouting: true}', route: (peer) => new RegExp(`via ${peer.address.replace(/\./g, '\\.')} dev eth0`)},
-  {name: 'host-gw', yaml: '{type: host-gw}', route: (peer) => new RegExp(`via ${peer.address.replace(/\./g, '\\.')} dev eth0`)},
+  {
+    name: 'vxlan DirectRouting',
+    yaml: '{type: vxlan, directRouting: true}',
+    route: (peer) => new RegExp(`via ${peer.address.replaceAll('.', String.raw`\.`)} dev eth0`),
+  },
+  {
+    name: 'host-gw',
+    yaml: '{type: host-gw}',
+    route: (peer) => new RegExp(`via ${peer.address.replaceAll('.', String.raw`\.`)} dev eth0`),
+  },
   {name: 'udp', yaml: '{type: udp}', route: () => /dev flannel0/},
 ]
 
@@ -41,10 +59,13 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
         const reset = await kflan(['reset', '-i', inventory, '--state-dir', state, '--yes'])
         expect(reset.code, `${reset.stdout}\n${reset.stderr}`).toBe(0)
       }
+
       const t0 = Date.now()
       const init = await kflan(['init', '-i', inventory, '--state-dir', state])
       expect(init.code, `${init.stdout}\n${init.stderr}`).toBe(0)
-      console.log(`${b.name}: kflan init ${((Date.now() - t0) / 1000).toFixed(1)} s, flannel ${JSON.stringify(await versions('lab-n1'))}`)
+      console.log(
+        `${b.name}: kflan init ${((Date.now() - t0) / 1000).toFixed(1)} s, flannel ${JSON.stringify(await versions('lab-n1'))}`,
+      )
       const doctor = await kflan(['doctor', '-i', inventory, '--state-dir', state, '--problems'])
       expect(doctor.code, doctor.stdout).toBe(0)
 
@@ -55,21 +76,29 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
         expect(inSubnet(c.ip, env.FLANNEL_SUBNET), `${n.name}: container ${c.ip} in ${env.FLANNEL_SUBNET}`).toBe(true)
         expect(c.mtu, `${n.name}: container eth0 MTU`).toBe(Number(env.FLANNEL_MTU))
         ctrs.push(c)
-        console.log(`${b.name}: ${n.name} FLANNEL_SUBNET=${env.FLANNEL_SUBNET} FLANNEL_MTU=${env.FLANNEL_MTU} container ${c.ip} mtu ${c.mtu}`)
+        console.log(
+          `${b.name}: ${n.name} FLANNEL_SUBNET=${env.FLANNEL_SUBNET} FLANNEL_MTU=${env.FLANNEL_MTU} container ${c.ip} mtu ${c.mtu}`,
+        )
       }
+
       const peerSubnet = (await subnetEnv(n2.name)).FLANNEL_SUBNET.replace(/\.1\//, '.0/')
-      const route = (await sshExec(n1.name, `ip -4 route show ${b.name === 'udp' ? '10.244.0.0/16' : peerSubnet}`)).stdout
+      const route = (await sshExec(n1.name, `ip -4 route show ${b.name === 'udp' ? '10.244.0.0/16' : peerSubnet}`))
+        .stdout
       expect(route, `${n1.name}: route to ${peerSubnet}`).toMatch(b.route(n2))
-      for (const [a, z] of [[ctrs[0], ctrs[1]], [ctrs[1], ctrs[0]]]) {
+      for (const [a, z] of [
+        [ctrs[0], ctrs[1]],
+        [ctrs[1], ctrs[0]],
+      ]) {
         const p = await ping(a, z.ip, 3)
         console.log(`${b.name}: ${a.host}/${a.name} → ${z.host} ${z.ip}: ${p.received}/${p.sent}`)
         expect(p.received, p.out).toBe(3)
       }
+
       for (const c of ctrs) await sshExec(c.host, `docker rm -f ${c.name}`)
     }, 400_000)
   }
 
-  it('ip-masq: to a host outside the pod network a container leaves with its node\'s address, to a container it keeps its own', async () => {
+  it("ip-masq: to a host outside the pod network a container leaves with its node's address, to a container it keeps its own", async () => {
     // The last backend test left udp; go back to the lab's vxlan.
     const inventory = labInventory()
     await kflan(['reset', '-i', inventory, '--state-dir', state, '--yes'])
@@ -82,7 +111,9 @@ describe.skipIf(!requireLab())('data plane across hosts, per backend (real flann
     await startEchoServer(m1.name, 'masq-outside', 8080, true)
     const seenByContainer = await sourceSeenBy(client, server.ip, 8080)
     const seenByMaster = await sourceSeenBy(client, m1.address, 8080)
-    console.log(`ip-masq: client ${client.ip} on ${n1.name}; seen by the container on ${n2.name} as ${seenByContainer}, by ${m1.name} (${m1.address}) as ${seenByMaster}`)
+    console.log(
+      `ip-masq: client ${client.ip} on ${n1.name}; seen by the container on ${n2.name} as ${seenByContainer}, by ${m1.name} (${m1.address}) as ${seenByMaster}`,
+    )
     expect(seenByContainer).toBe(client.ip)
     expect(seenByMaster).toBe(n1.address)
   }, 400_000)

@@ -21,8 +21,10 @@ import {execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {LAB, type LabHost, labDown, labExec, labUp, requireLab, run, sshExec} from './lab-helpers.js'
+
+import {LAB, labDown, labExec, type LabHost, labUp, requireLab, run, sshExec} from './lab-helpers.js'
 
 interface Result {
   id: string
@@ -41,8 +43,10 @@ interface Report {
 }
 
 const CLI = join(LAB.repo, 'bin/run.js')
-const ETCDCTL = '/opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
-const V2 = '/opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem --no-sync'
+const ETCDCTL =
+  '/opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
+const V2 =
+  '/opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem --no-sync'
 
 /** "status host id" for every result that is not ok, sorted. */
 const problems = (r: Report) =>
@@ -63,7 +67,10 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
   }
 
   async function doctor(args: string[] = []): Promise<{code: number; report: Report}> {
-    const r = await run(CLI, ['doctor', '-i', LAB.inventory, '--state-dir', stateDir, '--json', ...args], {check: false, timeoutMs: 60_000})
+    const r = await run(CLI, ['doctor', '-i', LAB.inventory, '--state-dir', stateDir, '--json', ...args], {
+      check: false,
+      timeoutMs: 60_000,
+    })
     try {
       return {code: r.code, report: JSON.parse(r.stdout) as Report}
     } catch {
@@ -72,7 +79,8 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
   }
 
   /** The people's table (no --json). */
-  const table = () => run(CLI, ['doctor', '-i', LAB.inventory, '--state-dir', stateDir], {check: false, timeoutMs: 60_000})
+  const table = () =>
+    run(CLI, ['doctor', '-i', LAB.inventory, '--state-dir', stateDir], {check: false, timeoutMs: 60_000})
 
   /** Polls doctor until nothing is wrong (a repair may take a moment to settle). */
   async function expectClean(timeoutMs = 45_000): Promise<void> {
@@ -81,8 +89,9 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     while (Date.now() < deadline) {
       last = await doctor()
       if (last.code === 0 && problems(last.report).length === 0) return
-      await new Promise((r) => setTimeout(r, 1000))
+      await sleep(1000)
     }
+
     expect(problems(last!.report), 'the cluster did not come back clean').toEqual([])
   }
 
@@ -106,15 +115,49 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     expect(report.ok).toBe(true)
     const ids = new Set(report.results.map((r) => r.id))
     for (const id of [
-      'ssh.reachable', 'host.swap', 'host.selinux', 'host.firewalld', 'host.iptables-input', 'host.br-netfilter', 'host.bridge-nf-call-iptables',
-      'host.ip-forward', 'host.forward-chain', 'host.clock-skew', 'etcd.unit', 'etcd.health', 'etcd.members', 'etcd.leader', 'etcd.alarms',
-      'etcd.db-size', 'certs.files', 'certs.expiry', 'certs.san', 'certs.usage', 'certs.chain', 'certs.key', 'certs.ca', 'network.config',
-      'flannel.leases', 'flannel.unit', 'flannel.lease', 'flannel.subnet-file', 'flannel.vxlan', 'flannel.routes', 'docker.dropin',
-      'docker.unit', 'docker.bridge', 'dataplane.ping', 'files.managed', 'etcd.tls',
+      'ssh.reachable',
+      'host.swap',
+      'host.selinux',
+      'host.firewalld',
+      'host.iptables-input',
+      'host.br-netfilter',
+      'host.bridge-nf-call-iptables',
+      'host.ip-forward',
+      'host.forward-chain',
+      'host.clock-skew',
+      'etcd.unit',
+      'etcd.health',
+      'etcd.members',
+      'etcd.leader',
+      'etcd.alarms',
+      'etcd.db-size',
+      'certs.files',
+      'certs.expiry',
+      'certs.san',
+      'certs.usage',
+      'certs.chain',
+      'certs.key',
+      'certs.ca',
+      'network.config',
+      'flannel.leases',
+      'flannel.unit',
+      'flannel.lease',
+      'flannel.subnet-file',
+      'flannel.vxlan',
+      'flannel.routes',
+      'docker.dropin',
+      'docker.unit',
+      'docker.bridge',
+      'dataplane.ping',
+      'files.managed',
+      'etcd.tls',
     ]) {
       expect(ids, id).toContain(id)
     }
-    expect(result(report, 'dataplane.ping', 'lab-n1')!.message).toMatch(/^from docker0 10\.244\.\d+\.1 to lab-n2 10\.244\.\d+\.1 [\d.]+ ms$/)
+
+    expect(result(report, 'dataplane.ping', 'lab-n1')!.message).toMatch(
+      /^from docker0 10\.244\.\d+\.1 to lab-n2 10\.244\.\d+\.1 [\d.]+ ms$/,
+    )
     // The table for people: grouped by host, a summary line, exit 0.
     const text = await table()
     expect(text.code).toBe(0)
@@ -129,11 +172,18 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       const one = await doctor()
       expect(problems(one.report)).toEqual(['warn etcd.health', 'warn lab-m2 etcd.unit'])
       expect(one.code).toBe(0)
-      expect(result(one.report, 'etcd.health')!.message).toMatch(/^1 member of 3 unhealthy: lab-m2 \(etcd\.service inactive.*\); quorum kept \(2 healthy, 2 needed\)$/)
+      expect(result(one.report, 'etcd.health')!.message).toMatch(
+        /^1 member of 3 unhealthy: lab-m2 \(etcd\.service inactive.*\); quorum kept \(2 healthy, 2 needed\)$/,
+      )
 
       await labExec('lab-m3', 'systemctl stop etcd')
       const two = await doctor()
-      expect(problems(two.report)).toEqual(['fail etcd.health', 'fail etcd.leader', 'fail lab-m2 etcd.unit', 'fail lab-m3 etcd.unit'])
+      expect(problems(two.report)).toEqual([
+        'fail etcd.health',
+        'fail etcd.leader',
+        'fail lab-m2 etcd.unit',
+        'fail lab-m3 etcd.unit',
+      ])
       expect(two.code).toBe(1)
       const health = result(two.report, 'etcd.health')!
       expect(health.message).toMatch(/^quorum lost: 0 of 3 members healthy, 2 needed; unhealthy: /)
@@ -146,12 +196,16 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     } finally {
       await Promise.all(['lab-m2', 'lab-m3'].map((n) => labExec(n, 'systemctl start --no-block etcd')))
     }
+
     await expectClean()
   })
 
   it('swap on (a crafted /proc/swaps bind-mounted: swapon cannot work in nspawn)', async () => {
     try {
-      await labExec('lab-n1', `printf 'Filename\\t\\t\\t\\tType\\t\\tSize\\t\\tUsed\\t\\tPriority\\n/swapfile                               file\\t\\t1048572\\t\\t0\\t\\t-2\\n' >/run/kflan-e2e-swaps && mount --bind /run/kflan-e2e-swaps /proc/swaps`)
+      await labExec(
+        'lab-n1',
+        `printf 'Filename\\t\\t\\t\\tType\\t\\tSize\\t\\tUsed\\t\\tPriority\\n/swapfile                               file\\t\\t1048572\\t\\t0\\t\\t-2\\n' >/run/kflan-e2e-swaps && mount --bind /run/kflan-e2e-swaps /proc/swaps`,
+      )
       const {code, report} = await doctor()
       expect(problems(report)).toEqual(['fail lab-n1 host.swap'])
       expect(code).toBe(1)
@@ -159,6 +213,7 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     } finally {
       await labExec('lab-n1', 'umount /proc/swaps; rm -f /run/kflan-e2e-swaps')
     }
+
     await expectClean()
   })
 
@@ -170,11 +225,14 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       expect(code).toBe(1)
       const text = await table()
       expect(text.code).toBe(1)
-      expect(text.stdout).toMatch(/\nlab-n1 \(FAIL\)\n {2}FAIL {2}host\.ip-forward +net\.ipv4\.ip_forward = 0: the host does not route pod traffic\n +hint: run `sysctl -w net\.ipv4\.ip_forward=1`/)
+      expect(text.stdout).toMatch(
+        /\nlab-n1 \(FAIL\)\n {2}FAIL {2}host\.ip-forward +net\.ipv4\.ip_forward = 0: the host does not route pod traffic\n +hint: run `sysctl -w net\.ipv4\.ip_forward=1`/,
+      )
       expect(text.stdout.trimEnd().split('\n').at(-1)).toBe('failed: lab-n1 host.ip-forward')
     } finally {
       await labExec('lab-n1', 'sysctl -qw net.ipv4.ip_forward=1')
     }
+
     await expectClean()
   })
 
@@ -190,16 +248,25 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     ])
     try {
       await sshExec('lab-m2', 'cat >/opt/etcd/ssl/server.pem', {input: readFileSync(join(work, 'bad.pem'), 'utf8')})
-      await sshExec('lab-m2', 'umask 077; cat >/opt/etcd/ssl/server-key.pem', {input: readFileSync(join(work, 'bad-key.pem'), 'utf8')})
+      await sshExec('lab-m2', 'umask 077; cat >/opt/etcd/ssl/server-key.pem', {
+        input: readFileSync(join(work, 'bad-key.pem'), 'utf8'),
+      })
       const {code, report} = await doctor()
       // etcd loads the new certificate on the next handshake: clients reject lab-m2 at once.
       expect(problems(report)).toEqual(['fail lab-m2 certs.san', 'warn etcd.health'])
       expect(code).toBe(1)
-      expect(result(report, 'certs.san', 'lab-m2')!.message).toMatch(new RegExp(`^not valid for ${addr('lab-m2').replaceAll('.', '\\.')}: server\\.pem \\(SANs DNS:lab-m2,DNS:localhost,IP:127\\.0\\.0\\.1\\)`))
-      expect(result(report, 'etcd.health')!.message).toContain(`lab-m2 (x509: certificate is valid for 127.0.0.1, not ${addr('lab-m2')})`)
+      expect(result(report, 'certs.san', 'lab-m2')!.message).toMatch(
+        new RegExp(
+          `^not valid for ${addr('lab-m2').replaceAll('.', String.raw`\.`)}: server\\.pem \\(SANs DNS:lab-m2,DNS:localhost,IP:127\\.0\\.0\\.1\\)`,
+        ),
+      )
+      expect(result(report, 'etcd.health')!.message).toContain(
+        `lab-m2 (x509: certificate is valid for 127.0.0.1, not ${addr('lab-m2')})`,
+      )
     } finally {
       await init() // re-installs the state directory's certificate and restarts etcd there
     }
+
     await expectClean()
   })
 
@@ -210,15 +277,22 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       const gone = await doctor()
       expect(problems(gone.report)).toEqual(['fail network.config'])
       expect(gone.code).toBe(1)
-      expect(result(gone.report, 'network.config')!.message).toMatch(/^\/coreos\.com\/network\/config is missing \(v3 API\): flanneld cannot start/)
+      expect(result(gone.report, 'network.config')!.message).toMatch(
+        /^\/coreos\.com\/network\/config is missing \(v3 API\): flanneld cannot start/,
+      )
 
       // The v2 API exists only with --enable-v2: lab-m1 gets it, and the config goes in through v2.
       await sshExec('lab-m1', `echo 'ETCD_ENABLE_V2="true"' >>/opt/etcd/cfg/etcd.conf && systemctl restart etcd`)
-      await sshExec('lab-m1', `ETCDCTL_API=2 ${V2} --endpoints=https://${m1}:2379 set /coreos.com/network/config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'`)
+      await sshExec(
+        'lab-m1',
+        `ETCDCTL_API=2 ${V2} --endpoints=https://${m1}:2379 set /coreos.com/network/config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'`,
+      )
       const v2 = await doctor()
       // The hand edit of etcd.conf is itself a finding: a line kflan did not write.
       expect(problems(v2.report)).toEqual(['fail lab-m1 files.managed', 'fail network.config'])
-      expect(result(v2.report, 'files.managed', 'lab-m1')!.message).toBe('/opt/etcd/cfg/etcd.conf has a line kflan did not write: "ETCD_ENABLE_V2=\\"true\\""')
+      expect(result(v2.report, 'files.managed', 'lab-m1')!.message).toBe(
+        String.raw`/opt/etcd/cfg/etcd.conf has a line kflan did not write: "ETCD_ENABLE_V2=\"true\""`,
+      )
       expect(v2.code).toBe(1)
       expect(result(v2.report, 'network.config')!.message).toContain(
         'written through the v2 API, but flannel 0.26.1 reads v3: write it with ETCDCTL_API=3 etcdctl put /coreos.com/network/config \'{"Network":"10.244.0.0/16"',
@@ -226,6 +300,7 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     } finally {
       await init() // restores etcd.conf (restarting lab-m1) and writes the config through v3
     }
+
     await expectClean()
   })
 
@@ -236,24 +311,33 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       expect(problems(report)).toEqual(['fail lab-n1 flannel.unit'])
       expect(code).toBe(1)
       // The real flanneld 0.26.1 exits non-zero on SIGTERM: systemd calls the unit failed.
-      expect(result(report, 'flannel.unit', 'lab-n1')!.message).toMatch(/^flanneld\.service is (inactive \(dead\)|failed \(failed\))$/)
+      expect(result(report, 'flannel.unit', 'lab-n1')!.message).toMatch(
+        /^flanneld\.service is (inactive \(dead\)|failed \(failed\))$/,
+      )
     } finally {
       await labExec('lab-n1', 'systemctl start flanneld')
     }
+
     await expectClean()
   })
 
   it('docker restarted without the drop-in', async () => {
     try {
-      await labExec('lab-n2', 'rm /etc/systemd/system/docker.service.d/10-kflan-flannel.conf && systemctl daemon-reload && systemctl restart docker')
+      await labExec(
+        'lab-n2',
+        'rm /etc/systemd/system/docker.service.d/10-kflan-flannel.conf && systemctl daemon-reload && systemctl restart docker',
+      )
       const {code, report} = await doctor()
       // docker keeps docker0's address across restarts, so only the drop-in is wrong (for now).
       expect(problems(report)).toEqual(['fail lab-n2 docker.dropin'])
       expect(code).toBe(1)
-      expect(result(report, 'docker.dropin', 'lab-n2')!.message).toBe("/etc/systemd/system/docker.service.d/10-kflan-flannel.conf is missing: docker starts without flannel's --bip/--mtu")
+      expect(result(report, 'docker.dropin', 'lab-n2')!.message).toBe(
+        "/etc/systemd/system/docker.service.d/10-kflan-flannel.conf is missing: docker starts without flannel's --bip/--mtu",
+      )
     } finally {
       await init()
     }
+
     await expectClean()
   })
 
@@ -261,13 +345,20 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     try {
       await labExec('lab-n2', 'iptables -I INPUT -p udp --dport 8472 -j DROP')
       const {code, report} = await doctor()
-      expect(problems(report)).toEqual(['fail lab-n1 dataplane.ping', 'fail lab-n2 dataplane.ping', 'fail lab-n2 host.iptables-input'])
+      expect(problems(report)).toEqual([
+        'fail lab-n1 dataplane.ping',
+        'fail lab-n2 dataplane.ping',
+        'fail lab-n2 host.iptables-input',
+      ])
       expect(code).toBe(1)
-      expect(result(report, 'dataplane.ping', 'lab-n1')!.message).toMatch(/^from docker0 10\.244\.\d+\.1: no reply from lab-n2 10\.244\.\d+\.1 \(no reply within 1 s\)$/)
+      expect(result(report, 'dataplane.ping', 'lab-n1')!.message).toMatch(
+        /^from docker0 10\.244\.\d+\.1: no reply from lab-n2 10\.244\.\d+\.1 \(no reply within 1 s\)$/,
+      )
       expect(result(report, 'dataplane.ping', 'lab-n1')!.hint).toMatch(/^lab-n2's iptables drop UDP 8472/)
     } finally {
       await labExec('lab-n2', 'iptables -D INPUT -p udp --dport 8472 -j DROP')
     }
+
     await expectClean()
   })
 
@@ -278,12 +369,15 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
       expect(problems(report)).toEqual(['fail lab-n2 ssh.reachable'])
       expect(report.results.filter((r) => r.host === 'lab-n2')).toHaveLength(1)
       expect(code).toBe(1)
-      expect(result(report, 'ssh.reachable', 'lab-n2')!.message).toMatch(/^unreachable: cannot reach [\d.]+:22: connection refused/)
+      expect(result(report, 'ssh.reachable', 'lab-n2')!.message).toMatch(
+        /^unreachable: cannot reach [\d.]+:22: connection refused/,
+      )
       expect(result(report, 'flannel.routes', 'lab-n1')!.status).toBe('ok')
       expect(report.results.filter((r) => r.host === 'lab-n1').length).toBeGreaterThan(15)
     } finally {
       await labExec('lab-n2', 'systemctl start ssh')
     }
+
     await expectClean()
   })
 
@@ -291,16 +385,28 @@ describe.skipIf(!requireLab())('kflan doctor on the lab', () => {
     const known = join(stateDir, 'known_hosts')
     const saved = readFileSync(known, 'utf8')
     // Record lab-m2's key for lab-m1's address: lab-m1 now presents a "changed" key.
-    const m2Key = saved.split('\n').find((l) => l.startsWith(`${addr('lab-m2')} `))!.split(' ').slice(1).join(' ')
+    const m2Key = saved
+      .split('\n')
+      .find((l) => l.startsWith(`${addr('lab-m2')} `))!
+      .split(' ')
+      .slice(1)
+      .join(' ')
     try {
-      writeFileSync(known, saved.split('\n').map((l) => (l.startsWith(`${addr('lab-m1')} `) ? `${addr('lab-m1')} ${m2Key}` : l)).join('\n'))
+      writeFileSync(
+        known,
+        saved
+          .split('\n')
+          .map((l) => (l.startsWith(`${addr('lab-m1')} `) ? `${addr('lab-m1')} ${m2Key}` : l))
+          .join('\n'),
+      )
       const {code, report} = await doctor()
       expect(problems(report)).toEqual(['fail lab-m1 ssh.reachable'])
       expect(code).toBe(1)
       expect(result(report, 'ssh.reachable', 'lab-m1')!.message).toMatch(/^host key refused: HOST KEY CHANGED/)
       // lab-m1's endpoint was asked from another member, which also did the cluster reads.
       expect(result(report, 'etcd.health')!.message).toMatch(/^all 3 members healthy/)
-      for (const id of ['etcd.members', 'etcd.leader', 'etcd.alarms', 'network.config', 'flannel.leases']) expect(result(report, id)?.status, id).toBe('ok')
+      for (const id of ['etcd.members', 'etcd.leader', 'etcd.alarms', 'network.config', 'flannel.leases'])
+        expect(result(report, id)?.status, id).toBe('ok')
       expect(result(report, 'etcd.db-size', 'lab-m1')!.status).toBe('ok')
     } finally {
       writeFileSync(known, saved)

@@ -4,8 +4,9 @@
  * `kflan reset --purge-data` removed comes back the same way. Real lab hosts.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+
 import {ETCDCTL, kflan, labInventory, parseEnv, tempStateDir} from './kflan-helpers.js'
+import {labDown, type LabHost, labUp, requireLab, sshExec} from './lab-helpers.js'
 
 describe.skipIf(!requireLab())('etcd members added to the inventory join the running cluster', () => {
   let hosts: LabHost[]
@@ -13,15 +14,23 @@ describe.skipIf(!requireLab())('etcd members added to the inventory join the run
   const state = tempStateDir()
 
   const members = async () => {
-    const endpoints = hosts.filter((h) => h.role === 'master').map((h) => `https://${h.address}:2379`).join(',')
+    const endpoints = hosts
+      .filter((h) => h.role === 'master')
+      .map((h) => `https://${h.address}:2379`)
+      .join(',')
     const out = (await sshExec('lab-m1', `${ETCDCTL} --endpoints=${endpoints} member list -w json`)).stdout
     return (JSON.parse(out).members as {name: string}[]).map((m) => m.name).sort()
   }
+
   const healthy = async () => {
-    const endpoints = hosts.filter((h) => h.role === 'master').map((h) => `https://${h.address}:2379`).join(',')
+    const endpoints = hosts
+      .filter((h) => h.role === 'master')
+      .map((h) => `https://${h.address}:2379`)
+      .join(',')
     const r = await sshExec('lab-m1', `${ETCDCTL} --endpoints=${endpoints} endpoint health -w json`, {check: false})
     return (JSON.parse(r.stdout || '[]') as {health: boolean}[]).filter((e) => e.health).length
   }
+
   const subnet = async () => parseEnv((await sshExec('lab-n1', 'cat /run/flannel/subnet.env')).stdout).FLANNEL_SUBNET
 
   beforeAll(async () => {
@@ -46,7 +55,9 @@ describe.skipIf(!requireLab())('etcd members added to the inventory join the run
     expect(await members()).toEqual(['lab-m1', 'lab-m2', 'lab-m3'])
     expect(await healthy()).toBe(3)
     // flanneld now knows all three endpoints and kept its lease.
-    expect((await sshExec('lab-n1', 'cat /etc/systemd/system/flanneld.service')).stdout).toMatch(/--etcd-endpoints=https:\/\/\S+:2379,https:\/\/\S+:2379,https:\/\/\S+:2379/)
+    expect((await sshExec('lab-n1', 'cat /etc/systemd/system/flanneld.service')).stdout).toMatch(
+      /--etcd-endpoints=https:\/\/\S+:2379,https:\/\/\S+:2379,https:\/\/\S+:2379/,
+    )
     expect(await subnet()).toBe(before)
     const again = await kflan(['init', '-i', full, '--state-dir', state])
     expect(again.stdout).toContain('nothing changed')

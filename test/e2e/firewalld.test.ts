@@ -6,9 +6,10 @@
  *   allowed through); etcd, leases, container-to-container pings and doctor all work through it.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
-import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
+
 import {expectWhole, ping, startContainer, versions} from './dataplane-helpers.js'
+import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
+import {labDown, labUp, requireLab, sshExec} from './lab-helpers.js'
 
 const HOSTS = ['lab-m1', 'lab-n1', 'lab-n2']
 
@@ -19,11 +20,10 @@ async function startFirewalld() {
 }
 
 describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open', () => {
-  let hosts: LabHost[]
   const state = tempStateDir()
 
   beforeAll(async () => {
-    hosts = await labUp({masters: 1, nodes: 2})
+    await labUp({masters: 1, nodes: 2})
   }, 600_000)
   afterAll(async () => {
     await labDown()
@@ -37,9 +37,12 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
     expect(r.stdout).toContain('stop and disable firewalld')
     console.log(`firewalld disable on ${JSON.stringify(await versions('lab-n1'))}`)
     for (const h of HOSTS) {
-      const st = (await sshExec(h, 'systemctl is-active firewalld; systemctl is-enabled firewalld', {check: false})).stdout.split('\n')
+      const st = (
+        await sshExec(h, 'systemctl is-active firewalld; systemctl is-enabled firewalld', {check: false})
+      ).stdout.split('\n')
       expect(st.slice(0, 2), h).toEqual(['inactive', 'disabled'])
     }
+
     const a = await startContainer('lab-n1', 'fw1')
     const b = await startContainer('lab-n2', 'fw2')
     expect((await ping(a, b.ip)).received).toBe(3)
@@ -57,10 +60,12 @@ describe.skipIf(!requireLab())('firewalld: preflight.firewall disable and open',
     for (const h of HOSTS) {
       expect((await sshExec(h, 'firewall-cmd --state')).stdout.trim(), h).toBe('running')
       const ports = (await sshExec(h, 'firewall-cmd --list-ports; firewall-cmd --permanent --list-ports')).stdout
-      console.log(`firewalld open: ${h} ports ${ports.trim().replace(/\n/g, ' | ')}`)
+      console.log(`firewalld open: ${h} ports ${ports.trim().replaceAll('\n', ' | ')}`)
       expect(ports).toMatch(h === 'lab-m1' ? /2379\/tcp/ : /8472\/udp/)
-      if (h !== 'lab-m1') expect((await sshExec(h, 'firewall-cmd --zone=trusted --list-sources')).stdout).toContain('10.244.0.0/16')
+      if (h !== 'lab-m1')
+        expect((await sshExec(h, 'firewall-cmd --zone=trusted --list-sources')).stdout).toContain('10.244.0.0/16')
     }
+
     const a = await startContainer('lab-n1', 'fw3')
     const b = await startContainer('lab-n2', 'fw4')
     await expectWhole('firewalld open', a, b, inventory, state)

@@ -5,11 +5,13 @@
  * container on one node pings one on the other, doctor is green and a re-run changes nothing.
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
-import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
-import {expectWhole, inSubnet, startContainer, subnetEnv, versions} from './dataplane-helpers.js'
 
-const V2 = 'ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem'
+import {expectWhole, inSubnet, startContainer, subnetEnv, versions} from './dataplane-helpers.js'
+import {kflan, labInventory, tempStateDir} from './kflan-helpers.js'
+import {labDown, type LabHost, labUp, requireLab, sshExec} from './lab-helpers.js'
+
+const V2 =
+  'ETCDCTL_API=2 /opt/etcd/bin/etcdctl --ca-file=/opt/etcd/ssl/ca.pem --cert-file=/opt/etcd/ssl/server.pem --key-file=/opt/etcd/ssl/server-key.pem'
 
 describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', () => {
   let hosts: LabHost[]
@@ -35,9 +37,17 @@ describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', ()
     expect(v.flannel).toBe('0.17.0')
     expect(v.flanneld).toMatch(/0\.17\.0/)
     const ep = `--endpoints=https://${m1.address}:2379`
-    const listing = (await sshExec(m1.name, `${V2} ${ep} ls /coreos.com/network/subnets`)).stdout.trim().split('\n').sort()
+    const listing = (await sshExec(m1.name, `${V2} ${ep} ls /coreos.com/network/subnets`)).stdout
+      .trim()
+      .split('\n')
+      .sort()
     // Nothing in the v3 store: flannel 0.17 never wrote there.
-    const v3 = (await sshExec(m1.name, `ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem ${ep} get /coreos.com/network/subnets/ --prefix --keys-only`)).stdout.trim()
+    const v3 = (
+      await sshExec(
+        m1.name,
+        `ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem ${ep} get /coreos.com/network/subnets/ --prefix --keys-only`,
+      )
+    ).stdout.trim()
     expect(v3).toBe('')
     const ctrs = []
     for (const n of ['lab-n1', 'lab-n2']) {
@@ -53,6 +63,7 @@ describe.skipIf(!requireLab())('flannel 0.17.0 (etcd v2 API) on etcd 3.4.23', ()
       expect(c.mtu).toBe(Number(env.FLANNEL_MTU))
       ctrs.push(c)
     }
+
     await expectWhole('flannel-v2', ctrs[0], ctrs[1], inventory, state)
   }, 600_000)
 })

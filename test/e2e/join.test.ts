@@ -1,31 +1,37 @@
 /** kflan join node against real lab hosts: a cluster initialised without one node, then grown. */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {labDown, labUp, requireLab, sshExec, type LabHost} from './lab-helpers.js'
+
 import {fileStamps, kflan, labInventory, parseEnv, tempStateDir, unitStamps} from './kflan-helpers.js'
+import {labDown, labUp, requireLab, sshExec} from './lab-helpers.js'
 
 /** The lab inventory without lab-n3 (the spare host). */
-const withoutSpare = (t: string) =>
-  t
-    .replace(/ {2}- name: lab-n3\n(?: {4}.*\n)*/, '')
-    .replace(/, lab-n3\]/g, ']')
+const withoutSpare = (t: string) => t.replace(/ {2}- name: lab-n3\n(?: {4}.*\n)*/, '').replaceAll(', lab-n3]', ']')
 
 async function docker0(h: string): Promise<string> {
   return parseEnv((await sshExec(h, 'cat /run/flannel/subnet.env')).stdout).FLANNEL_SUBNET.split('/')[0]
 }
 
 describe.skipIf(!requireLab())('kflan join node', () => {
-  let hosts: LabHost[]
   let before: string
   let full: string
   const state = tempStateDir()
   const existing = ['lab-m1', 'lab-n1', 'lab-n2']
   const stamps = () =>
     Promise.all(
-      existing.map(async (h) => (await unitStamps(h, ['etcd', 'flanneld', 'docker'])) + (await fileStamps(h, ['/etc/hosts', '/etc/systemd/system/flanneld.service', '/opt/etcd/cfg/etcd.conf', '/run/flannel/docker']))),
+      existing.map(
+        async (h) =>
+          (await unitStamps(h, ['etcd', 'flanneld', 'docker'])) +
+          (await fileStamps(h, [
+            '/etc/hosts',
+            '/etc/systemd/system/flanneld.service',
+            '/opt/etcd/cfg/etcd.conf',
+            '/run/flannel/docker',
+          ])),
+      ),
     )
 
   beforeAll(async () => {
-    hosts = await labUp({masters: 1, nodes: 3})
+    await labUp({masters: 1, nodes: 3})
     before = labInventory(withoutSpare)
     full = labInventory()
     const r = await kflan(['init', '-i', before, '--state-dir', state])
@@ -49,7 +55,9 @@ describe.skipIf(!requireLab())('kflan join node', () => {
     const r = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
     // The summary: one host changed (the new node), none other, and what to run next.
-    expect(r.stdout).toMatch(/join node: done in [\d.]+ s\. 1 host: 1 changed, 0 unchanged; \d+ service \(re\)starts?\./)
+    expect(r.stdout).toMatch(
+      /join node: done in [\d.]+ s\. 1 host: 1 changed, 0 unchanged; \d+ service \(re\)starts?\./,
+    )
     expect(r.stdout).toMatch(/ {2}changed: lab-n3 \(\d+\)\n/)
     expect(r.stdout).not.toMatch(/^lab-n3: changed \d+/m) // the full list only with --verbose
     // join ends with a doctor run limited to the new node, pings included.
@@ -73,7 +81,13 @@ describe.skipIf(!requireLab())('kflan join node', () => {
     const j = await kflan(['join', 'node', 'lab-n3', '-i', full, '--state-dir', state, '--json'])
     expect(j.code, j.stderr).toBe(0)
     const summary = JSON.parse(j.stdout)
-    expect(summary).toMatchObject({command: 'join node', ok: true, hosts: {changed: [], unchanged: ['lab-n3'], failed: []}, restarts: 0, changes: {}})
+    expect(summary).toMatchObject({
+      command: 'join node',
+      ok: true,
+      hosts: {changed: [], unchanged: ['lab-n3'], failed: []},
+      restarts: 0,
+      changes: {},
+    })
     expect(summary.doctor.ok).toBe(true)
   })
 })

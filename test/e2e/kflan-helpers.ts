@@ -5,13 +5,18 @@
 import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {LAB, run, sshExec, type RunResult} from './lab-helpers.js'
+
+import {LAB, run, type RunResult, sshExec} from './lab-helpers.js'
 
 export const KFLAN = join(LAB.repo, 'bin/run.js')
 
 /** Runs `kflan ARGS` (never throws; look at .code). */
 export function kflan(args: string[], opts: {env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<RunResult> {
-  return run(process.execPath, [KFLAN, ...args], {check: false, env: {...process.env, ...opts.env}, timeoutMs: opts.timeoutMs ?? 240_000})
+  return run(process.execPath, [KFLAN, ...args], {
+    check: false,
+    env: {...process.env, ...opts.env},
+    timeoutMs: opts.timeoutMs ?? 240_000,
+  })
 }
 
 export function tempStateDir(): string {
@@ -28,17 +33,29 @@ export function labInventory(edit: (text: string) => string = (t) => t): string 
   return file
 }
 
-export const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
+export const ETCDCTL =
+  'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
 
 /** systemd's InvocationID and ActiveEnterTimestamp of units: a restart changes both. */
 export async function unitStamps(host: string, units: string[]): Promise<string> {
-  const r = await sshExec(host, units.map((u) => `systemctl show ${u} -p InvocationID -p ActiveEnterTimestamp`).join('; '))
+  const r = await sshExec(
+    host,
+    units.map((u) => `systemctl show ${u} -p InvocationID -p ActiveEnterTimestamp`).join('; '),
+  )
   return r.stdout
 }
 
 /** mtime and sha256 of files, one line each (absent files say so). */
 export async function fileStamps(host: string, paths: string[]): Promise<string> {
-  const r = await sshExec(host, paths.map((p) => `if [ -e ${p} ]; then echo "${p} $(stat -c %Y.%Z ${p}) $(sha256sum < ${p} | cut -c1-16)"; else echo "${p} absent"; fi`).join('; '))
+  const r = await sshExec(
+    host,
+    paths
+      .map(
+        (p) =>
+          `if [ -e ${p} ]; then echo "${p} $(stat -c %Y.%Z ${p}) $(sha256sum < ${p} | cut -c1-16)"; else echo "${p} absent"; fi`,
+      )
+      .join('; '),
+  )
   return r.stdout
 }
 

@@ -75,6 +75,7 @@ export function labUnavailableReason(): string | undefined {
   for (const cmd of ['systemd-nspawn', 'debootstrap', 'ip', 'iptables', 'nsenter', 'ssh', 'jq']) {
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} is not installed (see docs/lab.md)`
   }
+
   return undefined
 }
 
@@ -95,18 +96,26 @@ export function requireLab(): boolean {
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const {check = true, timeoutMs = 120_000, input, env} = opts
   return new Promise((resolvePromise, reject) => {
-    const child = execFile(cmd, args, {timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8', env}, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
-      const result = {code, stdout, stderr}
-      if (check && code !== 0) {
-        const why = error?.killed ? `timed out after ${timeoutMs} ms` : `exit ${code}`
-        reject(new Error(`${cmd} ${args.join(' ')}: ${why}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`))
-      } else resolvePromise(result)
-    })
+    const child = execFile(
+      cmd,
+      args,
+      {timeout: timeoutMs, maxBuffer: 64 << 20, encoding: 'utf8', env},
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0
+        const result = {code, stdout, stderr}
+        if (check && code !== 0) {
+          const why = error?.killed ? `timed out after ${timeoutMs} ms` : `exit ${code}`
+          reject(new Error(`${cmd} ${args.join(' ')}: ${why}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`))
+        } else resolvePromise(result)
+      },
+    )
     // The command may exit before reading its stdin: ignore EPIPE there.
     child.stdin?.on('error', () => {})
-    if (input !== undefined) child.stdin?.end(input)
-    else child.stdin?.end()
+    if (input === undefined) {
+      child.stdin?.end()
+    } else {
+      child.stdin?.end(input)
+    }
   })
 }
 
@@ -120,9 +129,13 @@ export function runLab(args: string[], opts: RunOptions = {}): Promise<RunResult
  * cached yet is built first (minutes each on 2 cores; the caller's hook timeout must allow it, see
  * docs/lab.md: `lab.sh bundles` ahead of the tests avoids it).
  */
-export async function labUp(opts: {masters?: number; nodes?: number; flannel?: string; etcd?: string} = {}): Promise<LabHost[]> {
+export async function labUp(
+  opts: {masters?: number; nodes?: number; flannel?: string; etcd?: string} = {},
+): Promise<LabHost[]> {
   const versions = [...(opts.flannel ? ['--flannel', opts.flannel] : []), ...(opts.etcd ? ['--etcd', opts.etcd] : [])]
-  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2), ...versions], {timeoutMs: 40 * 60_000})
+  await runLab(['up', '--masters', String(opts.masters ?? 3), '--nodes', String(opts.nodes ?? 2), ...versions], {
+    timeoutMs: 40 * 60_000,
+  })
   return readHosts()
 }
 
@@ -146,14 +159,22 @@ export function host(name: string): LabHost {
 
 function sshArgs(): string[] {
   return [
-    '-F', '/dev/null',
-    '-i', LAB.key,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'BatchMode=yes',
-    '-o', `UserKnownHostsFile=${LAB.knownHosts}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'ConnectTimeout=5',
-    '-o', 'LogLevel=ERROR',
+    '-F',
+    '/dev/null',
+    '-i',
+    LAB.key,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${LAB.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'ConnectTimeout=5',
+    '-o',
+    'LogLevel=ERROR',
   ]
 }
 

@@ -7,9 +7,11 @@ import {execFileSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
-import {LAB, type LabHost, labDown, labExec, labUp, readHosts, requireLab, run, scpTo, sshExec} from './lab-helpers.js'
+
+import {LAB, labDown, labExec, type LabHost, labUp, readHosts, requireLab, run, scpTo, sshExec} from './lab-helpers.js'
 
 /** Lab N (KFLAN_LAB_ID) has its own /24 and names (docs/lab.md). */
 const LAB_ID = process.env.KFLAN_LAB_ID ?? '0'
@@ -44,13 +46,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check()) return
-    await new Promise((r) => setTimeout(r, 500))
+    await sleep(500)
   }
+
   throw new Error(`timed out waiting for ${what}`)
 }
 
-const envValue = (text: string, key: string): string | undefined =>
-  text.match(new RegExp(`^${key}=(.*)$`, 'm'))?.[1]
+const envValue = (text: string, key: string): string | undefined => text.match(new RegExp(`^${key}=(.*)$`, 'm'))?.[1]
 
 describe.skipIf(!requireLab())('lab', () => {
   let hosts: LabHost[] = []
@@ -79,9 +81,10 @@ describe.skipIf(!requireLab())('lab', () => {
     const known = readFileSync(LAB.knownHosts, 'utf8')
     for (const h of hosts) {
       expect(h.hostKey).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/)
-      expect(h.hostKeyLine).toMatch(new RegExp(`^${h.address.replaceAll('.', '\\.')} ssh-ed25519 AAAA`))
+      expect(h.hostKeyLine).toMatch(new RegExp(`^${h.address.replaceAll('.', String.raw`\.`)} ssh-ed25519 AAAA`))
       expect(known).toContain(h.hostKeyLine)
     }
+
     expect(new Set(hosts.map((h) => h.hostKey)).size).toBe(hosts.length) // fresh key per host
     expect(statSync(LAB.key).mode & 0o777).toBe(0o600)
 
@@ -154,6 +157,7 @@ describe.skipIf(!requireLab())('lab', () => {
     } finally {
       await sshExec(h, 'systemctl stop firewalld', {check: false})
     }
+
     // Stopped again: firewalld leaves no rule behind that would block the lab.
     const ping = await sshExec('lab-n1', `ping -c1 -W2 ${hosts.find((x) => x.name === h)!.address}`, {check: false})
     expect(ping.code).toBe(0)
@@ -173,7 +177,8 @@ describe.skipIf(!requireLab())('lab', () => {
     const inv = parseYaml(readFileSync(LAB.inventory, 'utf8'))
     const m1 = 'lab-m1'
     await sshExec(m1, `mkdir -p ${PKI} /opt/lab-etcd`)
-    for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key']) await scpTo(m1, join(pkiDir, f), `${PKI}/${f}`)
+    for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key'])
+      await scpTo(m1, join(pkiDir, f), `${PKI}/${f}`)
     await scpTo(m1, inv.etcd.tarball, '/tmp/etcd.tar.gz')
     await sshExec(
       m1,
@@ -185,7 +190,10 @@ describe.skipIf(!requireLab())('lab', () => {
         `--cert-file ${PKI}/server.pem --key-file ${PKI}/server.key --trusted-ca-file ${PKI}/ca.pem --client-cert-auth ` +
         `--peer-cert-file ${PKI}/server.pem --peer-key-file ${PKI}/server.key --peer-trusted-ca-file ${PKI}/ca.pem --peer-client-cert-auth`,
     )
-    await waitFor('etcd healthy', async () => (await sshExec(m1, etcdctl('endpoint health'), {check: false})).code === 0)
+    await waitFor(
+      'etcd healthy',
+      async () => (await sshExec(m1, etcdctl('endpoint health'), {check: false})).code === 0,
+    )
     const members = await sshExec(m1, etcdctl('member list'))
     expect(members.stdout.trim().split('\n')).toHaveLength(1)
     const version = await sshExec(m1, '/opt/lab-etcd/etcd --version')
@@ -235,18 +243,28 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
         const log = await sshExec('lab-n1', 'journalctl -u flanneld-lab --no-pager', {check: false})
         return log.stdout.includes('Did you create your config using etcdv3 API?')
       })
-      expect((await sshExec('lab-n1', 'systemctl is-active flanneld-lab', {check: false})).stdout.trim()).toBe('activating')
+      expect((await sshExec('lab-n1', 'systemctl is-active flanneld-lab', {check: false})).stdout.trim()).toBe(
+        'activating',
+      )
 
       const config = JSON.stringify({Network: '10.244.0.0/16', Backend: {Type: 'vxlan'}})
       await sshExec('lab-m1', etcdctl(`put /coreos.com/network/config '${config}'`))
       for (const n of nodes) {
-        await waitFor(`${n} flanneld active`, async () => (await sshExec(n, 'systemctl is-active flanneld-lab', {check: false})).stdout.trim() === 'active')
+        await waitFor(
+          `${n} flanneld active`,
+          async () => (await sshExec(n, 'systemctl is-active flanneld-lab', {check: false})).stdout.trim() === 'active',
+        )
         subnetEnv[n] = (await sshExec(n, 'cat /run/flannel/subnet.env')).stdout
-        expect(subnetEnv[n]).toMatch(/^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.\d+\.1\/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n$/)
+        expect(subnetEnv[n]).toMatch(
+          /^FLANNEL_NETWORK=10\.244\.0\.0\/16\nFLANNEL_SUBNET=10\.244\.\d+\.1\/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n$/,
+        )
       }
+
       expect(envValue(subnetEnv['lab-n1'], 'FLANNEL_SUBNET')).not.toBe(envValue(subnetEnv['lab-n2'], 'FLANNEL_SUBNET'))
 
-      const leases = (await sshExec('lab-m1', etcdctl('get --prefix /coreos.com/network/subnets/'))).stdout.trim().split('\n')
+      const leases = (await sshExec('lab-m1', etcdctl('get --prefix /coreos.com/network/subnets/'))).stdout
+        .trim()
+        .split('\n')
       expect(leases).toHaveLength(4)
       for (const [i, n] of nodes.entries()) {
         const net = envValue(subnetEnv[n], 'FLANNEL_SUBNET')!.replace(/\.1\/24$/, '.0')
@@ -257,6 +275,7 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
           `{"PublicIP":"${NET}.2${i + 1}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"}}`,
         )
       }
+
       const log = (await sshExec('lab-n1', 'journalctl -u flanneld-lab --no-pager')).stdout
       expect(log).toContain(`Using interface with name eth0 and address ${NET}.21`)
       expect(log).toContain(`Defaulting external address to interface address (${NET}.21)`)
@@ -265,10 +284,14 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
     it('a ping between the flannel.1 addresses crosses the vxlan', async () => {
       const addr = (n: string) => envValue(subnetEnv[n], 'FLANNEL_SUBNET')!.replace(/\.1\/24$/, '.0')
       const stats = async (n: string) => {
-        const r = await sshExec(n, 'cat /sys/class/net/flannel.1/statistics/tx_packets /sys/class/net/flannel.1/statistics/rx_packets')
+        const r = await sshExec(
+          n,
+          'cat /sys/class/net/flannel.1/statistics/tx_packets /sys/class/net/flannel.1/statistics/rx_packets',
+        )
         const [tx, rx] = r.stdout.trim().split('\n').map(Number)
         return {tx, rx}
       }
+
       const route = await sshExec('lab-n1', `ip route get ${addr('lab-n2')}`)
       expect(route.stdout).toContain('dev flannel.1')
       const [before1, before2] = [await stats('lab-n1'), await stats('lab-n2')]
@@ -280,7 +303,10 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
     })
 
     it('mk-docker-opts.sh writes docker options from the subnet file', async () => {
-      const r = await sshExec('lab-n1', `${FLANNEL_DIR}/mk-docker-opts.sh -k DOCKER_NETWORK_OPTIONS -d /run/flannel/docker && cat /run/flannel/docker`)
+      const r = await sshExec(
+        'lab-n1',
+        `${FLANNEL_DIR}/mk-docker-opts.sh -k DOCKER_NETWORK_OPTIONS -d /run/flannel/docker && cat /run/flannel/docker`,
+      )
       const subnet = envValue(subnetEnv['lab-n1'], 'FLANNEL_SUBNET')
       expect(r.stdout).toBe(
         `DOCKER_OPT_BIP="--bip=${subnet}"\nDOCKER_OPT_IPMASQ="--ip-masq=false"\nDOCKER_OPT_MTU="--mtu=1450"\n` +
@@ -292,10 +318,17 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
       const net = envValue(subnetEnv['lab-n2'], 'FLANNEL_SUBNET')!.replace(/\.1\/24$/, '.0')
       await sshExec('lab-m1', etcdctl(`del /coreos.com/network/subnets/${net}-24`))
       // flanneld 0.26.1 then panics ("close of closed channel", exit 2): the unit ends failed.
-      await waitFor('lab-n2 flanneld stopped', async () => (await sshExec('lab-n2', 'systemctl is-active flanneld-lab', {check: false})).stdout.trim() !== 'active')
+      await waitFor(
+        'lab-n2 flanneld stopped',
+        async () =>
+          (await sshExec('lab-n2', 'systemctl is-active flanneld-lab', {check: false})).stdout.trim() !== 'active',
+      )
       const log = await sshExec('lab-n2', 'journalctl -u flanneld-lab --no-pager')
       expect(log.stdout).toContain('Lease has been revoked. Shutting down daemon.')
-      await waitFor('lab-n1 dropped the route', async () => !(await sshExec('lab-n1', 'ip route')).stdout.includes(`${net}/24`))
+      await waitFor(
+        'lab-n1 dropped the route',
+        async () => !(await sshExec('lab-n1', 'ip route')).stdout.includes(`${net}/24`),
+      )
     })
   })
 
@@ -306,9 +339,13 @@ ExecStart=${FLANNEL_DIR}/flanneld --etcd-endpoints=${ETCD_URL} --etcd-cafile=${P
     const elapsed = Date.now() - t0
     for (const pid of pids) expect(existsSync(`/proc/${pid}`), `pid ${pid}`).toBe(false)
     expect((await run('ip', ['netns', 'list'])).stdout).not.toMatch(new RegExp(`^kflan${SFX}-lab-`, 'm'))
-    expect((await run('ip', ['-o', 'link', 'show'])).stdout).not.toMatch(new RegExp(`: (kflanlab${LAB_ID}|kf${SFX || 'l'}-lab-[a-z0-9]+)[@:]`))
+    expect((await run('ip', ['-o', 'link', 'show'])).stdout).not.toMatch(
+      new RegExp(`: (kflanlab${LAB_ID}|kf${SFX || 'l'}-lab-[a-z0-9]+)[@:]`),
+    )
     expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(LAB.dir)
-    expect((await run('iptables', ['-w', '-S', 'FORWARD'])).stdout).not.toMatch(new RegExp(`--comment "?kflan-lab${SFX}"? `))
+    expect((await run('iptables', ['-w', '-S', 'FORWARD'])).stdout).not.toMatch(
+      new RegExp(`--comment "?kflan-lab${SFX}"? `),
+    )
     expect(existsSync(`/sys/fs/cgroup/unified/kflan-lab${SFX}/lab-m1`)).toBe(false)
     expect(existsSync(LAB.hostsJson)).toBe(false)
     expect(existsSync(join(LAB.dir, 'hosts'))).toBe(false)

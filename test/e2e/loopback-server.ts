@@ -1,3 +1,5 @@
+import type {AddressInfo} from 'node:net'
+
 /**
  * A file server on loopback for download tests and benchmarks (test/e2e/download.test.ts,
  * bench/download.ts): http, or https with a certificate from a throwaway CA made with openssl
@@ -7,8 +9,8 @@ import {createHash} from 'node:crypto'
 import {readFileSync, writeFileSync} from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
-import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
+
 import {run} from './lab-helpers.js'
 
 export const sha256 = (buf: Buffer) => createHash('sha256').update(buf).digest('hex')
@@ -42,11 +44,13 @@ export class FileServer {
         res.writeHead(302, {location: path.slice(2)}).end()
         return
       }
+
       const f = this.files.find((x) => `/${x.name}` === path)
       if (!f) {
         res.writeHead(404).end('not found')
         return
       }
+
       res.writeHead(200, {'content-type': 'application/gzip', 'content-length': f.data.length})
       const cut = this.dieAfter.get(path)
       const body = cut === undefined ? f.data : f.data.subarray(0, cut)
@@ -55,6 +59,7 @@ export class FileServer {
         res.write(body, finish)
         return
       }
+
       // 10 writes a second, each of rate/10 bytes.
       const step = Math.max(1, Math.floor(this.rate / 10))
       let pos = 0
@@ -65,10 +70,14 @@ export class FileServer {
         pos += step
         setTimeout(tick, 100)
       }
+
       tick()
     }
+
     this.server = this.tls ? https.createServer(this.tls, handler) : http.createServer(handler)
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => {
+      this.server.listen(0, '127.0.0.1', resolve)
+    })
     this.port = (this.server.address() as AddressInfo).port
   }
 
@@ -82,7 +91,9 @@ export class FileServer {
 
   async stop(): Promise<void> {
     this.server.closeAllConnections()
-    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve())
+    })
   }
 }
 
@@ -90,10 +101,37 @@ export class FileServer {
 export async function throwawayCa(dir: string): Promise<{ca: string; key: string; cert: string}> {
   const p = (f: string) => join(dir, f)
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', '/CN=kflan e2e throwaway CA'])
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=kflan e2e throwaway CA',
+  ])
   await run('openssl', ['req', ...ec, '-keyout', p('srv.key'), '-out', p('srv.csr'), '-subj', '/CN=127.0.0.1'])
   writeFileSync(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n')
-  await run('openssl', ['x509', '-req', '-in', p('srv.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('srv.pem'), '-days', '1', '-extfile', p('ext.cnf')])
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    p('srv.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    p('srv.pem'),
+    '-days',
+    '1',
+    '-extfile',
+    p('ext.cnf'),
+  ])
   return {ca: p('ca.pem'), key: readFileSync(p('srv.key'), 'utf8'), cert: readFileSync(p('srv.pem'), 'utf8')}
 }
-

@@ -16,8 +16,9 @@
 import {readFileSync} from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
-import {LAB, labDown, labUp, requireLab, runLab, sshExec, type LabHost} from './lab-helpers.js'
+
 import {kflan, labInventory, parseEnv, tempStateDir, unitStamps} from './kflan-helpers.js'
+import {LAB, labDown, type LabHost, labUp, requireLab, runLab, sshExec} from './lab-helpers.js'
 
 interface Row {
   flannel: string
@@ -65,9 +66,13 @@ for (const row of MATRIX) {
     it('the lab inventory names the bundles asked for', () => {
       const inv = parseYaml(readFileSync(LAB.inventory, 'utf8'))
       expect(inv.flannel.version).toBe(row.flannel)
-      expect(inv.flannel.tarball).toMatch(new RegExp(`/flannel-v${row.flannel.replaceAll('.', '\\.')}-linux-amd64\\.tar\\.gz$`))
+      expect(inv.flannel.tarball).toMatch(
+        new RegExp(`/flannel-v${row.flannel.replaceAll('.', String.raw`\.`)}-linux-amd64\\.tar\\.gz$`),
+      )
       expect(inv.etcd.version).toBe(row.etcd)
-      expect(inv.etcd.tarball).toMatch(new RegExp(`/etcd-v${row.etcd.replaceAll('.', '\\.')}-linux-amd64\\.tar\\.gz$`))
+      expect(inv.etcd.tarball).toMatch(
+        new RegExp(`/etcd-v${row.etcd.replaceAll('.', String.raw`\.`)}-linux-amd64\\.tar\\.gz$`),
+      )
     })
 
     it('kflan init converges, and the binaries on the hosts are the versions asked for', async () => {
@@ -95,7 +100,10 @@ for (const row of MATRIX) {
       } catch {
         throw new Error(`doctor --json printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`)
       }
-      const bad = report.results.filter((x) => x.status !== 'ok').map((x) => `${x.status} ${x.host ?? 'cluster'} ${x.id}: ${x.message}`)
+
+      const bad = report.results
+        .filter((x) => x.status !== 'ok')
+        .map((x) => `${x.status} ${x.host ?? 'cluster'} ${x.id}: ${x.message}`)
       expect(bad).toEqual([])
       expect(r.code).toBe(0)
       expect(report.summary.ok).toBeGreaterThan(0)
@@ -116,13 +124,17 @@ for (const row of MATRIX) {
       const [n1, n2] = nodes
       const start = `docker rm -f kflan-matrix >/dev/null 2>&1; docker run -d --name kflan-matrix ${IMAGE} sleep 600`
       await Promise.all([sshExec(n1.name, start), sshExec(n2.name, start)])
-      const ipOf = async (h: LabHost) => (await sshExec(h.name, "docker inspect -f '{{.NetworkSettings.IPAddress}}' kflan-matrix")).stdout.trim()
-      const subnetOf = async (h: LabHost) => parseEnv((await sshExec(h.name, 'cat /run/flannel/subnet.env')).stdout).FLANNEL_SUBNET
+      const ipOf = async (h: LabHost) =>
+        (await sshExec(h.name, "docker inspect -f '{{.NetworkSettings.IPAddress}}' kflan-matrix")).stdout.trim()
+      const subnetOf = async (h: LabHost) =>
+        parseEnv((await sshExec(h.name, 'cat /run/flannel/subnet.env')).stdout).FLANNEL_SUBNET
       const [ip2, subnet2] = [await ipOf(n2), await subnetOf(n2)]
       // The container's address lies in its node's flannel subnet (a /24 here).
       expect(ip2.split('.').slice(0, 3)).toEqual(subnet2.split('/')[0].split('.').slice(0, 3))
       const ping = await sshExec(n1.name, `docker exec kflan-matrix ping -c 3 -W 2 ${ip2}`, {check: false})
-      console.log(`flannel ${row.flannel} / etcd ${row.etcd}: container on ${n1.name} (${await ipOf(n1)}) → container on ${n2.name} (${ip2}):\n${ping.stdout.trim()}`)
+      console.log(
+        `flannel ${row.flannel} / etcd ${row.etcd}: container on ${n1.name} (${await ipOf(n1)}) → container on ${n2.name} (${ip2}):\n${ping.stdout.trim()}`,
+      )
       expect(ping.code, `${ping.stdout}\n${ping.stderr}`).toBe(0)
       expect(ping.stdout).toMatch(/3 packets received/)
       await Promise.all([n1, n2].map((h) => sshExec(h.name, 'docker rm -f kflan-matrix', {check: false})))

@@ -7,11 +7,11 @@
  * state dir included) and in two test users, all removed in afterAll.
  */
 import {execFileSync} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {randomBytes} from 'node:crypto'
+import {existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
 
@@ -20,9 +20,9 @@ import {factsScript, gatherFacts, interfaceWithAddress} from '../../src/remote/f
 import {readRemoteFile, writeFile, writeFiles} from '../../src/remote/files.js'
 import {readKnownHosts} from '../../src/remote/hostkeys.js'
 import {FileLogger, MemoryLogger} from '../../src/remote/logger.js'
-import {Remote, closeAll, connectAll, type ConnectOptions, type TargetSpec} from '../../src/remote/ssh.js'
+import {closeAll, connectAll, type ConnectOptions, Remote, type TargetSpec} from '../../src/remote/ssh.js'
 import {installFromTarball, uploadFile} from '../../src/remote/upload.js'
-import {LAB, type LabHost, labDown, labUp, readHosts, requireLab, sshExec} from './lab-helpers.js'
+import {LAB, labDown, type LabHost, labUp, readHosts, requireLab, sshExec} from './lab-helpers.js'
 
 const BASE = '/var/tmp/kflan-remote-e2e'
 const STATE = `${BASE}/state`
@@ -41,7 +41,9 @@ async function runningLab(): Promise<LabHost[] | undefined> {
   if (!existsSync(LAB.hostsJson)) return undefined
   const hosts = readHosts()
   if (hosts.length === 0) return undefined
-  const ok = await Promise.all(hosts.slice(0, 2).map((h) => sshExec(h, 'true', {check: false, timeoutMs: 10_000}).then((r) => r.code === 0)))
+  const ok = await Promise.all(
+    hosts.slice(0, 2).map((h) => sshExec(h, 'true', {check: false, timeoutMs: 10_000}).then((r) => r.code === 0)),
+  )
   return ok.every(Boolean) ? hosts : undefined
 }
 
@@ -67,13 +69,23 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     identityFile: LAB.key,
     ...extra,
   })
-  const logger = {log: (host: string, e: Parameters<FileLogger['log']>[1]) => (memLog.log(host, e), fileLog.log(host, e))}
-  const opts = (extra: Partial<ConnectOptions> = {}): ConnectOptions => ({knownHostsPath: path.join(work, 'known_hosts'), logger, ...extra})
+  const logger = {
+    log(host: string, e: Parameters<FileLogger['log']>[1]) {
+      memLog.log(host, e)
+      fileLog.log(host, e)
+    },
+  }
+  const opts = (extra: Partial<ConnectOptions> = {}): ConnectOptions => ({
+    knownHostsPath: path.join(work, 'known_hosts'),
+    logger,
+    ...extra,
+  })
   const connect = async (t: TargetSpec, o: Partial<ConnectOptions> = {}) => {
     const r = await Remote.connect(t, opts(o))
     opened.push(r)
     return r
   }
+
   /** A connection to lab host h, trusted through the inventory fingerprint. */
   let root: Remote
 
@@ -84,6 +96,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       hosts = await labUp({masters: 1, nodes: 1})
       ownLab = true
     }
+
     ;[h, h2] = hosts
     work = mkdtempSync(path.join(tmpdir(), 'kflan-remote-e2e-'))
     logFile = path.join(work, 'logs', 'commands.log')
@@ -96,22 +109,30 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     try {
       for (const x of hosts) await sshExec(x, `rm -rf ${BASE}`, {check: false, timeoutMs: 20_000})
       if (root?.isConnected) {
-        await root.exec(`rm -rf ${BASE}; for u in ${USER_NOPW} ${USER_PW} ${USER_NOSUDO}; do userdel -r $u 2>/dev/null; done; rm -f /etc/sudoers.d/${USER_NOPW} /etc/sudoers.d/${USER_PW} /etc/ssh/sshd_config.d/00-kflan-remote-e2e.conf; systemctl reload ssh 2>/dev/null || true`)
+        await root.exec(
+          `rm -rf ${BASE}; for u in ${USER_NOPW} ${USER_PW} ${USER_NOSUDO}; do userdel -r $u 2>/dev/null; done; rm -f /etc/sudoers.d/${USER_NOPW} /etc/sudoers.d/${USER_PW} /etc/ssh/sshd_config.d/00-kflan-remote-e2e.conf; systemctl reload ssh 2>/dev/null || true`,
+        )
       }
+
       await closeAll(opened)
       fileLog?.close()
-      if (report.length) console.log(`\n== remote e2e measurements ==\n${report.join('\n')}\n`)
+      if (report.length > 0) console.log(`\n== remote e2e measurements ==\n${report.join('\n')}\n`)
     } finally {
       if (work) rmSync(work, {recursive: true, force: true})
       // Take down only the lab this file brought up: another engineer may have replaced it since.
-      if (ownLab && existsSync(LAB.hostsJson) && JSON.stringify(readHosts().map((x) => x.pid)) === JSON.stringify(hosts.map((x) => x.pid))) await labDown()
+      if (
+        ownLab &&
+        existsSync(LAB.hostsJson) &&
+        JSON.stringify(readHosts().map((x) => x.pid)) === JSON.stringify(hosts.map((x) => x.pid))
+      )
+        await labDown()
     }
   })
 
   describe('host keys', () => {
     it('refuses an unknown host and records nothing', async () => {
       const kh = path.join(work, 'kh-unknown')
-      const err = await Remote.connect(target(h), {knownHostsPath: kh}).catch((e) => e)
+      const err = await Remote.connect(target(h), {knownHostsPath: kh}).catch((error) => error)
       expect(err).toBeInstanceOf(HostKeyError)
       expect(err.problem).toBe('unknown')
       expect(err.fingerprint).toBe(h.hostKey)
@@ -129,7 +150,10 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     })
 
     it('refuses a fingerprint that differs from the inventory', async () => {
-      const err = await Remote.connect(target(h, {hostKey: h2.hostKey}), {knownHostsPath: path.join(work, 'kh-mismatch'), acceptNew: true}).catch((e) => e)
+      const err = await Remote.connect(target(h, {hostKey: h2.hostKey}), {
+        knownHostsPath: path.join(work, 'kh-mismatch'),
+        acceptNew: true,
+      }).catch((error) => error)
       expect(err).toBeInstanceOf(HostKeyError)
       expect(err.problem).toBe('pin-mismatch')
     })
@@ -141,7 +165,24 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const out = execFileSync('ssh-keygen', ['-F', h.address, '-f', kh], {encoding: 'utf8'})
       expect(out).toContain(h.hostKeyLine.split(' ')[2])
       // And real ssh accepts our file with strict checking.
-      const ssh = execFileSync('ssh', ['-F', '/dev/null', '-i', LAB.key, '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${kh}`, '-o', 'StrictHostKeyChecking=yes', `root@${h.address}`, 'echo ok'], {encoding: 'utf8'})
+      const ssh = execFileSync(
+        'ssh',
+        [
+          '-F',
+          '/dev/null',
+          '-i',
+          LAB.key,
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          `UserKnownHostsFile=${kh}`,
+          '-o',
+          'StrictHostKeyChecking=yes',
+          `root@${h.address}`,
+          'echo ok',
+        ],
+        {encoding: 'utf8'},
+      )
       expect(ssh.trim()).toBe('ok')
     })
 
@@ -150,12 +191,15 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const otherKey = h2.hostKeyLine.split(' ').slice(1).join(' ')
       writeFileSync(kh, `# kflan\n${h.address} ${otherKey}\n`)
       for (const extra of [{}, {acceptNew: true}]) {
-        const err = await Remote.connect(target(h, {hostKey: h.hostKey}), {knownHostsPath: kh, ...extra}).catch((e) => e)
+        const err = await Remote.connect(target(h, {hostKey: h.hostKey}), {knownHostsPath: kh, ...extra}).catch(
+          (error) => error,
+        )
         expect(err).toBeInstanceOf(HostKeyError)
         expect(err.problem).toBe('changed')
         expect(err.message).toContain('HOST KEY CHANGED')
         expect(err.hint).toContain(`remove line 2 from ${kh}`)
       }
+
       expect(readFileSync(kh, 'utf8')).toBe(`# kflan\n${h.address} ${otherKey}\n`)
     })
   })
@@ -164,7 +208,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     it('exec returns code and output; run throws RemoteCommandError', async () => {
       const r = await root.exec('echo out; echo err >&2; exit 3')
       expect(r).toMatchObject({code: 3, stdout: 'out\n', stderr: 'err\n'})
-      const err = await root.run('echo boom >&2; exit 7').catch((e) => e)
+      const err = await root.run('echo boom >&2; exit 7').catch((error) => error)
       expect(err).toBeInstanceOf(RemoteCommandError)
       expect(err).toMatchObject({host: h.name, code: 7, stderr: 'boom\n'})
       expect(err.message).toBe(`${h.name}: \`echo boom >&2; exit 7\` exited 7: boom`)
@@ -192,9 +236,13 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     it('logs every command with code and duration, secrets redacted', async () => {
       const secret = `tok-${randomBytes(8).toString('hex')}`
       await root.run(`echo ${secret} >/dev/null; echo visible-${secret}`, {secrets: [secret]})
-      const e = memLog.entries.filter((x) => x.entry.kind === 'exec').at(-1)!
+      const e = memLog.entries.findLast((x) => x.entry.kind === 'exec')!
       expect(e.host).toBe(h.name)
-      expect(e.entry).toMatchObject({code: 0, command: 'echo *** >/dev/null; echo visible-***', stdout: 'visible-***\n'})
+      expect(e.entry).toMatchObject({
+        code: 0,
+        command: 'echo *** >/dev/null; echo visible-***',
+        stdout: 'visible-***\n',
+      })
       expect(e.entry.durationMs).toBeGreaterThan(0)
       expect(readFileSync(logFile, 'utf8')).not.toContain(secret)
     })
@@ -211,7 +259,9 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       expect(await writeFile(root, {path: f, content: 'a=1\n', mode: 0o640, owner: 'root:root'}, o)).toBe('unchanged')
       expect(await writeFile(root, {path: f, content: 'a=1\n', mode: 0o600}, o)).toBe('updated')
       expect(await writeFile(root, {path: f, content: 'a=2\n', mode: 0o600}, o)).toBe('updated')
-      expect((await sshExec(h, `stat -c %a ${f}; cat ${f}; ls -A ${BASE}/etc; cat ${STATE}/managed`)).stdout).toBe(`600\na=2\napp.conf\n${f}\n`)
+      expect((await sshExec(h, `stat -c %a ${f}; cat ${f}; ls -A ${BASE}/etc; cat ${STATE}/managed`)).stdout).toBe(
+        `600\na=2\napp.conf\n${f}\n`,
+      )
     })
 
     it('backs up a pre-existing file kflan did not create', async () => {
@@ -226,7 +276,8 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const f = `${BASE}/etc/app.conf`
       const key = `${BASE}/etc/server-key.pem`
       await writeFile(root, {path: key, content: 'KEY-1\n', mode: 0o600}, {stateDir: STATE})
-      const sums = () => sshExec(h, `sha256sum ${f} ${key}; ls -A ${BASE}/etc | sort; stat -c %a ${f} ${key}`).then((r) => r.stdout)
+      const sums = () =>
+        sshExec(h, `sha256sum ${f} ${key}; ls -A ${BASE}/etc | sort; stat -c %a ${f} ${key}`).then((r) => r.stdout)
       const before = await sums()
       const res = await writeFiles(
         root,
@@ -261,11 +312,20 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
           speeds[method].push(r.mbPerSec!)
         }
       }
-      const fmt = (xs: number[]) => `median ${median(xs).toFixed(0)} MB/s (runs: ${xs.map((x) => x.toFixed(0)).join(', ')})`
-      report.push(`upload throughput, 48 MiB random, root, lab bridge, after a warm-up:\n  cat over exec stdin: ${fmt(speeds.cat)}\n  SFTP fastPut (64 × 32 KiB in flight): ${fmt(speeds.sftp)}`)
+
+      const fmt = (xs: number[]) =>
+        `median ${median(xs).toFixed(0)} MB/s (runs: ${xs.map((x) => x.toFixed(0)).join(', ')})`
+      report.push(
+        `upload throughput, 48 MiB random, root, lab bridge, after a warm-up:\n  cat over exec stdin: ${fmt(speeds.cat)}\n  SFTP fastPut (64 × 32 KiB in flight): ${fmt(speeds.sftp)}`,
+      )
       const sum = (await sshExec(h, `sha256sum ${BASE}/upload-cat.bin ${BASE}/upload-sftp.bin`)).stdout
       const local = execFileSync('sha256sum', [big], {encoding: 'utf8'}).slice(0, 64)
-      expect(sum.split('\n').filter(Boolean).map((l) => l.slice(0, 64))).toEqual([local, local])
+      expect(
+        sum
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.slice(0, 64)),
+      ).toEqual([local, local])
       const t0 = performance.now()
       const skip = await uploadFile(root, big, `${BASE}/upload-cat.bin`, {mode: 0o600})
       expect(skip.result).toBe('unchanged')
@@ -287,7 +347,9 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const t1 = performance.now()
       const b = await installFromTarball(root, tarball, members, {stateDir: STATE})
       expect(b.results.map((r) => r.result)).toEqual(['unchanged', 'unchanged'])
-      report.push(`etcd bundle install: ${first.toFixed(0)} ms first (upload ${(statSync(tarball).size / 1e6).toFixed(0)} MB + extract, etcd ${version}), ${(performance.now() - t1).toFixed(0)} ms converged`)
+      report.push(
+        `etcd bundle install: ${first.toFixed(0)} ms first (upload ${(statSync(tarball).size / 1e6).toFixed(0)} MB + extract, etcd ${version}), ${(performance.now() - t1).toFixed(0)} ms converged`,
+      )
     })
   })
 
@@ -305,9 +367,14 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       expect(f.hostname).toBe(h.name)
       expect(f.arch).toBe('x86_64')
       expect(Math.abs(f.clock.skewMs)).toBeLessThan(1000)
-      report.push(`facts: ${f.gatherMs.toFixed(0)} ms (one round trip); clock skew ${f.clock.skewMs} ± ${f.clock.uncertaintyMs} ms`)
+      report.push(
+        `facts: ${f.gatherMs.toFixed(0)} ms (one round trip); clock skew ${f.clock.skewMs} ± ${f.clock.uncertaintyMs} ms`,
+      )
       if (process.env.KFLAN_CAPTURE_FACTS) {
-        writeFileSync(process.env.KFLAN_CAPTURE_FACTS, (await root.run('sh -s', {stdin: factsScript({etcdDataDir: '/var/lib/etcd'})})).stdout)
+        writeFileSync(
+          process.env.KFLAN_CAPTURE_FACTS,
+          (await root.run('sh -s', {stdin: factsScript({etcdDataDir: '/var/lib/etcd'})})).stdout,
+        )
       }
     })
   })
@@ -318,7 +385,10 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const route = execFileSync('ip', ['route', 'get', UNUSED_ADDRESS], {encoding: 'utf8'})
       if (!new RegExp(`dev kflanlab${LAB_ID} `).test(route)) ctx.skip()
       const t0 = Date.now()
-      const err = await Remote.connect({...target(h), name: 'ghost', address: UNUSED_ADDRESS}, opts({connectTimeoutMs: 2000})).catch((e) => e)
+      const err = await Remote.connect(
+        {...target(h), name: 'ghost', address: UNUSED_ADDRESS},
+        opts({connectTimeoutMs: 2000}),
+      ).catch((error) => error)
       expect(err).toBeInstanceOf(UnreachableHostError)
       expect(err.message.startsWith(`ghost: cannot reach ${UNUSED_ADDRESS}:22`)).toBe(true)
       expect(err.hint).toContain(`ssh -p 22 root@${UNUSED_ADDRESS}`)
@@ -328,7 +398,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
 
     it('a closed port gives UnreachableHostError at once', async () => {
       const t0 = Date.now()
-      const err = await Remote.connect(target(h, {port: 2}), opts()).catch((e) => e)
+      const err = await Remote.connect(target(h, {port: 2}), opts()).catch((error) => error)
       expect(err).toBeInstanceOf(UnreachableHostError)
       expect(err.reason).toBe('ECONNREFUSED')
       expect(err.message).toContain('connection refused')
@@ -342,9 +412,14 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(out)?.[1])
       try {
         execFileSync('ssh-add', ['-q', LAB.key], {env: {...process.env, SSH_AUTH_SOCK: sock}, stdio: 'ignore'})
-        const r = await connect(target(h, {identityFile: undefined, useAgent: true, hostKey: h.hostKey}), {agentSocket: sock})
+        const r = await connect(target(h, {identityFile: undefined, useAgent: true, hostKey: h.hostKey}), {
+          agentSocket: sock,
+        })
         expect((await r.run('id -u')).stdout.trim()).toBe('0')
-        const err = await Remote.connect(target(h, {identityFile: undefined, useAgent: true, hostKey: h.hostKey}), opts({agentSocket: ''})).catch((e) => e)
+        const err = await Remote.connect(
+          target(h, {identityFile: undefined, useAgent: true, hostKey: h.hostKey}),
+          opts({agentSocket: ''}),
+        ).catch((error) => error)
         expect(err).toBeInstanceOf(AuthError)
       } finally {
         if (pid) process.kill(pid)
@@ -354,7 +429,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     it('a wrong key gives AuthError', async () => {
       const k = path.join(work, 'wrong_key')
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', k])
-      const err = await Remote.connect(target(h, {identityFile: k, hostKey: h.hostKey}), opts()).catch((e) => e)
+      const err = await Remote.connect(target(h, {identityFile: k, hostKey: h.hostKey}), opts()).catch((error) => error)
       expect(err).toBeInstanceOf(AuthError)
       expect(err.hint).toContain('authorized_keys')
     })
@@ -362,11 +437,17 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
     it('connectAll reports per host and never throws for one bad host', async () => {
       const t0 = performance.now()
       const res = await connectAll(
-        [target(h, {hostKey: h.hostKey}), target(h2, {hostKey: h2.hostKey}), {...target(h), name: 'ghost', address: UNUSED_ADDRESS}],
+        [
+          target(h, {hostKey: h.hostKey}),
+          target(h2, {hostKey: h2.hostKey}),
+          {...target(h), name: 'ghost', address: UNUSED_ADDRESS},
+        ],
         opts({connectTimeoutMs: 2000}),
       )
       opened.push(...res.remotes)
-      expect(res.results.map((r) => (r.remote ? 'ok' : r.error?.name))).toEqual(['Remote', 'Remote', 'UnreachableHostError'].map((x) => (x === 'Remote' ? 'ok' : x)))
+      expect(res.results.map((r) => (r.remote ? 'ok' : r.error?.name))).toEqual(
+        ['Remote', 'Remote', 'UnreachableHostError'].map((x) => (x === 'Remote' ? 'ok' : x)),
+      )
       expect(res.failures[0].target.name).toBe('ghost')
       // One bad host costs its 2 s connect timeout, not a hang.
       expect(performance.now() - t0).toBeLessThan(30_000)
@@ -378,13 +459,19 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       const bastion = {address: h.address, port: 22, user: 'root', identityFile: LAB.key, hostKey: h.hostKey}
       const r = await connect(target(h2, {hostKey: h2.hostKey, bastion}))
       expect((await r.run('hostname')).stdout.trim()).toBe(h2.name)
-      const err = await Remote.connect(target(h2, {hostKey: h.hostKey, bastion}), opts()).catch((e) => e)
+      const err = await Remote.connect(target(h2, {hostKey: h.hostKey, bastion}), opts()).catch((error) => error)
       expect(err).toBeInstanceOf(HostKeyError)
-      const un = await Remote.connect({...target(h), name: 'ghost', address: UNUSED_ADDRESS, bastion}, opts({connectTimeoutMs: 2000})).catch((e) => e)
+      const un = await Remote.connect(
+        {...target(h), name: 'ghost', address: UNUSED_ADDRESS, bastion},
+        opts({connectTimeoutMs: 2000}),
+      ).catch((error) => error)
       expect(un).toBeInstanceOf(UnreachableHostError)
       // Two hosts behind a dead bastion: one bastion attempt, each host told once.
       const deadBastion = {...bastion, address: UNUSED_ADDRESS}
-      const all = await connectAll([target(h, {bastion: deadBastion}), target(h2, {bastion: deadBastion})], opts({connectTimeoutMs: 2000}))
+      const all = await connectAll(
+        [target(h, {bastion: deadBastion}), target(h2, {bastion: deadBastion})],
+        opts({connectTimeoutMs: 2000}),
+      )
       expect(all.failures.map((f) => f.error.message)).toEqual([
         `${h.name}: via bastion: bastion ${UNUSED_ADDRESS}: cannot reach ${UNUSED_ADDRESS}:22: no SSH answer within 2s`,
         `${h2.name}: via bastion: bastion ${UNUSED_ADDRESS}: cannot reach ${UNUSED_ADDRESS}:22: no SSH answer within 2s`,
@@ -403,8 +490,10 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
         console.warn('no sudo on the lab host and none could be installed: skipping the non-root sudo tests')
         return
       }
+
       const pub = readFileSync(`${LAB.key}.pub`, 'utf8').trim()
-      const mk = (u: string) => `id ${u} >/dev/null 2>&1 || useradd -m -s /bin/bash ${u}; mkdir -p /home/${u}/.ssh; printf '%s\\n' '${pub}' > /home/${u}/.ssh/authorized_keys; chown -R ${u}: /home/${u}/.ssh; chmod 700 /home/${u}/.ssh`
+      const mk = (u: string) =>
+        `id ${u} >/dev/null 2>&1 || useradd -m -s /bin/bash ${u}; mkdir -p /home/${u}/.ssh; printf '%s\\n' '${pub}' > /home/${u}/.ssh/authorized_keys; chown -R ${u}: /home/${u}/.ssh; chmod 700 /home/${u}/.ssh`
       await root.run(
         [
           mk(USER_NOPW),
@@ -425,7 +514,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       passwordLogin = reload.code === 0
       // sshd re-executes itself on reload: wait until it accepts connections again.
       await root.run('for i in $(seq 1 50); do ss -Hltn "sport = :22" | grep -q . && exit 0; sleep 0.1; done; exit 1')
-      await new Promise((r) => setTimeout(r, 300))
+      await sleep(300)
     })
 
     /**
@@ -436,25 +525,38 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       try {
         const debs = path.join(tmpdir(), 'kflan-e2e-debs')
         execFileSync('mkdir', ['-p', debs])
-        const have = () => execFileSync('sh', ['-c', `ls ${debs}/sudo_*.deb 2>/dev/null | head -n1`], {encoding: 'utf8'}).trim()
-        if (!have()) execFileSync('sh', ['-c', `cd ${debs} && apt-get download sudo`], {stdio: 'ignore', timeout: 120_000})
+        const have = () =>
+          execFileSync('sh', ['-c', `ls ${debs}/sudo_*.deb 2>/dev/null | head -n1`], {encoding: 'utf8'}).trim()
+        if (!have())
+          execFileSync('sh', ['-c', `cd ${debs} && apt-get download sudo`], {stdio: 'ignore', timeout: 120_000})
         const deb = have()
         if (!deb) return false
         await uploadFile(root, deb, `${BASE}/sudo.deb`)
         await root.run(`dpkg -i ${BASE}/sudo.deb`, {timeoutMs: 60_000})
         return (await root.exec('command -v sudo')).code === 0
-      } catch (err) {
-        console.warn(`could not install sudo on ${h.name}: ${(err as Error).message}`)
+      } catch (error) {
+        console.warn(`could not install sudo on ${h.name}: ${(error as Error).message}`)
         return false
       }
     }
 
     it('password login (no key) and sudo with the same password', async (ctx) => {
       if (!hasSudo || !passwordLogin) ctx.skip()
-      const r = await connect({name: h.name, address: h.address, port: 22, user: USER_PW, password: SUDO_PW, sudoPassword: SUDO_PW, hostKey: h.hostKey})
+      const r = await connect({
+        name: h.name,
+        address: h.address,
+        port: 22,
+        user: USER_PW,
+        password: SUDO_PW,
+        sudoPassword: SUDO_PW,
+        hostKey: h.hostKey,
+      })
       expect(r.mode).toBe('sudo-password')
       expect((await r.run('id -u')).stdout.trim()).toBe('0')
-      const bad = await Remote.connect({name: h.name, address: h.address, port: 22, user: USER_PW, password: 'not-the-password', hostKey: h.hostKey}, opts()).catch((e) => e)
+      const bad = await Remote.connect(
+        {name: h.name, address: h.address, port: 22, user: USER_PW, password: 'not-the-password', hostKey: h.hostKey},
+        opts(),
+      ).catch((error) => error)
       expect(bad).toBeInstanceOf(AuthError)
       expect(bad.message).toContain('tried: password')
     })
@@ -465,7 +567,9 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       expect(r.mode).toBe('sudo')
       expect((await r.run('id -u')).stdout.trim()).toBe('0')
       expect((await r.run('id -un', {sudo: false})).stdout.trim()).toBe(USER_NOPW)
-      expect(await writeFile(r, {path: `${BASE}/sudo/nopw.conf`, content: 'x\n', mode: 0o600}, {stateDir: STATE})).toBe('created')
+      expect(await writeFile(r, {path: `${BASE}/sudo/nopw.conf`, content: 'x\n', mode: 0o600}, {stateDir: STATE})).toBe(
+        'created',
+      )
       expect((await sshExec(h, `stat -c '%U %a' ${BASE}/sudo/nopw.conf`)).stdout.trim()).toBe('root 600')
       // A sudo password given anyway is not needed, so never sent.
       const r2 = await connect(target(h, {user: USER_NOPW, sudoPassword: 'unused-password', hostKey: h.hostKey}))
@@ -481,7 +585,10 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       for (let i = 0; i < 2; i++) {
         expect((await r.run('cat', {stdin: 'payload\n'})).stdout).toBe('payload\n')
       }
-      expect(await writeFile(r, {path: `${BASE}/sudo/pw.conf`, content: 'exact content\n', mode: 0o644}, {stateDir: STATE})).toBe('created')
+
+      expect(
+        await writeFile(r, {path: `${BASE}/sudo/pw.conf`, content: 'exact content\n', mode: 0o644}, {stateDir: STATE}),
+      ).toBe('created')
       expect((await sshExec(h, `cat ${BASE}/sudo/pw.conf`)).stdout).toBe('exact content\n')
       const blob = path.join(work, 'sudo-blob.bin')
       writeFileSync(blob, randomBytes(3 << 20))
@@ -490,17 +597,21 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
         expect(up.result).toBe('uploaded')
         expect((await sshExec(h, `stat -c '%U %a' ${BASE}/sudo/blob-${method}.bin`)).stdout.trim()).toBe('root 644')
       }
+
       expect(readFileSync(logFile, 'utf8')).not.toContain(SUDO_PW)
       expect(JSON.stringify(memLog.entries)).not.toContain(SUDO_PW)
     })
 
     it('a wrong sudo password or no sudo rights give AuthError with a hint', async (ctx) => {
       if (!hasSudo) ctx.skip()
-      const err = await Remote.connect(target(h, {user: USER_PW, sudoPassword: 'wrong-password', hostKey: h.hostKey}), opts()).catch((e) => e)
+      const err = await Remote.connect(
+        target(h, {user: USER_PW, sudoPassword: 'wrong-password', hostKey: h.hostKey}),
+        opts(),
+      ).catch((error) => error)
       expect(err).toBeInstanceOf(AuthError)
       expect(err.message).toMatch(/rejected the password/)
       const r = await connect(target(h, {user: USER_NOSUDO, hostKey: h.hostKey}))
-      const e2 = await r.run('id -u').catch((e) => e)
+      const e2 = await r.run('id -u').catch((error) => error)
       expect(e2).toBeInstanceOf(AuthError)
       expect(e2.hint).toMatch(/NOPASSWD|sudoers/)
     })
@@ -508,7 +619,11 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
 
   describe('a converged re-run', () => {
     it('connect + facts + compare 12 files on every lab host changes nothing (speed: bench/remote.ts)', async () => {
-      const specs = Array.from({length: 12}, (_, i) => ({path: `${BASE}/conv/f${i}.conf`, content: `file ${i}\n`, mode: 0o644}))
+      const specs = Array.from({length: 12}, (_, i) => ({
+        path: `${BASE}/conv/f${i}.conf`,
+        content: `file ${i}\n`,
+        mode: 0o644,
+      }))
       const targets = hosts.slice(0, 5).map((x) => target(x, {hostKey: x.hostKey}))
       const first = await connectAll(targets, opts())
       expect(first.failures).toEqual([])

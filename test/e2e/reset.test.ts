@@ -6,11 +6,14 @@
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {LAB, labDown, labUp, requireLab, run, sshExec, type LabHost, type RunResult} from './lab-helpers.js'
+
+import {LAB, labDown, type LabHost, labUp, requireLab, run, type RunResult, sshExec} from './lab-helpers.js'
 
 const KFLAN = join(LAB.repo, 'bin/run.js')
-const ETCDCTL = 'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
+const ETCDCTL =
+  'ETCDCTL_API=3 /opt/etcd/bin/etcdctl --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem'
 const LEASES = '/coreos.com/network/subnets/'
 
 /** `kflan ARGS` with stdin a pipe (not a terminal); never throws. */
@@ -31,11 +34,14 @@ function endpoints(masters: LabHost[]): string {
 
 /** Leases in etcd as `subnet PublicIP`. */
 async function leases(masters: LabHost[]): Promise<string[]> {
-  const out = (await sshExec(masters[0].name, `${ETCDCTL} --endpoints=${endpoints(masters)} get ${LEASES} --prefix`)).stdout.trim()
+  const out = (
+    await sshExec(masters[0].name, `${ETCDCTL} --endpoints=${endpoints(masters)} get ${LEASES} --prefix`)
+  ).stdout.trim()
   if (!out) return []
   const lines = out.split('\n')
   const got: string[] = []
-  for (let i = 0; i + 1 < lines.length; i += 2) got.push(`${lines[i].slice(LEASES.length)} ${JSON.parse(lines[i + 1]).PublicIP}`)
+  for (let i = 0; i + 1 < lines.length; i += 2)
+    got.push(`${lines[i].slice(LEASES.length)} ${JSON.parse(lines[i + 1]).PublicIP}`)
   return got.sort()
 }
 
@@ -43,7 +49,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await new Promise((r) => setTimeout(r, 300))
+    await sleep(300)
   }
 }
 
@@ -56,9 +62,9 @@ const LEFTOVERS = [
   'ps -eo comm,args | grep -E "^etcd |/opt/flannel/bin/flanneld" | grep -v grep',
   'ls -d /etc/systemd/system/docker.service.d /etc/systemd/system/etcd.service /etc/systemd/system/flanneld.service /opt/etcd /opt/flannel /run/flannel /var/lib/kflan /etc/sysctl.d/99-kflan.conf /etc/modules-load.d/kflan.conf /run/systemd/system/docker.service.d 2>/dev/null',
   'ip -o link show flannel.1 2>/dev/null',
-  'iptables -S | grep -E "FLANNEL|10\\.244\\."',
-  'iptables -t nat -S | grep -E "FLANNEL|10\\.244\\."',
-  'ip route | grep "10\\.244\\."',
+  String.raw`iptables -S | grep -E "FLANNEL|10\.244\."`,
+  String.raw`iptables -t nat -S | grep -E "FLANNEL|10\.244\."`,
+  String.raw`ip route | grep "10\.244\."`,
 ].join('; ')
 
 describe.skipIf(!requireLab())('kflan reset', () => {
@@ -126,10 +132,16 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     expect(Buffer.from(await hostsFile(n2.name), 'base64').toString()).toBe(kept)
     pristine.set(n2.name, Buffer.from(kept).toString('base64')) // what the next init backs up
     // The others are untouched.
-    expect((await sshExec(n1.name, 'systemctl is-active flanneld docker')).stdout.trim().split('\n')).toEqual(['active', 'active'])
+    expect((await sshExec(n1.name, 'systemctl is-active flanneld docker')).stdout.trim().split('\n')).toEqual([
+      'active',
+      'active',
+    ])
     for (const m of masters) expect((await sshExec(m.name, 'systemctl is-active etcd')).stdout.trim()).toBe('active')
     // n1 drops its route to n2's old subnet once the lease is gone (flanneld watches the leases).
-    await waitUntil(`${n1.name} drops the route to ${n2.name}`, async () => (await sshExec(n1.name, 'ip route | grep -c "dev flannel.1"', {check: false})).stdout.trim() === '0')
+    await waitUntil(
+      `${n1.name} drops the route to ${n2.name}`,
+      async () => (await sshExec(n1.name, 'ip route | grep -c "dev flannel.1"', {check: false})).stdout.trim() === '0',
+    )
     const again = await timed('init after reset --host lab-n2', ['init', ...inv()])
     expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0)
     expect((await leases(masters)).length).toBe(2)
@@ -147,7 +159,9 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     // Another member alone would break quorum: refused, nothing changed.
     const refused = await kflan(['reset', ...inv(), '--host', others[1].name, '--yes'])
     expect(refused.code).toBe(1)
-    expect(refused.stderr).toMatch(/refusing to reset lab-m2 alone: stopping lab-m2 leaves 1 of 3 members up; etcd needs 2 for quorum/)
+    expect(refused.stderr).toMatch(
+      /refusing to reset lab-m2 alone: stopping lab-m2 leaves 1 of 3 members up; etcd needs 2 for quorum/,
+    )
     expect((await sshExec(others[1].name, 'systemctl is-active etcd')).stdout.trim()).toBe('active')
     const again = await timed('init after reset --host lab-m3', ['init', ...inv()])
     expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0)
@@ -158,9 +172,15 @@ describe.skipIf(!requireLab())('kflan reset', () => {
     const before = await leases(masters)
     expect(before.length).toBe(2)
     // Watch the lease keys from lab-m1 for the whole reset: deletions must come while etcd runs.
-    const rev = /"revision":(\d+)/.exec((await sshExec(m1.name, `${ETCDCTL} --endpoints=${endpoints(masters)} get /coreos.com/network/config -w json`)).stdout)![1]
-    await sshExec(m1.name, `cp -r /opt/etcd/ssl /tmp/watch-ssl && cp /opt/etcd/bin/etcdctl /tmp/watch-etcdctl && (setsid nohup env ETCDCTL_API=3 /tmp/watch-etcdctl --cacert=/tmp/watch-ssl/ca.pem --cert=/tmp/watch-ssl/server.pem --key=/tmp/watch-ssl/server-key.pem --endpoints=${endpoints(masters)} watch --prefix ${LEASES} --rev=${Number(rev) + 1} > /tmp/lease-watch.out 2>/dev/null < /dev/null &)`)
-    await new Promise((r) => setTimeout(r, 1500))
+    const rev = /"revision":(\d+)/.exec(
+      (await sshExec(m1.name, `${ETCDCTL} --endpoints=${endpoints(masters)} get /coreos.com/network/config -w json`))
+        .stdout,
+    )![1]
+    await sshExec(
+      m1.name,
+      `cp -r /opt/etcd/ssl /tmp/watch-ssl && cp /opt/etcd/bin/etcdctl /tmp/watch-etcdctl && (setsid nohup env ETCDCTL_API=3 /tmp/watch-etcdctl --cacert=/tmp/watch-ssl/ca.pem --cert=/tmp/watch-ssl/server.pem --key=/tmp/watch-ssl/server-key.pem --endpoints=${endpoints(masters)} watch --prefix ${LEASES} --rev=${Number(rev) + 1} > /tmp/lease-watch.out 2>/dev/null < /dev/null &)`,
+    )
+    await sleep(1500)
 
     const r = await timed('reset (full)', ['reset', ...inv(), '--yes'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
@@ -175,12 +195,19 @@ describe.skipIf(!requireLab())('kflan reset', () => {
       expect(inFlannel(await docker0(h.name)), `${h.name} docker0 ${await docker0(h.name)}`).toBe(false)
       expect((await sshExec(h.name, 'systemctl show docker -p DropInPaths --value')).stdout.trim()).toBe('')
     }
+
     // Without --purge-data the members keep their data.
-    for (const m of masters) expect((await sshExec(m.name, 'test -d /var/lib/etcd/default.etcd/member && echo kept')).stdout.trim()).toBe('kept')
+    for (const m of masters)
+      expect((await sshExec(m.name, 'test -d /var/lib/etcd/default.etcd/member && echo kept')).stdout.trim()).toBe(
+        'kept',
+      )
   })
 
   it('a second reset finds nothing to do, says so, and restarts nothing', async () => {
-    const stamp = () => Promise.all(hosts.map((h) => sshExec(h.name, 'systemctl show docker -p InvocationID --value').then((r) => r.stdout)))
+    const stamp = () =>
+      Promise.all(
+        hosts.map((h) => sshExec(h.name, 'systemctl show docker -p InvocationID --value').then((r) => r.stdout)),
+      )
     const before = await stamp()
     const r = await timed('reset (second)', ['reset', ...inv(), '--yes'])
     expect(r.code, r.stderr).toBe(0)
@@ -191,23 +218,43 @@ describe.skipIf(!requireLab())('kflan reset', () => {
   it('init after a reset that kept the data: the same etcd cluster comes back, fresh leases, and the overlay works', async () => {
     const r = await timed('init after full reset', ['init', ...inv()])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    expect((await sshExec(masters[0].name, `${ETCDCTL} --endpoints=${endpoints(masters)} get /kflan-e2e/marker --print-value-only`)).stdout.trim()).toBe('kept')
+    expect(
+      (
+        await sshExec(
+          masters[0].name,
+          `${ETCDCTL} --endpoints=${endpoints(masters)} get /kflan-e2e/marker --print-value-only`,
+        )
+      ).stdout.trim(),
+    ).toBe('kept')
     // Only the new leases: the old ones were deleted, not left to expire.
     const now = await leases(masters)
     expect(now.map((l) => l.split(' ')[1]).sort()).toEqual(nodes.map((n) => n.address).sort())
     const [a, b] = await Promise.all(nodes.map((n) => docker0(n.name)))
     expect(inFlannel(a) && inFlannel(b)).toBe(true)
-    const ping = await sshExec(nodes[0].name, `ping -c 2 -W 2 -I ${a!.split('/')[0]} ${b!.split('/')[0]}`, {check: false})
+    const ping = await sshExec(nodes[0].name, `ping -c 2 -W 2 -I ${a!.split('/')[0]} ${b!.split('/')[0]}`, {
+      check: false,
+    })
     expect(ping.code, ping.stdout).toBe(0)
   })
 
   it('reset --purge-data deletes the etcd data; init then starts a fresh cluster', async () => {
     const r = await timed('reset --purge-data', ['reset', ...inv(), '--purge-data', '--yes'])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    for (const h of hosts) expect((await sshExec(h.name, `${LEFTOVERS}; ls -d /var/lib/etcd 2>/dev/null`, {check: false})).stdout.trim(), h.name).toBe('')
+    for (const h of hosts)
+      expect(
+        (await sshExec(h.name, `${LEFTOVERS}; ls -d /var/lib/etcd 2>/dev/null`, {check: false})).stdout.trim(),
+        h.name,
+      ).toBe('')
     const again = await timed('init after reset --purge-data', ['init', ...inv()])
     expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0)
-    expect((await sshExec(masters[0].name, `${ETCDCTL} --endpoints=${endpoints(masters)} get /kflan-e2e/marker --print-value-only`)).stdout.trim()).toBe('')
+    expect(
+      (
+        await sshExec(
+          masters[0].name,
+          `${ETCDCTL} --endpoints=${endpoints(masters)} get /kflan-e2e/marker --print-value-only`,
+        )
+      ).stdout.trim(),
+    ).toBe('')
     expect((await leases(masters)).length).toBe(2)
   })
 })

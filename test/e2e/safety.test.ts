@@ -7,9 +7,11 @@ import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {LAB, labDown, labUp, requireLab, run, sshExec, type LabHost} from './lab-helpers.js'
+
 import {KFLAN, kflan, labInventory, tempStateDir} from './kflan-helpers.js'
+import {LAB, labDown, type LabHost, labUp, requireLab, run, sshExec} from './lab-helpers.js'
 
 interface Child {
   pid: number
@@ -22,7 +24,9 @@ function startKflan(args: string[]): Child {
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
   child.stderr.on('data', (d) => (stderr += d))
-  const done = new Promise<{code: number | null; signal: string | null; stdout: string; stderr: string}>((resolve) => child.on('close', (code, signal) => resolve({code, signal, stdout, stderr})))
+  const done = new Promise<{code: number | null; signal: string | null; stdout: string; stderr: string}>((resolve) => {
+    child.on('close', (code, signal) => resolve({code, signal, stdout, stderr}))
+  })
   return {pid: child.pid!, done}
 }
 
@@ -31,16 +35,21 @@ async function waitForLog(state: string, text: string, timeoutMs = 180_000): Pro
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const dir = join(state, 'logs')
-    const logs = existsSync(dir) ? readdirSync(dir).filter((f) => /^init-.*\.log$/.test(f)).sort() : []
+    const logs = existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => /^init-.*\.log$/.test(f))
+          .sort()
+      : []
     const file = logs.at(-1)
     if (file && readFileSync(join(dir, file), 'utf8').includes(text)) return join(dir, file)
     if (Date.now() > deadline) throw new Error(`no "${text}" in the init log after ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
 }
 
 /** The machine-side end of a lab host's veth (test/lab/lab.sh names it kf<lab id>-<host>). */
-const veth = (h: string) => (process.env.KFLAN_LAB_ID && process.env.KFLAN_LAB_ID !== '0' ? `kf${process.env.KFLAN_LAB_ID}-${h}` : `kfl-${h}`)
+const veth = (h: string) =>
+  process.env.KFLAN_LAB_ID && process.env.KFLAN_LAB_ID !== '0' ? `kf${process.env.KFLAN_LAB_ID}-${h}` : `kfl-${h}`
 
 const flannelTarball = () => /^flannel:\n[\s\S]*?tarball: (\S+)/m.exec(readFileSync(LAB.inventory, 'utf8'))![1]
 
@@ -64,7 +73,20 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
   it('a second run is refused while the first holds the lock; SIGINT mid-run: the upload in flight finishes, nothing new starts, changes and log are printed, exit 130', async () => {
     // A slow link to lab-n1 (the machine side of its veth, 10 Mbit/s) keeps its binaries upload
     // in flight for seconds: the signal lands while a remote command runs.
-    await run('tc', ['qdisc', 'add', 'dev', veth('lab-n1'), 'root', 'tbf', 'rate', '10mbit', 'burst', '32kbit', 'latency', '400ms'])
+    await run('tc', [
+      'qdisc',
+      'add',
+      'dev',
+      veth('lab-n1'),
+      'root',
+      'tbf',
+      'rate',
+      '10mbit',
+      'burst',
+      '32kbit',
+      'latency',
+      '400ms',
+    ])
     let r
     let second
     let pid = 0
@@ -79,19 +101,28 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
     } finally {
       await run('tc', ['qdisc', 'del', 'dev', veth('lab-n1'), 'root'], {check: false})
     }
+
     // The second run, started while the first held the lock, was refused and named the holder.
     expect(second!.code).toBe(1)
-    expect(second!.stderr).toContain(`another kflan run holds the state directory ${state}: PID ${pid} on ${hostname()} (\`kflan init -i ${inventory} --state-dir ${state}\``)
+    expect(second!.stderr).toContain(
+      `another kflan run holds the state directory ${state}: PID ${pid} on ${hostname()} (\`kflan init -i ${inventory} --state-dir ${state}\``,
+    )
     expect(r!.code, `${r!.stdout}\n${r!.stderr}`).toBe(130)
     expect(r.stderr).toContain('SIGINT received: finishing the commands in flight, starting nothing new')
     expect(r.stderr).toMatch(/interrupted by SIGINT/)
     expect(r.stderr).toContain(`log: ${log}`)
     // What was done is reported (every change, then the run's summary): preflight's host
     // preparation and the binaries that finished.
-    expect(r.stderr).toMatch(/lab-n1: changed \d+[\s\S]*\/opt\/flannel\/bin\/flanneld[\s\S]*init: INTERRUPTED \(SIGINT\) after [\d.]+ s\. 2 hosts: 2 changed/)
+    expect(r.stderr).toMatch(
+      /lab-n1: changed \d+[\s\S]*\/opt\/flannel\/bin\/flanneld[\s\S]*init: INTERRUPTED \(SIGINT\) after [\d.]+ s\. 2 hosts: 2 changed/,
+    )
     // The upload in flight was let finish: flanneld is whole (same sha256 as in the tarball).
-    const inTarball = spawnSync('sh', ['-c', `tar -xzOf ${flannelTarball()} flanneld | sha256sum | cut -c1-64`], {encoding: 'utf8'}).stdout.trim()
-    expect((await sshExec('lab-n1', 'sha256sum < /opt/flannel/bin/flanneld | cut -c1-64')).stdout.trim()).toBe(inTarball)
+    const inTarball = spawnSync('sh', ['-c', `tar -xzOf ${flannelTarball()} flanneld | sha256sum | cut -c1-64`], {
+      encoding: 'utf8',
+    }).stdout.trim()
+    expect((await sshExec('lab-n1', 'sha256sum < /opt/flannel/bin/flanneld | cut -c1-64')).stdout.trim()).toBe(
+      inTarball,
+    )
     // ... and the phase after it (certificates) never started, on any host.
     expect(await exists('lab-m1', '/opt/etcd/ssl/server.pem')).toBe(false)
     expect(await exists('lab-n1', '/opt/flannel/ssl/flanneld.pem')).toBe(false)
@@ -114,11 +145,23 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
   })
 
   it('a re-run converges, taking over a stale lock; the next one changes nothing', async () => {
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {encoding: 'utf8'}).stdout
-    writeFileSync(join(state, 'lock'), JSON.stringify({pid: Number(dead), host: hostname(), command: 'kflan init (crashed)', started: '2026-12-01T00:00:00Z'}))
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout
+    writeFileSync(
+      join(state, 'lock'),
+      JSON.stringify({
+        pid: Number(dead),
+        host: hostname(),
+        command: 'kflan init (crashed)',
+        started: '2026-12-01T00:00:00Z',
+      }),
+    )
     const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    expect(r.stderr).toContain(`took over the stale lock ${join(state, 'lock')} of PID ${dead} on ${hostname()} (\`kflan init (crashed)\``)
+    expect(r.stderr).toContain(
+      `took over the stale lock ${join(state, 'lock')} of PID ${dead} on ${hostname()} (\`kflan init (crashed)\``,
+    )
     expect((await sshExec('lab-n1', 'cat /run/flannel/subnet.env')).stdout).toMatch(/FLANNEL_SUBNET=10\.244\./)
     const again = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(again.code, again.stderr).toBe(0)
@@ -128,15 +171,23 @@ describe.skipIf(!requireLab())('interrupts, the state lock and etcd journal exce
   it('etcd that cannot write its data dir: the error quotes its journal (no space left on device)', async () => {
     const dataDir = '/var/lib/etcd/default.etcd'
     // A full disk under the member's data dir, with etcd stopped: its next start fails.
-    await sshExec('lab-m1', `systemctl stop etcd && mkdir -p /root/etcd-data && cp -a ${dataDir}/. /root/etcd-data/ && rm -rf ${dataDir}/* && mount -t tmpfs -o size=64k tmpfs ${dataDir} && (dd if=/dev/zero of=${dataDir}/fill bs=4k 2>/dev/null; true)`)
+    await sshExec(
+      'lab-m1',
+      `systemctl stop etcd && mkdir -p /root/etcd-data && cp -a ${dataDir}/. /root/etcd-data/ && rm -rf ${dataDir}/* && mount -t tmpfs -o size=64k tmpfs ${dataDir} && (dd if=/dev/zero of=${dataDir}/fill bs=4k 2>/dev/null; true)`,
+    )
     try {
       const r = await kflan(['init', '-i', inventory, '--state-dir', state])
       expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(1)
       expect(r.stderr).toMatch(/etcd is not healthy after 60s: lab-m1/)
       expect(r.stderr).toMatch(/lab-m1 journalctl -u etcd \(last lines\):\n[\s\S]*no space left on device/)
     } finally {
-      await sshExec('lab-m1', `systemctl stop etcd; umount ${dataDir}; cp -a /root/etcd-data/. ${dataDir}/ && systemctl start etcd`, {check: false})
+      await sshExec(
+        'lab-m1',
+        `systemctl stop etcd; umount ${dataDir}; cp -a /root/etcd-data/. ${dataDir}/ && systemctl start etcd`,
+        {check: false},
+      )
     }
+
     const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
   })

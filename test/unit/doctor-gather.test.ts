@@ -9,8 +9,19 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {parseEtcdJson, parseGetJson, etcdctlError, specificError} from '../../src/doctor/etcd.js'
-import {doctorScript, etcdSetting, followUpScript, keysScript, parseDoctorOutput, parseFirewalld, parsePingOutput, parseRoutes, parseVxlan, pingScript} from '../../src/doctor/gather.js'
+import {etcdctlError, parseEtcdJson, parseGetJson, specificError} from '../../src/doctor/etcd.js'
+import {
+  doctorScript,
+  etcdSetting,
+  followUpScript,
+  keysScript,
+  parseDoctorOutput,
+  parseFirewalld,
+  parsePingOutput,
+  parseRoutes,
+  parseVxlan,
+  pingScript,
+} from '../../src/doctor/gather.js'
 import {readV2, readV3} from '../../src/doctor/network.js'
 import {clusterFrom} from './helpers.js'
 
@@ -34,7 +45,8 @@ const n1 = c.hosts[3]
 const work = mkdtempSync(join(tmpdir(), 'kflan-doctor-gather-'))
 afterAll(() => rmSync(work, {recursive: true, force: true}))
 
-const sh = (script: string, env: NodeJS.ProcessEnv = {}) => execFileSync('sh', ['-c', script], {encoding: 'utf8', env: {...process.env, ...env}})
+const sh = (script: string, env: NodeJS.ProcessEnv = {}) =>
+  execFileSync('sh', ['-c', script], {encoding: 'utf8', env: {...process.env, ...env}})
 
 // Captured from lab-n1 (certificates shortened, JSON trimmed to the fields read).
 const N1_OUT = `
@@ -236,7 +248,14 @@ public (active)
 
 describe('doctor scripts', () => {
   it('are valid sh for every role, with and without the cluster reads', () => {
-    for (const script of [doctorScript(c, m1, {reads: true}), doctorScript(c, m1), doctorScript(c, n1), followUpScript(c, {members: [c.hosts[1]], reads: true}), keysScript(['/a b/k.pem']), pingScript('10.244.64.1', [{address: '10.244.5.1'}])]) {
+    for (const script of [
+      doctorScript(c, m1, {reads: true}),
+      doctorScript(c, m1),
+      doctorScript(c, n1),
+      followUpScript(c, {members: [c.hosts[1]], reads: true}),
+      keysScript(['/a b/k.pem']),
+      pingScript('10.244.64.1', [{address: '10.244.5.1'}]),
+    ]) {
       const f = join(work, 'script.sh')
       writeFileSync(f, script)
       expect(() => execFileSync('sh', ['-n', f])).not.toThrow()
@@ -247,19 +266,29 @@ describe('doctor scripts', () => {
     const s = doctorScript(c, m1, {reads: true})
     expect(s.match(/systemctl show/g)).toHaveLength(1)
     expect(s).toMatch(/^j eh-0 'ETCDCTL_API=3 .*--endpoints=https:\/\/10\.211\.2\.11:2379 .*endpoint health -w json/m)
-    expect(s).toMatch(/^j keys3 '.*--endpoints=https:\/\/10\.211\.2\.11:2379,https:\/\/10\.211\.2\.12:2379,https:\/\/10\.211\.2\.13:2379 .*get \/coreos\.com\/network\/ --prefix -w json --consistency=s/m)
+    expect(s).toMatch(
+      /^j keys3 '.*--endpoints=https:\/\/10\.211\.2\.11:2379,https:\/\/10\.211\.2\.12:2379,https:\/\/10\.211\.2\.13:2379 .*get \/coreos\.com\/network\/ --prefix -w json --consistency=s/m,
+    )
     // v2 is asked per member (only members with --enable-v2 answer), without the client's cluster sync.
-    expect(s).toMatch(/^j cfg2-2 'ETCDCTL_API=2 .*--endpoints=https:\/\/10\.211\.2\.13:2379 .*--no-sync get \/coreos\.com\/network\/config'$/m)
+    expect(s).toMatch(
+      /^j cfg2-2 'ETCDCTL_API=2 .*--endpoints=https:\/\/10\.211\.2\.13:2379 .*--no-sync get \/coreos\.com\/network\/config'$/m,
+    )
     expect(doctorScript(c, m1)).not.toContain('keys3')
     expect(doctorScript(c, n1)).not.toContain('etcdctl')
-    expect(doctorScript(c, n1)).toContain("ip -j -d link show dev flannel.1")
+    expect(doctorScript(c, n1)).toContain('ip -j -d link show dev flannel.1')
   })
 
-  it("unit(): a property of one unit from the single systemctl show", () => {
+  it('unit(): a property of one unit from the single systemctl show', () => {
     const units = N1_OUT.split('@@kflan:units@@\n')[1].split('\n@@kflan:')[0]
     writeFileSync(join(work, 'units'), units)
-    const fn = doctorScript(c, n1).split('\n').find((l) => l.startsWith('unit() {'))!
-    expect(sh(`T=${work}; ${fn}\nunit docker.service MainPID; unit flanneld.service ActiveState; unit firewalld.service ActiveState; unit nope.service MainPID`)).toBe('14508\nactive\ninactive\n')
+    const fn = doctorScript(c, n1)
+      .split('\n')
+      .find((l) => l.startsWith('unit() {'))!
+    expect(
+      sh(
+        `T=${work}; ${fn}\nunit docker.service MainPID; unit flanneld.service ActiveState; unit firewalld.service ActiveState; unit nope.service MainPID`,
+      ),
+    ).toBe('14508\nactive\ninactive\n')
   })
 
   it('pings run in parallel and report code and round-trip time', () => {
@@ -270,7 +299,10 @@ describe('doctor scripts', () => {
       `#!/bin/sh\nfor a; do t=$a; done\nif [ "$t" = 10.244.5.1 ]; then echo "rtt min/avg/max/mdev = 0.084/0.084/0.084/0.000 ms"; exit 0; fi\necho "1 packets transmitted, 0 received"; exit 1\n`,
     )
     chmodSync(join(bin, 'ping'), 0o755)
-    const targets = [{target: 'lab-n2', address: '10.244.5.1'}, {target: 'lab-n3', address: '10.244.9.1'}]
+    const targets = [
+      {target: 'lab-n2', address: '10.244.5.1'},
+      {target: 'lab-n3', address: '10.244.9.1'},
+    ]
     const out = sh(pingScript('10.244.64.1', targets), {PATH: `${bin}:${process.env.PATH}`})
     expect(parsePingOutput(out, targets)).toEqual([
       {target: 'lab-n2', address: '10.244.5.1', ok: true, rttMs: 0.084},
@@ -285,7 +317,9 @@ describe('doctor scripts', () => {
     const out = sh(keysScript([k, join(work, 'missing.pem')]))
     const d = parseDoctorOutput(c, n1, N1_OUT, out)
     // flanneld-key.pem is n1's only key: section key-0.
-    expect(d.files['/opt/flannel/ssl/flanneld-key.pem']).toBe('-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----')
+    expect(d.files['/opt/flannel/ssl/flanneld-key.pem']).toBe(
+      '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----',
+    )
   })
 })
 
@@ -295,16 +329,32 @@ describe('parsing what the hosts said', () => {
     expect(d.swaps).toEqual([])
     expect(d.selinux).toBeUndefined()
     expect([d.ipForward, d.bridgeNfCallIptables, d.bridgeDir]).toEqual(['1', '1', true])
-    expect(d.units.flanneld).toMatchObject({load: 'loaded', active: 'active', sub: 'running', mainPid: 14382})
-    expect(d.units.docker).toMatchObject({mainPid: 14508, dropIns: ['/etc/systemd/system/docker.service.d/10-kflan-flannel.conf']})
-    expect(d.units.docker!.execStart).toBe('/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS $DOCKER_NETWORK_OPTIONS')
+    expect(d.units.flanneld).toMatchObject({load: 'loaded', active: 'active', sub: 'running', mainPid: 14_382})
+    expect(d.units.docker).toMatchObject({
+      mainPid: 14_508,
+      dropIns: ['/etc/systemd/system/docker.service.d/10-kflan-flannel.conf'],
+    })
+    expect(d.units.docker!.execStart).toBe(
+      '/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS $DOCKER_NETWORK_OPTIONS',
+    )
     expect(d.units.etcd).toMatchObject({load: 'not-found', mainPid: 0})
     expect(d.files['/opt/flannel/ssl/ca.pem']).toBe('CA')
     expect(d.files['/opt/flannel/ssl/flanneld.pem']).toBeUndefined()
     expect(d.files['/run/flannel/subnet.env']).toContain('FLANNEL_SUBNET=10.244.64.1/24')
-    expect(d.addrs.find((a) => a.name === 'docker0')).toMatchObject({mtu: 1450, addresses: [{family: 'inet', address: '10.244.64.1', prefixLen: 24}]})
+    expect(d.addrs.find((a) => a.name === 'docker0')).toMatchObject({
+      mtu: 1450,
+      addresses: [{family: 'inet', address: '10.244.64.1', prefixLen: 24}],
+    })
     expect(d.routes[1]).toEqual({dst: '10.244.5.0/24', gateway: '10.244.5.0', dev: 'flannel.1', flags: ['onlink']})
-    expect(d.vxlan).toEqual({name: 'flannel.1', mtu: 1450, up: true, kind: 'vxlan', vni: 1, local: '10.211.2.21', port: 8472})
+    expect(d.vxlan).toEqual({
+      name: 'flannel.1',
+      mtu: 1450,
+      up: true,
+      kind: 'vxlan',
+      vni: 1,
+      local: '10.211.2.21',
+      port: 8472,
+    })
     expect(d.dockerCmdline).toContain('--bip=10.244.64.1/24')
     expect(d.iptables?.rules).toContain('-P FORWARD DROP')
     expect(d.firewalld).toEqual({state: 'inactive', ports: []})
@@ -320,9 +370,23 @@ describe('parsing what the hosts said', () => {
     expect(d.bridgeDir).toBe(false)
     expect(d.iptables).toBeUndefined()
     expect(d.missingTools).toEqual(['iptables'])
-    expect(d.firewalld).toEqual({state: 'active', ports: [{port: '2379/tcp', open: true}, {port: '2380/tcp', open: false}]})
-    expect(d.etcd!.quotaBytes).toBe(8589934592)
-    expect(d.etcd!.process).toEqual({args: ['/opt/etcd/bin/etcd', '--cert-file=/opt/etcd/ssl/server.pem', '--client-cert-auth', '--quota-backend-bytes=8589934592'], env: {ETCD_LISTEN_CLIENT_URLS: 'https://10.211.2.11:2379,https://127.0.0.1:2379'}})
+    expect(d.firewalld).toEqual({
+      state: 'active',
+      ports: [
+        {port: '2379/tcp', open: true},
+        {port: '2380/tcp', open: false},
+      ],
+    })
+    expect(d.etcd!.quotaBytes).toBe(8_589_934_592)
+    expect(d.etcd!.process).toEqual({
+      args: [
+        '/opt/etcd/bin/etcd',
+        '--cert-file=/opt/etcd/ssl/server.pem',
+        '--client-cert-auth',
+        '--quota-backend-bytes=8589934592',
+      ],
+      env: {ETCD_LISTEN_CLIENT_URLS: 'https://10.211.2.11:2379,https://127.0.0.1:2379'},
+    })
     expect(etcdSetting(d.etcd!.process!, 'client-cert-auth')).toBe('true')
     expect(etcdSetting(d.etcd!.process!, 'listen-client-urls')).toBe('https://10.211.2.11:2379,https://127.0.0.1:2379')
     expect(etcdSetting(d.etcd!.process!, 'peer-client-cert-auth')).toBeUndefined()
@@ -330,14 +394,28 @@ describe('parsing what the hosts said', () => {
     expect(d.etcd!.endpoints['lab-m1'].health.rc).toBe(0)
     const r = d.etcd!.reads!
     expect(r.memberList.rc).toBe(0)
-    expect(r.configV2).toEqual([{member: 'lab-m1', run: {stdout: '', stderr: 'Error:  client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint', rc: 4}}])
-    expect(readV3(r.keysV3, '/coreos.com/network/config', 'lab-m1')).toMatchObject({state: 'present', value: expect.stringContaining('"Network":"10.244.0.0/16"')})
+    expect(r.configV2).toEqual([
+      {
+        member: 'lab-m1',
+        run: {
+          stdout: '',
+          stderr: 'Error:  client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint',
+          rc: 4,
+        },
+      },
+    ])
+    expect(readV3(r.keysV3, '/coreos.com/network/config', 'lab-m1')).toMatchObject({
+      state: 'present',
+      value: expect.stringContaining('"Network":"10.244.0.0/16"'),
+    })
     expect(readV2(r.configV2.map((x) => ({run: x.run, from: x.member})))).toEqual({state: 'disabled'})
     expect(parseDoctorOutput(c, m1, M1_OUT.replace('@@kflan:members@@', '@@kflan:other@@')).etcd!.reads).toBeUndefined()
   })
 
   it('etcd JSON: 64-bit IDs survive, get -w json decodes keys and values', () => {
-    const st = parseEtcdJson<{Status: {leader: string; header: {member_id: string}}}[]>(M1_OUT.split('@@kflan:es-0@@\n')[1].split('\n')[0])!
+    const st = parseEtcdJson<{Status: {leader: string; header: {member_id: string}}}[]>(
+      M1_OUT.split('@@kflan:es-0@@\n')[1].split('\n')[0],
+    )!
     expect(st[0].Status.leader).toBe('10488759157124456252')
     expect(st[0].Status.header.member_id).toBe('6380610312619252246')
     const kvs = parseGetJson(M1_OUT.split('@@kflan:keys3@@\n')[1].split('\n')[0])!
@@ -348,30 +426,61 @@ describe('parsing what the hosts said', () => {
   })
 
   it('etcdctl errors: the cause behind "context deadline exceeded"', () => {
-    const tls = {stdout: '[]', stderr: '{"level":"warn","error":"rpc error: code = DeadlineExceeded desc = latest balancer error: connection error: desc = \\"transport: authentication handshake failed: x509: certificate is valid for 127.0.0.1, not 10.211.2.12\\""}\nFailed to get the status of endpoint https://10.211.2.12:2379 (context deadline exceeded)', rc: 1}
+    const tls = {
+      stdout: '[]',
+      stderr:
+        '{"level":"warn","error":"rpc error: code = DeadlineExceeded desc = latest balancer error: connection error: desc = \\"transport: authentication handshake failed: x509: certificate is valid for 127.0.0.1, not 10.211.2.12\\""}\nFailed to get the status of endpoint https://10.211.2.12:2379 (context deadline exceeded)',
+      rc: 1,
+    }
     expect(specificError(tls)).toBe('x509: certificate is valid for 127.0.0.1, not 10.211.2.12')
     expect(specificError({stdout: '', stderr: 'Error: unhealthy cluster', rc: 1})).toBeUndefined()
-    expect(etcdctlError({stdout: '', stderr: '{"level":"warn"}\nError: unhealthy cluster', rc: 1})).toBe('Error: unhealthy cluster')
+    expect(etcdctlError({stdout: '', stderr: '{"level":"warn"}\nError: unhealthy cluster', rc: 1})).toBe(
+      'Error: unhealthy cluster',
+    )
     expect(etcdctlError({stdout: '', stderr: '', rc: 1}, 'context deadline exceeded')).toBe('context deadline exceeded')
   })
 
   it('v2 reads: present on any member wins; "Key not found" is absent; no --enable-v2 is disabled', () => {
-    const off = {stdout: '', stderr: 'Error:  client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint', rc: 4}
+    const off = {
+      stdout: '',
+      stderr: 'Error:  client: response is invalid json. The endpoint is probably not valid etcd cluster endpoint',
+      rc: 4,
+    }
     const missing = {stdout: '', stderr: 'Error:  100: Key not found (/coreos.com) [12]', rc: 4}
-    expect(readV2([{run: off, from: 'a'}, {run: {stdout: '{"Network":"x"}\n', stderr: '', rc: 0}, from: 'b'}])).toEqual({state: 'present', value: '{"Network":"x"}', from: 'b'})
-    expect(readV2([{run: off, from: 'a'}, {run: missing, from: 'b'}])).toEqual({state: 'absent'})
-    expect(readV2([{run: {stdout: '', stderr: 'Error: dial tcp: connect: connection refused', rc: 4}, from: 'a'}])).toEqual({state: 'unknown', error: 'a: connect: connection refused'})
+    expect(
+      readV2([
+        {run: off, from: 'a'},
+        {run: {stdout: '{"Network":"x"}\n', stderr: '', rc: 0}, from: 'b'},
+      ]),
+    ).toEqual({state: 'present', value: '{"Network":"x"}', from: 'b'})
+    expect(
+      readV2([
+        {run: off, from: 'a'},
+        {run: missing, from: 'b'},
+      ]),
+    ).toEqual({state: 'absent'})
+    expect(
+      readV2([{run: {stdout: '', stderr: 'Error: dial tcp: connect: connection refused', rc: 4}, from: 'a'}]),
+    ).toEqual({state: 'unknown', error: 'a: connect: connection refused'})
   })
 
   it('firewall-cmd --list-all: ports, known services, zone target ACCEPT', () => {
-    const text = 'state=active\npublic (active)\n  target: default\n  services: ssh etcd-server\n  ports: 8472/udp 2379/tcp\n'
-    expect(parseFirewalld(text, ['2379/tcp', '2380/tcp', '8472/udp', '8285/udp']).ports.map((p) => p.open)).toEqual([true, true, true, false])
+    const text =
+      'state=active\npublic (active)\n  target: default\n  services: ssh etcd-server\n  ports: 8472/udp 2379/tcp\n'
+    expect(parseFirewalld(text, ['2379/tcp', '2380/tcp', '8472/udp', '8285/udp']).ports.map((p) => p.open)).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ])
     expect(parseFirewalld('state=active\ntrusted (active)\n  target: ACCEPT\n', ['2380/tcp']).ports[0].open).toBe(true)
     expect(parseFirewalld('state=inactive\n', ['2380/tcp'])).toEqual({state: 'inactive', ports: []})
   })
 
   it('routes and links without JSON support', () => {
-    expect(parseRoutes('#text\ndefault via 10.0.0.1 dev eth0\n10.244.5.0/24 via 10.244.5.0 dev flannel.1 onlink\n')).toEqual([
+    expect(
+      parseRoutes('#text\ndefault via 10.0.0.1 dev eth0\n10.244.5.0/24 via 10.244.5.0 dev flannel.1 onlink\n'),
+    ).toEqual([
       {dst: 'default', gateway: '10.0.0.1', dev: 'eth0', flags: []},
       {dst: '10.244.5.0/24', gateway: '10.244.5.0', dev: 'flannel.1', flags: ['onlink']},
     ])

@@ -1,8 +1,10 @@
-import {fileURLToPath} from 'node:url'
 import {readFileSync} from 'node:fs'
-import {parseInventory} from '../../src/inventory/load.js'
+import {fileURLToPath} from 'node:url'
+
 import type {Cluster} from '../../src/inventory/model.js'
 import type {HostFacts} from '../../src/remote/facts.js'
+
+import {parseInventory} from '../../src/inventory/load.js'
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -72,7 +74,12 @@ export function sampleFacts(over: Partial<HostFacts> = {}): HostFacts {
     firewalld: {installed: false, active: false, state: 'inactive'},
     sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
     brNetfilter: {loaded: true, procDir: true, module: false},
-    docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS', unit: {...unit, exists: true, dropInPaths: []}},
+    docker: {
+      installed: true,
+      dockerdPath: '/usr/sbin/dockerd',
+      execStart: '/usr/sbin/dockerd -H fd:// $DOCKER_OPTS',
+      unit: {...unit, exists: true, dropInPaths: []},
+    },
     etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: false, nonEmpty: false, hasMember: false, unit},
     flanneld: {unit},
     listening: [{proto: 'tcp', address: '0.0.0.0', port: 22}],

@@ -8,8 +8,10 @@ import {execFileSync} from 'node:child_process'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {connect, createServer, type ConnectionOptions, type TLSSocket} from 'node:tls'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {connect, type ConnectionOptions, createServer, type TLSSocket} from 'node:tls'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
 import {ensurePki, type KeyAlgorithm, type PkiRequest} from '../../src/pki/index.js'
 
 const hasOpenssl = (() => {
@@ -21,7 +23,8 @@ const hasOpenssl = (() => {
   }
 })()
 
-const openssl = (...args: string[]) => execFileSync('openssl', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+const openssl = (...args: string[]) =>
+  execFileSync('openssl', args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
 
 function request(keyAlgorithm: KeyAlgorithm): PkiRequest {
   return {
@@ -50,7 +53,16 @@ afterAll(async () => {
 const file = (alg: KeyAlgorithm, name: string) => join(dirs[alg], 'pki', name)
 
 describe.skipIf(!hasOpenssl).each(['ecdsa', 'rsa'] as const)('openssl agrees (%s)', (alg) => {
-  const leaves = ['server-etcd1', 'peer-etcd1', 'server-etcd2', 'peer-etcd2', 'server-etcd3', 'peer-etcd3', 'flanneld', 'kflan']
+  const leaves = [
+    'server-etcd1',
+    'peer-etcd1',
+    'server-etcd2',
+    'peer-etcd2',
+    'server-etcd3',
+    'peer-etcd3',
+    'flanneld',
+    'kflan',
+  ]
 
   it('verifies every certificate against ca.pem', () => {
     const out = openssl('verify', '-CAfile', file(alg, 'ca.pem'), ...leaves.map((l) => file(alg, `${l}.pem`)))
@@ -59,16 +71,35 @@ describe.skipIf(!hasOpenssl).each(['ecdsa', 'rsa'] as const)('openssl agrees (%s
     for (const l of leaves.filter((n) => n !== 'flanneld' && n !== 'kflan')) {
       openssl('verify', '-purpose', 'sslserver', '-CAfile', file(alg, 'ca.pem'), file(alg, `${l}.pem`))
     }
-    for (const l of leaves) openssl('verify', '-purpose', 'sslclient', '-CAfile', file(alg, 'ca.pem'), file(alg, `${l}.pem`))
-    expect(() => openssl('verify', '-purpose', 'sslserver', '-CAfile', file(alg, 'ca.pem'), file(alg, 'flanneld.pem'))).toThrow()
+
+    for (const l of leaves)
+      openssl('verify', '-purpose', 'sslclient', '-CAfile', file(alg, 'ca.pem'), file(alg, `${l}.pem`))
+    expect(() =>
+      openssl('verify', '-purpose', 'sslserver', '-CAfile', file(alg, 'ca.pem'), file(alg, 'flanneld.pem')),
+    ).toThrow()
   })
 
   const ext = (name: string) =>
-    openssl('x509', '-in', file(alg, `${name}.pem`), '-noout', '-ext', 'subjectAltName,extendedKeyUsage,keyUsage,basicConstraints')
+    openssl(
+      'x509',
+      '-in',
+      file(alg, `${name}.pem`),
+      '-noout',
+      '-ext',
+      'subjectAltName,extendedKeyUsage,keyUsage,basicConstraints',
+    )
   const leafKeyUsage = alg === 'rsa' ? 'Digital Signature, Key Encipherment' : 'Digital Signature'
 
   it('shows the CA extensions', () => {
-    const out = openssl('x509', '-in', file(alg, 'ca.pem'), '-noout', '-subject', '-ext', 'keyUsage,basicConstraints,subjectKeyIdentifier')
+    const out = openssl(
+      'x509',
+      '-in',
+      file(alg, 'ca.pem'),
+      '-noout',
+      '-subject',
+      '-ext',
+      'keyUsage,basicConstraints,subjectKeyIdentifier',
+    )
     expect(out).toMatch(/subject=CN = etcd-ca, O = kflan, OU = lab/)
     expect(out).toMatch(/X509v3 Basic Constraints: critical\n\s+CA:TRUE/)
     expect(out).toMatch(/X509v3 Key Usage: critical\n\s+Certificate Sign, CRL Sign\n/)
@@ -79,13 +110,20 @@ describe.skipIf(!hasOpenssl).each(['ecdsa', 'rsa'] as const)('openssl agrees (%s
     const out = ext(name)
     expect(out).toMatch(/X509v3 Basic Constraints: critical\n\s+CA:FALSE/)
     expect(out).toMatch(new RegExp(`X509v3 Key Usage: critical\\n\\s+${leafKeyUsage}\\n`))
-    expect(out).toMatch(/X509v3 Extended Key Usage: \n\s+TLS Web Server Authentication, TLS Web Client Authentication\n/)
+    expect(out).toMatch(
+      /X509v3 Extended Key Usage: \n\s+TLS Web Server Authentication, TLS Web Client Authentication\n/,
+    )
     expect(out).toMatch(
       /X509v3 Subject Alternative Name: \n\s+DNS:etcd.lab.example, DNS:etcd2, DNS:localhost, IP Address:10.0.0.2, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1\n/,
     )
     const aki = openssl('x509', '-in', file(alg, `${name}.pem`), '-noout', '-ext', 'authorityKeyIdentifier')
     const ski = openssl('x509', '-in', file(alg, 'ca.pem'), '-noout', '-ext', 'subjectKeyIdentifier')
-    expect(aki.split('\n')[1]!.trim().replace(/^keyid:/, '')).toBe(ski.split('\n')[1]!.trim())
+    expect(
+      aki
+        .split('\n')[1]!
+        .trim()
+        .replace(/^keyid:/, ''),
+    ).toBe(ski.split('\n')[1]!.trim())
   })
 
   it.each(['flanneld', 'kflan'])('shows the %s client extensions', (name) => {
@@ -93,7 +131,9 @@ describe.skipIf(!hasOpenssl).each(['ecdsa', 'rsa'] as const)('openssl agrees (%s
     expect(out).toMatch(/X509v3 Extended Key Usage: \n\s+TLS Web Client Authentication\n/)
     expect(out).toMatch(new RegExp(`X509v3 Key Usage: critical\\n\\s+${leafKeyUsage}\\n`))
     expect(out).not.toMatch(/Subject Alternative Name/)
-    expect(openssl('x509', '-in', file(alg, `${name}.pem`), '-noout', '-subject')).toBe(`subject=CN = ${name}, O = kflan, OU = lab\n`)
+    expect(openssl('x509', '-in', file(alg, `${name}.pem`), '-noout', '-subject')).toBe(
+      `subject=CN = ${name}, O = kflan, OU = lab\n`,
+    )
   })
 
   it('pairs every key with its certificate', () => {
@@ -106,6 +146,7 @@ describe.skipIf(!hasOpenssl).each(['ecdsa', 'rsa'] as const)('openssl agrees (%s
         expect(openssl('x509', '-in', file(alg, `${name}.pem`), '-noout', '-modulus')).toBe(modulus)
       }
     }
+
     expect(openssl('pkey', '-in', file(alg, 'kflan-key.pem'), '-pubout')).not.toBe(
       openssl('x509', '-in', file(alg, 'flanneld.pem'), '-noout', '-pubkey'),
     )
@@ -152,29 +193,38 @@ describe.each(['ecdsa', 'rsa'] as const)('mutual TLS with the issued certificate
     let serverDone = false
     server.on('secureConnection', () => (served = true))
     server.on('tlsClientError', () => (serverDone = true))
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => {
+      server.listen(0, '127.0.0.1', resolve)
+    })
     const {port} = server.address() as {port: number}
     const clientOpts: ConnectionOptions = {
       host: opts.host ?? '127.0.0.1',
       port,
       ca: opts.otherCa ? await readFile(file(other, 'ca.pem')) : ca,
       ...(opts.servername ? {servername: opts.servername} : {}),
-      ...(opts.clientCert ? {cert: await clientPem(`${opts.clientCert}.pem`), key: await clientPem(`${opts.clientCert}-key.pem`)} : {}),
+      ...(opts.clientCert
+        ? {cert: await clientPem(`${opts.clientCert}.pem`), key: await clientPem(`${opts.clientCert}-key.pem`)}
+        : {}),
     }
     try {
-      const result = await new Promise<{ok: true; peer: string; serverSaw: string} | {ok: false; error: string}>((resolve) => {
-        let data = ''
-        const sock: TLSSocket = connect(clientOpts)
-        sock.setTimeout(5000, () => sock.destroy(new Error('timeout')))
-        sock.on('data', (d) => (data += d))
-        sock.on('error', (err) => resolve({ok: false, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`}))
-        sock.on('end', () => {
-          const peer = (sock.getPeerCertificate() as {subject?: {CN?: string}}).subject?.CN ?? ''
-          resolve(data ? {ok: true, peer, serverSaw: data} : {ok: false, error: 'closed without data'})
-        })
-      })
+      const result = await new Promise<{ok: true; peer: string; serverSaw: string} | {ok: false; error: string}>(
+        (resolve) => {
+          let data = ''
+          const sock: TLSSocket = connect(clientOpts)
+          sock.setTimeout(5000, () => sock.destroy(new Error('timeout')))
+          sock.on('data', (d) => (data += d))
+          sock.on('error', (err) =>
+            resolve({ok: false, error: `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`}),
+          )
+          sock.on('end', () => {
+            const peer = (sock.getPeerCertificate() as {subject?: {CN?: string}}).subject?.CN ?? ''
+            resolve(data ? {ok: true, peer, serverSaw: data} : {ok: false, error: 'closed without data'})
+          })
+        },
+      )
       if (result.ok) return result
-      for (let i = 0; i < 50 && !serverDone && !served; i++) await new Promise((r) => setTimeout(r, 10))
+      // eslint-disable-next-line no-unmodified-loop-condition -- set by the server's callbacks while the loop sleeps
+      for (let i = 0; i < 50 && !serverDone && !served; i++) await sleep(10)
       return {...result, served}
     } finally {
       server.close()
@@ -182,7 +232,11 @@ describe.each(['ecdsa', 'rsa'] as const)('mutual TLS with the issued certificate
   }
 
   it('a client (kflan, flanneld) talks to a member over 127.0.0.1, both sides verified', async () => {
-    expect(await handshake({serverCert: 'server-etcd1', clientCert: 'kflan'})).toEqual({ok: true, peer: 'etcd1', serverSaw: 'kflan'})
+    expect(await handshake({serverCert: 'server-etcd1', clientCert: 'kflan'})).toEqual({
+      ok: true,
+      peer: 'etcd1',
+      serverSaw: 'kflan',
+    })
     expect(await handshake({serverCert: 'server-etcd2', clientCert: 'flanneld', host: 'localhost'})).toEqual({
       ok: true,
       peer: 'etcd2',
@@ -209,7 +263,10 @@ describe.each(['ecdsa', 'rsa'] as const)('mutual TLS with the issued certificate
     expect(clientAsServer).toMatchObject({ok: false, error: expect.stringMatching(/INVALID_PURPOSE/)})
 
     const foreignServer = await handshake({serverCert: 'server-etcd1', clientCert: 'kflan', otherCa: true})
-    expect(foreignServer).toMatchObject({ok: false, error: expect.stringMatching(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY/)})
+    expect(foreignServer).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY/),
+    })
 
     const foreignClient = await handshake({serverCert: 'server-etcd1', clientCert: 'kflan', clientFromOtherPki: true})
     // node:tls checks the client's chain after the handshake and drops the connection unserved.

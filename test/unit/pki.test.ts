@@ -1,20 +1,21 @@
-import {X509Certificate, createPrivateKey} from 'node:crypto'
-import {chmod, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile} from 'node:fs/promises'
+import {createPrivateKey, X509Certificate} from 'node:crypto'
+import {chmod, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+
 import {
-  PkiError,
   certCoversAddress,
   daysLeft,
   describeCertificate,
   ensurePki,
   inspectCertificates,
   keyMatchesCert,
-  planCertificates,
-  verifyChain,
+  PkiError,
   type PkiReport,
   type PkiRequest,
+  planCertificates,
+  verifyChain,
 } from '../../src/pki/index.js'
 
 const DAY = 86_400_000
@@ -39,7 +40,9 @@ const reasons = (r: PkiReport) => Object.fromEntries(r.certificates.map((c) => [
 async function snapshot(dir: string): Promise<Record<string, string>> {
   const pki = join(dir, 'pki')
   const files = (await readdir(pki)).sort()
-  return Object.fromEntries(await Promise.all(files.map(async (f) => [f, await readFile(join(pki, f), 'utf8')] as const)))
+  return Object.fromEntries(
+    await Promise.all(files.map(async (f) => [f, await readFile(join(pki, f), 'utf8')] as const)),
+  )
 }
 
 let dir: string
@@ -81,14 +84,26 @@ describe('planCertificates', () => {
 
     for (const client of ['flanneld', 'kflan']) {
       const spec = plan.find((s) => s.name === client)!
-      expect(spec).toMatchObject({kind: 'client', commonName: client, extKeyUsage: ['clientAuth'], dnsNames: [], ipAddresses: []})
+      expect(spec).toMatchObject({
+        kind: 'client',
+        commonName: client,
+        extKeyUsage: ['clientAuth'],
+        dnsNames: [],
+        ipAddresses: [],
+      })
     }
   })
 
   it('detects IPs and DNS names, canonicalises and de-duplicates them', () => {
     const plan = planCertificates(
       request({
-        members: [{name: 'Etcd1', addresses: ['[FE80:0:0::1]', 'ETCD1', '127.0.0.1', '::ffff:10.1.2.3'], extraSans: ['alias.example.']}],
+        members: [
+          {
+            name: 'Etcd1',
+            addresses: ['[FE80:0:0::1]', 'ETCD1', '127.0.0.1', '::ffff:10.1.2.3'],
+            extraSans: ['alias.example.'],
+          },
+        ],
         extraSans: ['*.etcd.example', '0:0:0:0:0:0:0:1'],
         validityDays: 30,
       }),
@@ -107,13 +122,20 @@ describe('planCertificates', () => {
     expect(() => planCertificates(request({extraSans: ['not a name']}))).toThrow(/neither an IP address nor a DNS name/)
     expect(() => planCertificates(request({extraSans: ['fe80::1%eth0']}))).toThrow(PkiError)
     expect(() =>
-      planCertificates(request({members: [{name: 'e1', addresses: []}, {name: 'E1', addresses: []}]})),
+      planCertificates(
+        request({
+          members: [
+            {name: 'e1', addresses: []},
+            {name: 'E1', addresses: []},
+          ],
+        }),
+      ),
     ).toThrow(/appears twice/)
     expect(() => planCertificates(request({validityDays: 0}))).toThrow(PkiError)
     try {
       planCertificates(request({extraSans: ['bad_san!']}))
-    } catch (err) {
-      expect((err as PkiError).hint).toMatch(/DNS names/)
+    } catch (error) {
+      expect((error as PkiError).hint).toMatch(/DNS names/)
     }
   })
 })
@@ -130,11 +152,24 @@ describe('ensurePki', () => {
     const files = (await readdir(join(dir, 'pki'))).sort()
     expect(files).toEqual(
       [
-        'ca.pem', 'ca-key.pem',
-        'server-etcd1.pem', 'server-etcd1-key.pem', 'peer-etcd1.pem', 'peer-etcd1-key.pem',
-        'server-etcd2.pem', 'server-etcd2-key.pem', 'peer-etcd2.pem', 'peer-etcd2-key.pem',
-        'server-etcd3.pem', 'server-etcd3-key.pem', 'peer-etcd3.pem', 'peer-etcd3-key.pem',
-        'flanneld.pem', 'flanneld-key.pem', 'kflan.pem', 'kflan-key.pem',
+        'ca.pem',
+        'ca-key.pem',
+        'server-etcd1.pem',
+        'server-etcd1-key.pem',
+        'peer-etcd1.pem',
+        'peer-etcd1-key.pem',
+        'server-etcd2.pem',
+        'server-etcd2-key.pem',
+        'peer-etcd2.pem',
+        'peer-etcd2-key.pem',
+        'server-etcd3.pem',
+        'server-etcd3-key.pem',
+        'peer-etcd3.pem',
+        'peer-etcd3-key.pem',
+        'flanneld.pem',
+        'flanneld-key.pem',
+        'kflan.pem',
+        'kflan-key.pem',
       ].sort(),
     )
     expect((await stat(join(dir, 'pki'))).mode & 0o777).toBe(0o700)
@@ -194,11 +229,17 @@ describe('ensurePki', () => {
     const act = actions(report)
     expect(act['server-etcd2']).toBe('reissued')
     expect(act['peer-etcd2']).toBe('reissued')
-    expect(Object.entries(act).filter(([, a]) => a !== 'reused').map(([n]) => n)).toEqual(['server-etcd2', 'peer-etcd2'])
+    expect(
+      Object.entries(act)
+        .filter(([, a]) => a !== 'reused')
+        .map(([n]) => n),
+    ).toEqual(['server-etcd2', 'peer-etcd2'])
     expect(reasons(report)['server-etcd2']).toBe('SANs changed: +10.0.0.5 -10.0.0.2')
 
     const after = await snapshot(dir)
-    const differing = Object.keys(after).filter((f) => after[f] !== before[f]).sort()
+    const differing = Object.keys(after)
+      .filter((f) => after[f] !== before[f])
+      .sort()
     expect(differing).toEqual(['peer-etcd2-key.pem', 'peer-etcd2.pem', 'server-etcd2-key.pem', 'server-etcd2.pem'])
     expect(certCoversAddress(after['server-etcd2.pem']!, '10.0.0.5')).toBe(true)
     expect(certCoversAddress(after['server-etcd2.pem']!, '10.0.0.2')).toBe(false)
@@ -212,7 +253,7 @@ describe('ensurePki', () => {
 
     const late = new Date(t0.getTime() + 88 * DAY)
     const report = await ensurePki(dir, request({validityDays: 100}), {now: late})
-    expect(actions(report)['ca']).toBe('reused')
+    expect(actions(report).ca).toBe('reused')
     const leaves = report.certificates.filter((c) => c.kind !== 'ca')
     expect(leaves.every((c) => c.action === 'reissued')).toBe(true)
     expect(leaves.every((c) => c.reason === 'expires in 12 day(s)')).toBe(true)
@@ -220,7 +261,7 @@ describe('ensurePki', () => {
     expect(daysLeft(pem, late)).toBe(100)
 
     const expired = await ensurePki(dir, request({validityDays: 100}), {now: new Date(late.getTime() + 101 * DAY)})
-    expect(reasons(expired)['kflan']).toBe('expired 1 day(s) ago')
+    expect(reasons(expired).kflan).toBe('expired 1 day(s) ago')
   })
 
   it('caps a leaf at the CA lifetime and warns about an expiring CA instead of churning', async () => {
@@ -234,7 +275,9 @@ describe('ensurePki', () => {
     expect(report.changed).toBe(false)
     expect(report.warnings.join('\n')).toMatch(/the CA expires in 10 day\(s\)/)
 
-    await expect(ensurePki(dir, request(), {now: new Date(t0.getTime() + 61 * DAY)})).rejects.toThrow(/CA certificate expired/)
+    await expect(ensurePki(dir, request(), {now: new Date(t0.getTime() + 61 * DAY)})).rejects.toThrow(
+      /CA certificate expired/,
+    )
   })
 
   it('issues RSA 2048 keys on request, and re-issues leaves when the algorithm changes', async () => {
@@ -253,7 +296,7 @@ describe('ensurePki', () => {
     expect(again.changed).toBe(false)
 
     const switched = await ensurePki(dir, request({keyAlgorithm: 'ecdsa'}))
-    expect(actions(switched)['ca']).toBe('reused')
+    expect(actions(switched).ca).toBe('reused')
     expect(switched.warnings.join('\n')).toMatch(/CA key is rsa while keyAlgorithm is ecdsa/)
     const leaves = switched.certificates.filter((c) => c.kind !== 'ca')
     expect(leaves.every((c) => c.action === 'reissued' && c.reason === 'key algorithm changed: rsa → ecdsa')).toBe(true)
@@ -304,13 +347,15 @@ describe('ensurePki', () => {
     const caKey = await readFile(join(pki, 'ca-key.pem'))
 
     await unlink(join(pki, 'ca-key.pem'))
-    const missing = await ensurePki(dir, request()).catch((e: unknown) => e)
+    const missing = await ensurePki(dir, request()).catch((error: unknown) => error)
     expect(missing).toBeInstanceOf(PkiError)
     expect((missing as PkiError).message).toMatch(/CA key .*ca-key\.pem is missing/)
     expect((missing as PkiError).hint).toMatch(/restore it from a backup/)
 
-    await writeFile(join(pki, 'ca-key.pem'), '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n', {mode: 0o600})
-    const corrupt = await ensurePki(dir, request()).catch((e: unknown) => e)
+    await writeFile(join(pki, 'ca-key.pem'), '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n', {
+      mode: 0o600,
+    })
+    const corrupt = await ensurePki(dir, request()).catch((error: unknown) => error)
     expect(corrupt).toBeInstanceOf(PkiError)
     expect(String((corrupt as Error).message)).toMatch(/cannot be read/)
     expect(String((corrupt as Error).message)).not.toMatch(/AAAA/)

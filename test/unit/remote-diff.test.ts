@@ -2,7 +2,6 @@ import {execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {changedBytes, isSecretPath, looksBinary, renderChange, unifiedDiff} from '../../src/remote/diff.js'
@@ -26,8 +25,8 @@ function applyWithPatch(oldText: string, diff: string): string {
 function rng(seed: number) {
   let s = seed
   return () => {
-    s = (s * 1103515245 + 12345) & 0x7fffffff
-    return s / 0x7fffffff
+    s = (s * 1_103_515_245 + 12_345) & 0x7f_ff_ff_ff
+    return s / 0x7f_ff_ff_ff
   }
 }
 
@@ -37,10 +36,11 @@ function mutate(lines: string[], r: () => number): string[] {
   for (let i = 0; i < n; i++) {
     const at = Math.floor(r() * (out.length + 1))
     const op = r()
-    if (op < 0.33 && out.length) out.splice(at, 1)
+    if (op < 0.33 && out.length > 0) out.splice(at, 1)
     else if (op < 0.66) out.splice(at, 0, `new ${Math.floor(r() * 1000)}`)
-    else if (out.length) out[Math.min(at, out.length - 1)] = `changed ${Math.floor(r() * 1000)}`
+    else if (out.length > 0) out[Math.min(at, out.length - 1)] = `changed ${Math.floor(r() * 1000)}`
   }
+
   return out
 }
 
@@ -53,7 +53,20 @@ describe('unified diff', () => {
     const a = 'one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n'
     const b = 'one\ntwo\nthree\nFOUR\nfive\nsix\nseven\neight\n'
     expect(unifiedDiff(a, b, 'a/x', 'b/x')).toBe(
-      ['--- a/x', '+++ b/x', '@@ -1,7 +1,7 @@', ' one', ' two', ' three', '-four', '+FOUR', ' five', ' six', ' seven', ''].join('\n'),
+      [
+        '--- a/x',
+        '+++ b/x',
+        '@@ -1,7 +1,7 @@',
+        ' one',
+        ' two',
+        ' three',
+        '-four',
+        '+FOUR',
+        ' five',
+        ' six',
+        ' seven',
+        '',
+      ].join('\n'),
     )
   })
 
@@ -81,9 +94,10 @@ describe('unified diff', () => {
       writeFileSync(path.join(dir, 'b'), bt)
       try {
         execFileSync('diff', ['-u', path.join(dir, 'a'), path.join(dir, 'b')], {encoding: 'utf8'})
-      } catch (err) {
-        gnu = (err as {stdout: string}).stdout
+      } catch (error) {
+        gnu = (error as {stdout: string}).stdout
       }
+
       expect(d.match(/^@@/gm)?.length).toBe(gnu.match(/^@@/gm)?.length)
     }
   })
@@ -91,7 +105,12 @@ describe('unified diff', () => {
 
 describe('plan rendering', () => {
   it('never shows secret content', () => {
-    const out = renderChange({path: '/etc/etcd/ssl/server-key.pem', old: Buffer.from('OLD-PRIVATE-KEY'), next: Buffer.from('NEW-PRIVATE-KEY'), secret: true})
+    const out = renderChange({
+      path: '/etc/etcd/ssl/server-key.pem',
+      old: Buffer.from('OLD-PRIVATE-KEY'),
+      next: Buffer.from('NEW-PRIVATE-KEY'),
+      secret: true,
+    })
     expect(out).toContain('(secret, 3 bytes changed)')
     expect(out).not.toContain('PRIVATE')
     const created = renderChange({path: '/etc/k-key.pem', next: Buffer.from('SECRET-CONTENT'), secret: true})
@@ -101,10 +120,24 @@ describe('plan rendering', () => {
   })
 
   it('summarizes binaries and reports mode and owner changes', () => {
-    expect(renderChange({path: '/bin/x', old: Buffer.from([0, 1]), next: Buffer.from([0, 2, 3])})).toContain('(binary, 2 → 3 bytes)')
+    expect(renderChange({path: '/bin/x', old: Buffer.from([0, 1]), next: Buffer.from([0, 2, 3])})).toContain(
+      '(binary, 2 → 3 bytes)',
+    )
     const sameContent = Buffer.from('x\n')
-    expect(renderChange({path: '/f', old: sameContent, next: sameContent, oldMode: 0o644, newMode: 0o600})).toBe('mode 0644 → 0600 /f\n')
-    expect(renderChange({path: '/f', old: sameContent, next: sameContent, oldOwner: 'a:a', newOwner: 'root:root', oldMode: 0o644, newMode: 0o644})).toBe('owner a:a → root:root /f\n')
+    expect(renderChange({path: '/f', old: sameContent, next: sameContent, oldMode: 0o644, newMode: 0o600})).toBe(
+      'mode 0644 → 0600 /f\n',
+    )
+    expect(
+      renderChange({
+        path: '/f',
+        old: sameContent,
+        next: sameContent,
+        oldOwner: 'a:a',
+        newOwner: 'root:root',
+        oldMode: 0o644,
+        newMode: 0o644,
+      }),
+    ).toBe('owner a:a → root:root /f\n')
     expect(renderChange({path: '/f', old: sameContent, next: sameContent, oldMode: 0o644, newMode: 0o644})).toBe('')
   })
 

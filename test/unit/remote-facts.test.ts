@@ -1,8 +1,18 @@
 import {execFileSync} from 'node:child_process'
-
 import {describe, expect, it} from 'vitest'
 
-import {computeSkew, factsScript, interfaceWithAddress, parseExecStart, parseFacts, parseIpAddr, parseOsRelease, parseSs, parseSystemctlShow, splitSections} from '../../src/remote/facts.js'
+import {
+  computeSkew,
+  factsScript,
+  interfaceWithAddress,
+  parseExecStart,
+  parseFacts,
+  parseIpAddr,
+  parseOsRelease,
+  parseSs,
+  parseSystemctlShow,
+  splitSections,
+} from '../../src/remote/facts.js'
 
 /** Captured from a lab host (Debian 12 systemd-nspawn container with docker.io) by the e2e test (KFLAN_CAPTURE_FACTS). */
 const DEBIAN = `
@@ -220,10 +230,20 @@ const at = (s: string) => Number(s) * 1000
 
 describe('facts parsing', () => {
   it('Debian lab host', () => {
-    const f = parseFacts(DEBIAN, {etcdDataDir: '/var/lib/etcd', localSendMs: at('1795347888.614'), localRecvMs: at('1795347888.814')})
+    const f = parseFacts(DEBIAN, {
+      etcdDataDir: '/var/lib/etcd',
+      localSendMs: at('1795347888.614'),
+      localRecvMs: at('1795347888.814'),
+    })
     expect(f.warnings).toEqual([])
     expect(f.hostname).toBe('lab-m1')
-    expect(f.os).toEqual({id: 'debian', idLike: [], versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)', family: 'debian'})
+    expect(f.os).toEqual({
+      id: 'debian',
+      idLike: [],
+      versionId: '12',
+      prettyName: 'Debian GNU/Linux 12 (bookworm)',
+      family: 'debian',
+    })
     expect(f.arch).toBe('x86_64')
     expect(f.systemd).toEqual({present: true, running: true, version: 252})
     expect(f.swap).toEqual({active: false, devices: []})
@@ -231,13 +251,32 @@ describe('facts parsing', () => {
     expect(f.firewalld).toEqual({installed: false, active: false, state: 'inactive'})
     expect(f.sysctl).toEqual({ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true})
     expect(f.brNetfilter.loaded).toBe(true)
-    expect(f.docker).toMatchObject({installed: true, dockerdPath: '/usr/sbin/dockerd', version: '20.10.24+dfsg1', execStart: '/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS'})
-    expect(f.docker.unit).toMatchObject({exists: true, active: true, fragmentPath: '/lib/systemd/system/docker.service', dropInPaths: []})
-    expect(f.etcd).toMatchObject({exists: false, nonEmpty: false, hasMember: false, unit: {exists: false, active: false, loadState: 'not-found'}})
+    expect(f.docker).toMatchObject({
+      installed: true,
+      dockerdPath: '/usr/sbin/dockerd',
+      version: '20.10.24+dfsg1',
+      execStart: '/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS',
+    })
+    expect(f.docker.unit).toMatchObject({
+      exists: true,
+      active: true,
+      fragmentPath: '/lib/systemd/system/docker.service',
+      dropInPaths: [],
+    })
+    expect(f.etcd).toMatchObject({
+      exists: false,
+      nonEmpty: false,
+      hasMember: false,
+      unit: {exists: false, active: false, loadState: 'not-found'},
+    })
     expect(f.flanneld.unit.exists).toBe(false)
     expect(f.ports).toEqual({tcp2379: false, tcp2380: false, udp8472: false})
     expect(interfaceWithAddress(f, '10.211.0.11')?.name).toBe('eth0')
-    expect(f.interfaces.find((i) => i.name === 'eth0')).toMatchObject({mtu: 1500, state: 'UP', mac: '4a:65:cc:d0:25:81'})
+    expect(f.interfaces.find((i) => i.name === 'eth0')).toMatchObject({
+      mtu: 1500,
+      state: 'UP',
+      mac: '4a:65:cc:d0:25:81',
+    })
     expect(f.iptables).toEqual({present: true, forwardPolicy: 'DROP'})
     expect(f.clock.skewMs).toBe(12)
     expect(f.clock.uncertaintyMs).toBe(100)
@@ -245,28 +284,37 @@ describe('facts parsing', () => {
   })
 
   it('CentOS 7 style host', () => {
-    const f = parseFacts(CENTOS7, {etcdDataDir: '/var/lib/etcd', localSendMs: at('1795349043.000'), localRecvMs: at('1795349043.010')})
+    const f = parseFacts(CENTOS7, {
+      etcdDataDir: '/var/lib/etcd',
+      localSendMs: at('1795349043.000'),
+      localRecvMs: at('1795349043.010'),
+    })
     expect(f.warnings).toEqual([])
     expect(f.os).toMatchObject({id: 'centos', idLike: ['rhel', 'fedora'], versionId: '7', family: 'rhel'})
     expect(f.kernel).toBe('3.10.0-1160.el7.x86_64')
     expect(f.systemd).toEqual({present: true, running: true, version: 219})
     expect(f.swap.active).toBe(true)
     expect(f.swap.devices).toEqual([
-      {path: '/dev/dm-1', type: 'partition', sizeKb: 2097148, usedKb: 1024},
-      {path: '/swapfile', type: 'file', sizeKb: 1048572, usedKb: 0},
+      {path: '/dev/dm-1', type: 'partition', sizeKb: 2_097_148, usedKb: 1024},
+      {path: '/swapfile', type: 'file', sizeKb: 1_048_572, usedKb: 0},
     ])
     expect(f.selinux).toEqual({present: true, mode: 'enforcing', configMode: 'enforcing'})
     expect(f.firewalld).toEqual({installed: true, active: true, state: 'active'})
     expect(f.sysctl).toEqual({ipForward: false, bridgeNfCallIptables: undefined, bridgeNfCallIp6tables: undefined})
     expect(f.brNetfilter).toEqual({loaded: false, procDir: false, module: false})
     expect(f.docker.execStart).toBe('/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock')
-    expect(f.docker.unit.dropInPaths).toEqual(['/etc/systemd/system/docker.service.d/http-proxy.conf', '/etc/systemd/system/docker.service.d/kflan.conf'])
+    expect(f.docker.unit.dropInPaths).toEqual([
+      '/etc/systemd/system/docker.service.d/http-proxy.conf',
+      '/etc/systemd/system/docker.service.d/kflan.conf',
+    ])
     expect(f.etcd).toMatchObject({exists: true, nonEmpty: true, hasMember: true, unit: {exists: true, active: true}})
     expect(f.flanneld.unit).toMatchObject({exists: true, active: false, activeState: 'failed'})
     expect(f.ports).toEqual({tcp2379: true, tcp2380: true, udp8472: true})
     expect(interfaceWithAddress(f, '192.168.56.12')?.name).toBe('eth1')
     expect(f.interfaces.map((i) => i.name)).toEqual(['lo', 'eth0', 'eth1', 'flannel.1'])
-    expect(f.interfaces.find((i) => i.name === 'flannel.1')?.addresses).toEqual([{family: 'inet', address: '10.5.72.0', prefixLen: 32, scope: 'global'}])
+    expect(f.interfaces.find((i) => i.name === 'flannel.1')?.addresses).toEqual([
+      {family: 'inet', address: '10.5.72.0', prefixLen: 32, scope: 'global'},
+    ])
     expect(f.iptables.forwardPolicy).toBe('ACCEPT')
     expect(f.clock.skewMs).toBe(-2005)
   })
@@ -278,13 +326,20 @@ describe('facts parsing', () => {
     const f = parseFacts(out, {etcdDataDir: '/d', localSendMs: 0, localRecvMs: 0})
     expect(f.iptables).toEqual({present: false})
     expect(f.listening).toEqual([])
-    expect(f.warnings).toEqual(['facts output is incomplete (no end marker)', 'ss is not installed: listening ports unknown'])
+    expect(f.warnings).toEqual([
+      'facts output is incomplete (no end marker)',
+      'ss is not installed: listening ports unknown',
+    ])
   })
 
   it('SELinux disabled or permissive', () => {
     const base = (sel: string) => CENTOS7.replace(/@@kflan:selinux@@\n[^@]*/, `@@kflan:selinux@@\n${sel}\n\n`)
     const mode = (sel: string) => parseFacts(base(sel), {etcdDataDir: '/d', localSendMs: 0, localRecvMs: 0}).selinux
-    expect(mode('getenforce=Disabled\nSELINUX=disabled')).toEqual({present: true, mode: 'disabled', configMode: 'disabled'})
+    expect(mode('getenforce=Disabled\nSELINUX=disabled')).toEqual({
+      present: true,
+      mode: 'disabled',
+      configMode: 'disabled',
+    })
     expect(mode('enforce=0\nSELINUX=enforcing')).toEqual({present: true, mode: 'permissive', configMode: 'enforcing'})
     expect(mode('SELINUX=permissive')).toEqual({present: true, mode: 'disabled', configMode: 'permissive'})
   })
@@ -300,11 +355,15 @@ describe('facts helpers', () => {
   })
 
   it('ss, ip -o, systemctl show, ExecStart', () => {
-    expect(parseSs('tcp LISTEN 0 4096 10.211.0.11%eth0:2380 0.0.0.0:*\nudp UNCONN 0 0 [::]:8472 [::]:*\ngarbage')).toEqual([
+    expect(
+      parseSs('tcp LISTEN 0 4096 10.211.0.11%eth0:2380 0.0.0.0:*\nudp UNCONN 0 0 [::]:8472 [::]:*\ngarbage'),
+    ).toEqual([
       {proto: 'tcp', address: '10.211.0.11', port: 2380},
       {proto: 'udp', address: '::', port: 8472},
     ])
-    expect(parseIpAddr('2: veth1@if5    inet 10.1.0.2/24 scope global veth1')).toEqual([{name: 'veth1', addresses: [{family: 'inet', address: '10.1.0.2', prefixLen: 24, scope: 'global'}]}])
+    expect(parseIpAddr('2: veth1@if5    inet 10.1.0.2/24 scope global veth1')).toEqual([
+      {name: 'veth1', addresses: [{family: 'inet', address: '10.1.0.2', prefixLen: 24, scope: 'global'}]},
+    ])
     expect(parseIpAddr('[not json')).toEqual([])
     expect(parseSystemctlShow('A=1\nB=x=y\n\nA=2\n')).toEqual([{A: '1', B: 'x=y'}, {A: '2'}])
     expect(parseExecStart('{ path=/x ; argv[]=/x -a ; ignore_errors=no }')).toBe('/x -a')
@@ -318,7 +377,27 @@ describe('facts helpers', () => {
   it('the script runs under dash/sh and yields every section on this machine', () => {
     const out = execFileSync('sh', ['-s'], {input: factsScript({etcdDataDir: "/nonexistent/it's"}), encoding: 'utf8'})
     const sections = [...splitSections(out).keys()]
-    expect(sections).toEqual(['clock', 'os-release', 'uname', 'hostname', 'systemd', 'swaps', 'selinux', 'firewalld', 'sysctl', 'br_netfilter', 'docker', 'docker-unit', 'units', 'etcd-data', 'listen', 'ip', 'iptables', 'tools', 'end'])
+    expect(sections).toEqual([
+      'clock',
+      'os-release',
+      'uname',
+      'hostname',
+      'systemd',
+      'swaps',
+      'selinux',
+      'firewalld',
+      'sysctl',
+      'br_netfilter',
+      'docker',
+      'docker-unit',
+      'units',
+      'etcd-data',
+      'listen',
+      'ip',
+      'iptables',
+      'tools',
+      'end',
+    ])
     const f = parseFacts(out, {etcdDataDir: '/x', localSendMs: Date.now(), localRecvMs: Date.now()})
     expect(f.arch).toBe(execFileSync('uname', ['-m'], {encoding: 'utf8'}).trim())
     expect(Math.abs(f.clock.skewMs)).toBeLessThan(5000)

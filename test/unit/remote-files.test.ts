@@ -4,30 +4,40 @@
  * installs. No SSH involved; the e2e test runs the same code against lab hosts.
  */
 import {execFileSync, spawn} from 'node:child_process'
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {Readable} from 'node:stream'
-
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import type {ExecOptions, ExecResult, Remote} from '../../src/remote/ssh.js'
+
+import {RemoteCommandError} from '../../src/remote/errors.js'
 import {
   checkRemotePath,
   parseStatOutput,
   planFile,
   readRemoteFile,
+  type RemoteFileState,
   remoteTempPath,
-  RUN_ID,
   removeFiles,
+  RUN_ID,
   statFiles,
   writeFile,
   writeFiles,
-  type RemoteFileState,
 } from '../../src/remote/files.js'
-import type {ExecOptions, ExecResult, Remote} from '../../src/remote/ssh.js'
 import {findMember, listTar, listTarball} from '../../src/remote/tarball.js'
 import {installFromTarball, uploadFile} from '../../src/remote/upload.js'
-import {RemoteCommandError} from '../../src/remote/errors.js'
 
 let root: string
 let stateDir: string
@@ -37,6 +47,7 @@ class LocalRemote {
   name = 'local'
   mode = 'root' as const
   commands: string[] = []
+
   async exec(cmd: string, opts: ExecOptions = {}): Promise<ExecResult> {
     this.commands.push(cmd)
     const t0 = Date.now()
@@ -49,14 +60,24 @@ class LocalRemote {
     if (input === undefined) child.stdin.end()
     else if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input)
     else (input as Readable).pipe(child.stdin)
-    const code = await new Promise<number | null>((r) => child.on('close', r))
-    return {code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), durationMs: Date.now() - t0}
+    const code = await new Promise<number | null>((r) => {
+      child.on('close', r)
+    })
+    return {
+      code,
+      stdout: Buffer.concat(out).toString(),
+      stderr: Buffer.concat(err).toString(),
+      durationMs: Date.now() - t0,
+    }
   }
+
   async run(cmd: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const r = await this.exec(cmd, opts)
-    if (r.code === null || !(opts.okCodes ?? [0]).includes(r.code)) throw new RemoteCommandError({host: this.name, command: cmd, code: r.code, stderr: r.stderr})
+    if (r.code === null || !(opts.okCodes ?? [0]).includes(r.code))
+      throw new RemoteCommandError({host: this.name, command: cmd, code: r.code, stderr: r.stderr})
     return r
   }
+
   note() {}
 }
 const local = new LocalRemote()
@@ -74,7 +95,8 @@ afterAll(() => rmSync(root, {recursive: true, force: true}))
 
 describe('paths', () => {
   it('refuses paths the scripts cannot carry', () => {
-    for (const bad of ['rel/x', '/a/../b', '/a\nb', '/a\tb', '/a\\b', '/dir/']) expect(() => checkRemotePath(bad)).toThrow()
+    for (const bad of ['rel/x', '/a/../b', '/a\nb', '/a\tb', String.raw`/a\b`, '/dir/'])
+      expect(() => checkRemotePath(bad)).toThrow()
     expect(() => checkRemotePath("/etc/it's fine.conf")).not.toThrow()
   })
 })
@@ -88,7 +110,16 @@ describe('stat in one round trip', () => {
     const before = local.commands.length
     const m = await statFiles(remote, [p('s/a'), p('s/missing'), p('s/dir'), p("s/it's")], opts())
     expect(local.commands.length - before).toBe(1)
-    expect(m.get(p('s/a'))).toMatchObject({exists: true, regular: true, sha256: sha(p('s/a')), mode: 0o640, owner: 'root:root', size: 6, managed: false, hasBackup: false})
+    expect(m.get(p('s/a'))).toMatchObject({
+      exists: true,
+      regular: true,
+      sha256: sha(p('s/a')),
+      mode: 0o640,
+      owner: 'root:root',
+      size: 6,
+      managed: false,
+      hasBackup: false,
+    })
     expect(m.get(p('s/missing'))).toMatchObject({exists: false, regular: false})
     expect(m.get(p('s/dir'))).toMatchObject({exists: true, regular: false})
     expect(m.get(p("s/it's"))).toMatchObject({exists: false})
@@ -96,13 +127,30 @@ describe('stat in one round trip', () => {
 
   it('parses stat output', () => {
     const m = parseStatOutput(`F\t/x\t${'a'.repeat(64)}\t600\troot:root\t12\tM\tB\nN\t/y\t-\t-\n`)
-    expect(m.get('/x')).toEqual({path: '/x', exists: true, regular: true, sha256: 'a'.repeat(64), mode: 0o600, owner: 'root:root', size: 12, managed: true, hasBackup: true})
+    expect(m.get('/x')).toEqual({
+      path: '/x',
+      exists: true,
+      regular: true,
+      sha256: 'a'.repeat(64),
+      mode: 0o600,
+      owner: 'root:root',
+      size: 12,
+      managed: true,
+      hasBackup: true,
+    })
     expect(m.get('/y')).toEqual({path: '/y', exists: false, regular: false, managed: false, hasBackup: false})
   })
 })
 
 describe('planning (pure)', () => {
-  const st = (o: Partial<RemoteFileState>): RemoteFileState => ({path: '/f', exists: true, regular: true, managed: false, hasBackup: false, ...o})
+  const st = (o: Partial<RemoteFileState>): RemoteFileState => ({
+    path: '/f',
+    exists: true,
+    regular: true,
+    managed: false,
+    hasBackup: false,
+    ...o,
+  })
   const spec = {path: '/f', content: 'x\n', mode: 0o644}
   const xsha = '2a2d6a8c4bc0e0b2b5f05b0b4f2e3b4b0e8d0b3d5a3c8e7b8e5f8c1c5a3b2d1e' // not the real sha
 
@@ -110,9 +158,20 @@ describe('planning (pure)', () => {
     expect(planFile(spec, st({exists: false, regular: false})).result).toBe('created')
     const realSha = execFileSync('sha256sum', {input: 'x\n', encoding: 'utf8'}).slice(0, 64)
     expect(planFile(spec, st({sha256: realSha, mode: 0o644})).result).toBe('unchanged')
-    expect(planFile(spec, st({sha256: realSha, mode: 0o600}))).toMatchObject({result: 'updated', contentChanged: false, modeChanged: true})
-    expect(planFile({...spec, owner: 'root:root'}, st({sha256: realSha, mode: 0o644, owner: 'a:b'}))).toMatchObject({result: 'updated', ownerChanged: true})
-    expect(planFile(spec, st({sha256: xsha, mode: 0o644}))).toMatchObject({result: 'updated', contentChanged: true, backup: '/var/lib/kflan/backup/f'})
+    expect(planFile(spec, st({sha256: realSha, mode: 0o600}))).toMatchObject({
+      result: 'updated',
+      contentChanged: false,
+      modeChanged: true,
+    })
+    expect(planFile({...spec, owner: 'root:root'}, st({sha256: realSha, mode: 0o644, owner: 'a:b'}))).toMatchObject({
+      result: 'updated',
+      ownerChanged: true,
+    })
+    expect(planFile(spec, st({sha256: xsha, mode: 0o644}))).toMatchObject({
+      result: 'updated',
+      contentChanged: true,
+      backup: '/var/lib/kflan/backup/f',
+    })
     expect(planFile(spec, st({sha256: xsha, mode: 0o644, managed: true})).backup).toBeUndefined()
     expect(() => planFile(spec, st({regular: false}))).toThrow(/not a regular file/)
   })
@@ -121,7 +180,9 @@ describe('planning (pure)', () => {
 describe('atomic writes', () => {
   it('created → unchanged → updated, with modes, owner and the managed list', async () => {
     const f = p('etc/kflan-test/new.conf')
-    expect(await writeFile(remote, {path: f, content: 'a=1\n', mode: 0o640, owner: 'root:root'}, opts())).toBe('created')
+    expect(await writeFile(remote, {path: f, content: 'a=1\n', mode: 0o640, owner: 'root:root'}, opts())).toBe(
+      'created',
+    )
     expect(readFileSync(f, 'utf8')).toBe('a=1\n')
     expect(mode(f)).toBe(0o640)
     // Parent directories are created 0755, not with the private umask of the temp file.
@@ -129,7 +190,9 @@ describe('atomic writes', () => {
     expect(readFileSync(`${stateDir}/managed`, 'utf8').split('\n')).toContain(f)
 
     const n = local.commands.length
-    expect(await writeFile(remote, {path: f, content: 'a=1\n', mode: 0o640, owner: 'root:root'}, opts())).toBe('unchanged')
+    expect(await writeFile(remote, {path: f, content: 'a=1\n', mode: 0o640, owner: 'root:root'}, opts())).toBe(
+      'unchanged',
+    )
     expect(local.commands.length - n).toBe(1) // one round trip, no write
 
     expect(await writeFile(remote, {path: f, content: 'a=1\n', mode: 0o600}, opts())).toBe('updated')
@@ -141,7 +204,11 @@ describe('atomic writes', () => {
     // No temp files left behind.
     expect(readdirSync(path.dirname(f))).toEqual(['new.conf'])
     // Listed once.
-    expect(readFileSync(`${stateDir}/managed`, 'utf8').split('\n').filter((l) => l === f)).toHaveLength(1)
+    expect(
+      readFileSync(`${stateDir}/managed`, 'utf8')
+        .split('\n')
+        .filter((l) => l === f),
+    ).toHaveLength(1)
   })
 
   it('backs up a pre-existing file kflan did not create, once (the original)', async () => {
@@ -324,11 +391,11 @@ describe('remote temporary files are unique to the run', () => {
       ...local,
       name: 'spy',
       mode: 'root' as const,
-      exec: (cmd: string, o: ExecOptions = {}) => {
+      exec(cmd: string, o: ExecOptions = {}) {
         if (typeof o.stdin === 'string') scripts.push(o.stdin)
         return local.exec(cmd, o)
       },
-      run: async (cmd: string, o: ExecOptions = {}) => {
+      async run(cmd: string, o: ExecOptions = {}) {
         if (typeof o.stdin === 'string') scripts.push(o.stdin)
         return local.run(cmd, o)
       },

@@ -2,7 +2,6 @@ import {execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {HostKeyError} from '../../src/remote/errors.js'
@@ -58,7 +57,7 @@ describe('fingerprints', () => {
   })
 
   it('normalizes user-written fingerprints', () => {
-    const fp = keys.ed.fp
+    const {fp} = keys.ed
     expect(normalizeFingerprint(fp)).toBe(fp)
     expect(normalizeFingerprint(`  ${fp}=  `)).toBe(fp)
     expect(normalizeFingerprint(fp.slice(7))).toBe(fp)
@@ -114,10 +113,17 @@ describe('host key decisions', () => {
   it('takes a changed key that the inventory pins, replacing the recorded lines (a re-made host, re-pinned)', () => {
     const id2 = '[10.211.0.11]:22'
     const entries = parseKnownHosts(`${id2} ${keys.ed.pub}\nother ${keys.rsa.pub}\n${id2} ${keys.rsa.pub}\n`)
-    expect(decideHostKey({entries, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({ok: true, action: 'repinned', replaces: [1, 3]})
+    expect(decideHostKey({entries, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({
+      ok: true,
+      action: 'repinned',
+      replaces: [1, 3],
+    })
     // A line shared with other hosts or a wildcard is the user's: not rewritten, so still refused.
     const shared = parseKnownHosts(`${id2},other ${keys.ed.pub}\n`)
-    expect(decideHostKey({entries: shared, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({ok: false, problem: 'changed'})
+    expect(decideHostKey({entries: shared, hostId: id2, key: keys.ed2.blob, pin: keys.ed2.fp})).toMatchObject({
+      ok: false,
+      problem: 'changed',
+    })
   })
 
   const id = '[10.211.0.11]:22'
@@ -128,17 +134,32 @@ describe('host key decisions', () => {
   })
 
   it('refuses an unknown host by default', () => {
-    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob})).toMatchObject({ok: false, problem: 'unknown', fingerprint: keys.ed.fp})
+    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob})).toMatchObject({
+      ok: false,
+      problem: 'unknown',
+      fingerprint: keys.ed.fp,
+    })
   })
 
   it('accepts an unknown host whose fingerprint matches the inventory pin', () => {
-    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed.fp})).toMatchObject({ok: true, action: 'pinned'})
-    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed2.fp})).toMatchObject({ok: false, problem: 'pin-mismatch'})
-    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed2.fp, acceptNew: true})).toMatchObject({ok: false, problem: 'pin-mismatch'})
+    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed.fp})).toMatchObject({
+      ok: true,
+      action: 'pinned',
+    })
+    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed2.fp})).toMatchObject({
+      ok: false,
+      problem: 'pin-mismatch',
+    })
+    expect(
+      decideHostKey({entries: [], hostId: id, key: keys.ed.blob, pin: keys.ed2.fp, acceptNew: true}),
+    ).toMatchObject({ok: false, problem: 'pin-mismatch'})
   })
 
   it('accepts an unknown host with acceptNew', () => {
-    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, acceptNew: true})).toMatchObject({ok: true, action: 'accept-new'})
+    expect(decideHostKey({entries: [], hostId: id, key: keys.ed.blob, acceptNew: true})).toMatchObject({
+      ok: true,
+      action: 'accept-new',
+    })
   })
 
   it('refuses a changed key, even with acceptNew or a pin of the old key', () => {
@@ -146,13 +167,20 @@ describe('host key decisions', () => {
       const d = decideHostKey({entries: known(), hostId: id, key: keys.ed2.blob, ...extra})
       expect(d).toMatchObject({ok: false, problem: 'changed', lines: [1]})
     }
+
     // A key of another type than the recorded one is a change too.
-    expect(decideHostKey({entries: known(), hostId: id, key: keys.rsa.blob, acceptNew: true})).toMatchObject({ok: false, problem: 'changed'})
+    expect(decideHostKey({entries: known(), hostId: id, key: keys.rsa.blob, acceptNew: true})).toMatchObject({
+      ok: false,
+      problem: 'changed',
+    })
   })
 
   it('refuses a revoked key', () => {
     const e = parseKnownHosts(`@revoked * ${keys.ed.pub}\n`)
-    expect(decideHostKey({entries: e, hostId: id, key: keys.ed.blob, acceptNew: true})).toMatchObject({ok: false, problem: 'revoked'})
+    expect(decideHostKey({entries: e, hostId: id, key: keys.ed.blob, acceptNew: true})).toMatchObject({
+      ok: false,
+      problem: 'revoked',
+    })
   })
 
   it('explains a changed key: MITM, reinstall, which line of which file', () => {
@@ -188,7 +216,10 @@ describe('recording host keys', () => {
     await recordHostKey(f, '10.211.0.11', keys.ed2.blob, 'kflan:m1', d.ok && d.action === 'repinned' ? d.replaces : [])
     const after = await readKnownHosts(f)
     expect(after.map((e) => e.key)).toEqual([keys.rsa.blob.toString('base64'), keys.ed2.blob.toString('base64')])
-    expect(decideHostKey({entries: after, hostId: '10.211.0.11', key: keys.ed2.blob})).toMatchObject({ok: true, action: 'known'})
+    expect(decideHostKey({entries: after, hostId: '10.211.0.11', key: keys.ed2.blob})).toMatchObject({
+      ok: true,
+      action: 'known',
+    })
     expect(statSync(f).mode & 0o777).toBe(0o600)
   })
 
@@ -196,12 +227,18 @@ describe('recording host keys', () => {
     const f = path.join(dir, 'state', 'known_hosts')
     await recordHostKey(f, '[10.211.0.11]:2222', keys.ed.blob, 'kflan:m1')
     await recordHostKey(f, '[10.211.0.11]:2222', keys.ed.blob, 'kflan:m1')
-    await Promise.all([recordHostKey(f, '10.211.0.12', keys.rsa.blob), recordHostKey(f, '10.211.0.13', keys.ecdsa.blob)])
+    await Promise.all([
+      recordHostKey(f, '10.211.0.12', keys.rsa.blob),
+      recordHostKey(f, '10.211.0.13', keys.ecdsa.blob),
+    ])
     const text = readFileSync(f, 'utf8')
     expect(text.trim().split('\n')).toHaveLength(3)
     expect(statSync(f).mode & 0o777).toBe(0o600)
     const entries = await readKnownHosts(f)
-    expect(decideHostKey({entries, hostId: '[10.211.0.11]:2222', key: keys.ed.blob})).toMatchObject({ok: true, action: 'known'})
+    expect(decideHostKey({entries, hostId: '[10.211.0.11]:2222', key: keys.ed.blob})).toMatchObject({
+      ok: true,
+      action: 'known',
+    })
     // OpenSSH reads our file.
     const found = execFileSync('ssh-keygen', ['-F', '[10.211.0.11]:2222', '-f', f], {encoding: 'utf8'})
     expect(found).toContain(keys.ed.blob.toString('base64'))

@@ -6,11 +6,13 @@
  * arrives literally. Newlines and NUL are refused at render time as a kflan bug.
  */
 import {describe, expect, it} from 'vitest'
+
 import type {Cluster} from '../../src/inventory/model.js'
-import {renderHost, withHostsBlock, type FileSpec} from '../../src/render/index.js'
-import {RenderBug, unitArg, unitSh, envValue, unitValue} from '../../src/render/escape.js'
-import {renderTemplate, TEMPLATE_FORMATS} from '../../src/render/templates.js'
+
 import {shq} from '../../src/remote/shell.js'
+import {envValue, RenderBug, unitArg, unitSh, unitValue} from '../../src/render/escape.js'
+import {type FileSpec, renderHost, withHostsBlock} from '../../src/render/index.js'
+import {renderTemplate, TEMPLATE_FORMATS} from '../../src/render/templates.js'
 import {exampleCluster, fakePki} from './helpers.js'
 
 // ---------------------------------------------------------------- a tiny systemd parser
@@ -38,6 +40,7 @@ export function parseUnit(text: string): Directive[] {
       pending = line.slice(0, -1) + ' '
       continue
     }
+
     line = line.trim()
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue
     const sec = /^\[([^\]]+)\]$/.exec(line)
@@ -45,22 +48,39 @@ export function parseUnit(text: string): Directive[] {
       section = sec[1]
       continue
     }
+
     const eq = line.indexOf('=')
     if (eq <= 0) throw new Error(`not a directive: ${JSON.stringify(line)}`)
     out.push({section, key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim()})
   }
+
   if (pending) throw new Error('file ends inside a continued line')
   return out
 }
 
 /** Specifiers and `$$` in an already unquoted word. */
 function expand(word: string, vars: boolean): string {
-  let s = word.replace(/%(.)/g, (_, c: string) => (c === '%' ? '%' : `${SPEC}${c}`))
-  if (vars) s = s.replace(/\$(\$|\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/g, (_, v: string) => (v === '$' ? '$' : `${VAR}${v.replace(/[{}]/g, '')}`))
+  let s = word.replaceAll(/%(.)/g, (_, c: string) => (c === '%' ? '%' : `${SPEC}${c}`))
+  if (vars)
+    s = s.replaceAll(/\$(\$|\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)/g, (_, v: string) =>
+      v === '$' ? '$' : `${VAR}${v.replaceAll(/[{}]/g, '')}`,
+    )
   return s
 }
 
-const C_ESCAPES: Record<string, string> = {a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', s: ' ', '\\': '\\', '"': '"', "'": "'"}
+const C_ESCAPES: Record<string, string> = {
+  a: '\u0007',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  s: ' ',
+  '\\': '\\',
+  '"': '"',
+  "'": "'",
+}
 
 /** A command line → words: quotes, C escapes (in and out of quotes), then specifiers and variables. */
 export function execWords(value: string): string[] {
@@ -72,7 +92,7 @@ export function execWords(value: string): string[] {
     if (ch === '\\') {
       const n = value[i + 1]
       if (n === 'x') {
-        cur = (cur ?? '') + String.fromCharCode(parseInt(value.slice(i + 2, i + 4), 16))
+        cur = (cur ?? '') + String.fromCodePoint(Number.parseInt(value.slice(i + 2, i + 4), 16))
         i += 3
       } else if (n !== undefined && n in C_ESCAPES) {
         cur = (cur ?? '') + C_ESCAPES[n]
@@ -89,6 +109,7 @@ export function execWords(value: string): string[] {
       cur = undefined
     } else cur = (cur ?? '') + ch
   }
+
   if (quote) throw new Error(`unbalanced quoting in ${JSON.stringify(value)}`)
   if (cur !== undefined) words.push(cur)
   return words.map((w) => expand(w, true))
@@ -107,6 +128,7 @@ export function parseEnvFile(text: string): [string, string][] {
       out.push([m[1], v])
       continue
     }
+
     let value = ''
     let i = 1
     for (; i < v.length; i++) {
@@ -117,10 +139,12 @@ export function parseEnvFile(text: string): [string, string][] {
       } else if (ch === '"') break
       else value += ch
     }
+
     if (i >= v.length) throw new Error(`unterminated quote: ${JSON.stringify(line)}`)
     if (v.slice(i + 1).trim() !== '') throw new Error(`text after the closing quote: ${JSON.stringify(line)}`)
     out.push([m[1], value])
   }
+
   return out
 }
 
@@ -139,16 +163,25 @@ function fields(c: Cluster): [string, Setter][] {
     ['flannel.subnetFile', (x, v) => (x.flannel.subnetFile = v)],
     ['flannel.network', (x, v) => (x.flannel.network = v)],
   ]
-  c.hosts.forEach((_, i) => {
-    f.push([`hosts[${i}].name`, (x, v) => (x.hosts[i].name = v)])
-    f.push([`hosts[${i}].address`, (x, v) => (x.hosts[i].address = v)])
-    f.push([`hosts[${i}].interface`, (x, v) => (x.hosts[i].interface = v)])
-  })
+  for (const [i, _] of c.hosts.entries()) {
+    f.push(
+      [`hosts[${i}].name`, (x, v) => (x.hosts[i].name = v)],
+      [`hosts[${i}].address`, (x, v) => (x.hosts[i].address = v)],
+      [`hosts[${i}].interface`, (x, v) => (x.hosts[i].interface = v)],
+    )
+  }
+
   return f
 }
 
 /** Paths must stay absolute (the executable word); the rest may be anything. */
-const absolute = new Set(['etcd.installDir', 'flannel.installDir', 'etcd.dataDir', 'flannel.subnetFile', 'flannel.prefix'])
+const absolute = new Set([
+  'etcd.dataDir',
+  'etcd.installDir',
+  'flannel.installDir',
+  'flannel.prefix',
+  'flannel.subnetFile',
+])
 const placeholder = (i: number, name: string) => `${absolute.has(name) ? '/' : ''}Pq${i}qP`
 const HOSTILE = `a"b'c$d%e\\f;g h\`i$$j%%k\${L}`
 const hostile = (i: number, name: string) => `${absolute.has(name) ? '/' : ''}${HOSTILE}${i}`
@@ -158,12 +191,14 @@ const DOCKER_HOSTILE = '/usr/bin/dockerd -H fd:// --x=%i $OPTIONS'
 function clusterWith(value: (i: number, name: string) => string): Cluster {
   const base = exampleCluster('example')
   const c = structuredClone(base)
-  fields(base).forEach(([name, set], i) => set(c, value(i, name)))
+  for (const [i, [name, set]] of fields(base).entries()) set(c, value(i, name))
   return c
 }
 
 function render(c: Cluster, dockerExecStart: string): FileSpec[] {
-  return c.hosts.flatMap((h) => renderHost(c, h, {pki: fakePki, dockerExecStart}).filter((f) => !f.path.endsWith('.pem')))
+  return c.hosts.flatMap((h) =>
+    renderHost(c, h, {pki: fakePki, dockerExecStart}).filter((f) => !f.path.endsWith('.pem')),
+  )
 }
 
 const isEnv = (f: FileSpec) => f.path.endsWith('/etcd.conf')
@@ -180,8 +215,12 @@ describe('templates escape every value for their format', () => {
 
   it('renders the same files with hostile values (and the test covers every template that takes values)', () => {
     expect(evil.map((f) => f.path).length).toBe(benign.length)
-    const used = new Set(Object.entries(TEMPLATE_FORMATS).filter(([, f]) => f !== 'static').map(([n]) => n))
-    expect(used).toEqual(new Set(['etcd.service', 'flanneld.service', 'docker-flannel.conf', 'etcd.conf']))
+    const used = new Set(
+      Object.entries(TEMPLATE_FORMATS)
+        .filter(([, f]) => f !== 'static')
+        .map(([n]) => n),
+    )
+    expect(used).toEqual(new Set(['docker-flannel.conf', 'etcd.conf', 'etcd.service', 'flanneld.service']))
     expect(benign.filter(isUnit).length).toBeGreaterThanOrEqual(3)
     expect(benign.filter(isEnv).length).toBeGreaterThanOrEqual(1)
     // Every field reaches some file (the interface only on flannel hosts).
@@ -190,68 +229,86 @@ describe('templates escape every value for their format', () => {
     expect(missing).toEqual(base.hosts.flatMap((h, i) => (h.roles.flannel ? [] : [`hosts[${i}].interface`])))
   })
 
-
   it('unit files and the docker drop-in: same sections, directives and command-line words; values literal', () => {
     let execs = 0
-    benign.forEach((b, fi) => {
-      if (!isUnit(b)) return
+    for (const [fi, b] of benign.entries()) {
+      if (!isUnit(b)) continue
       const good = parseUnit(b.content)
       const bad = parseUnit(evil[fi].content)
-      expect(bad.map((d) => `${d.section}.${d.key}`), b.path).toEqual(good.map((d) => `${d.section}.${d.key}`))
-      good.forEach((d, di) => {
+      expect(
+        bad.map((d) => `${d.section}.${d.key}`),
+        b.path,
+      ).toEqual(good.map((d) => `${d.section}.${d.key}`))
+      for (const [di, d] of good.entries()) {
         const got = bad[di].value
         if (!d.key.startsWith('Exec')) {
           expect(expand(got, false), `${b.path} ${d.key}`).toBe(expected(expand(d.value, false)))
-          return
+          continue
         }
+
         execs++
         const gw = execWords(d.value)
         const hw = execWords(got)
         if (d.key === 'ExecStart' && b.path.includes('docker.service.d') && gw.length > 1) {
           // docker's own command line: its words stay words, its specifiers are literal.
-          expect(hw).toEqual([...DOCKER_HOSTILE.split(' ').map((w) => expand(w.replace(/%/g, '%%'), true)), `${VAR}DOCKER_NETWORK_OPTIONS`])
-          return
+          expect(hw).toEqual([
+            ...DOCKER_HOSTILE.split(' ').map((w) => expand(w.replaceAll('%', '%%'), true)),
+            `${VAR}DOCKER_NETWORK_OPTIONS`,
+          ])
+          continue
         }
+
         expect(hw.length, `${b.path} ${d.key}: ${got}`).toBe(gw.length)
-        gw.forEach((w, wi) => expect(hw[wi], `${b.path} ${d.key} word ${wi}`).toBe(expected(w, gw[wi - 1] === '-c')))
-      })
-    })
+        for (const [wi, w] of gw.entries())
+          expect(hw[wi], `${b.path} ${d.key} word ${wi}`).toBe(expected(w, gw[wi - 1] === '-c'))
+      }
+    }
+
     expect(execs).toBeGreaterThanOrEqual(6)
   })
 
   it('the etcd environment file: same keys, values literal', () => {
-    benign.forEach((b, fi) => {
-      if (!isEnv(b)) return
+    for (const [fi, b] of benign.entries()) {
+      if (!isEnv(b)) continue
       const good = parseEnvFile(b.content)
       const bad = parseEnvFile(evil[fi].content)
       expect(bad.map(([k]) => k)).toEqual(good.map(([k]) => k))
-      good.forEach(([k, v], i) => expect(bad[i][1], k).toBe(expected(v)))
-    })
+      for (const [i, [k, v]] of good.entries()) expect(bad[i][1], k).toBe(expected(v))
+    }
   })
 
-  it.each(['\n', '\r', '\0', '\x1b'])('refuses a control character (%j) in any field at render time, as a kflan bug', (ch) => {
-    fields(base).forEach(([name, set]) => {
-      const c = structuredClone(base)
-      set(c, `${absolute.has(name) ? '/' : ''}x${ch}ExecStartPre=/bin/id`)
-      const touched = (() => {
-        try {
-          render(c, DOCKER_BENIGN)
-          return undefined
-        } catch (err) {
-          return err
+  it.each(['\n', '\r', '\0', '\u001B'])(
+    'refuses a control character (%j) in any field at render time, as a kflan bug',
+    (ch) => {
+      for (const [name, set] of fields(base)) {
+        const c = structuredClone(base)
+        set(c, `${absolute.has(name) ? '/' : ''}x${ch}ExecStartPre=/bin/id`)
+        const touched = (() => {
+          try {
+            render(c, DOCKER_BENIGN)
+            return undefined
+          } catch (error) {
+            return error
+          }
+        })()
+        // Fields used only outside templates (a host without a role) render nothing.
+        if (touched === undefined) {
+          const rendered = render(c, DOCKER_BENIGN)
+            .map((f) => f.content)
+            .join('')
+          expect(rendered, name).not.toContain('ExecStartPre=/bin/id')
+          continue
         }
-      })()
-      // Fields used only outside templates (a host without a role) render nothing.
-      if (touched === undefined) {
-        const rendered = render(c, DOCKER_BENIGN).map((f) => f.content).join('')
-        expect(rendered, name).not.toContain('ExecStartPre=/bin/id')
-        return
+
+        expect(touched, name).toBeInstanceOf(RenderBug)
+        expect((touched as Error).message).toMatch(
+          /^kflan bug: .* cannot be rendered \(control character; validation should have refused it\)/,
+        )
       }
-      expect(touched, name).toBeInstanceOf(RenderBug)
-      expect((touched as Error).message).toMatch(/^kflan bug: .* cannot be rendered \(control character; validation should have refused it\)/)
-    })
-    expect(() => render(base, `/usr/bin/dockerd${ch}ExecStartPre=/bin/id`)).toThrow(RenderBug)
-  })
+
+      expect(() => render(base, `/usr/bin/dockerd${ch}ExecStartPre=/bin/id`)).toThrow(RenderBug)
+    },
+  )
 
   it('refuses a host name or address that is not one word in /etc/hosts', () => {
     for (const bad of ['a b', 'a\nb', 'x;y']) {
@@ -259,6 +316,7 @@ describe('templates escape every value for their format', () => {
       c.hosts[0].name = bad
       expect(() => withHostsBlock('', c), bad).toThrow(RenderBug)
     }
+
     expect(withHostsBlock('', base)).toContain('192.168.204.171 master01\n')
   })
 
@@ -272,8 +330,8 @@ describe('templates escape every value for their format', () => {
   })
 
   it('escapers by example', () => {
-    expect(unitArg('f', '100%$HOME a;b\\"\'')).toBe('100%%$$HOME\\x20a\\x3bb\\x5c\\x22\\x27')
-    expect(unitSh('f', "10.0.0.0/8'; id; '")).toBe("\\x2710.0.0.0/8\\x27\\x5c\\x27\\x27; id; \\x27\\x5c\\x27\\x27\\x27")
+    expect(unitArg('f', String.raw`100%$HOME a;b\"'`)).toBe(String.raw`100%%$$HOME\x20a\x3bb\x5c\x22\x27`)
+    expect(unitSh('f', "10.0.0.0/8'; id; '")).toBe(String.raw`\x2710.0.0.0/8\x27\x5c\x27\x27; id; \x27\x5c\x27\x27\x27`)
     expect(execWords(`/bin/sh -c '${unitSh('f', "a'b $X")}'`)).toEqual(['/bin/sh', '-c', `'a'\\''b $X'`])
     expect(envValue('f', 'a"b\\c$d`e')).toBe('a\\"b\\\\c\\$d\\`e')
   })

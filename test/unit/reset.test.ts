@@ -1,14 +1,23 @@
 import {describe, expect, it} from 'vitest'
+
+import type {Cluster} from '../../src/inventory/model.js'
+import type {HostFacts, UnitState} from '../../src/remote/facts.js'
+
+import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
+import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
+import {withHostsBlock} from '../../src/render/index.js'
+import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
+import {checkMemberReset, leasesOf, parseLeaderEndpoints, parseMemberList, quorum} from '../../src/reset/etcd.js'
 import {parseResetFacts, type ResetFacts} from '../../src/reset/facts.js'
 import {describeOp, iptablesCleanup, iptablesScript, splitRule} from '../../src/reset/iptables.js'
-import {leftoverRoutes, planHostReset, removableDir, undoTextEdit, type HostResetPlan, type PlanInput} from '../../src/reset/plan.js'
-import {checkMemberReset, leasesOf, parseLeaderEndpoints, parseMemberList, quorum} from '../../src/reset/etcd.js'
-import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
-import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
-import {withHostsBlock} from '../../src/render/index.js'
-import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
-import type {HostFacts, UnitState} from '../../src/remote/facts.js'
-import type {Cluster} from '../../src/inventory/model.js'
+import {
+  type HostResetPlan,
+  leftoverRoutes,
+  planHostReset,
+  type PlanInput,
+  removableDir,
+  undoTextEdit,
+} from '../../src/reset/plan.js'
 import {clusterFrom, sampleFacts, threeMastersTwoNodes} from './helpers.js'
 
 /** The lab's topology: 3 etcd masters, 2 flannel nodes, network 10.244.0.0/16 over vxlan. */
@@ -118,13 +127,23 @@ default via 10.211.3.1 dev eth0
 @@kflan:end@@
 `
 
-const unit = (over: Partial<UnitState> = {}): UnitState => ({loadState: 'not-found', activeState: 'inactive', exists: false, active: false, ...over})
-const running: UnitState = {loadState: 'loaded', activeState: 'active', unitFileState: 'enabled', exists: true, active: true}
+const running: UnitState = {
+  loadState: 'loaded',
+  activeState: 'active',
+  unitFileState: 'enabled',
+  exists: true,
+  active: true,
+}
 
 function facts(over: Partial<HostFacts> = {}): HostFacts {
   return sampleFacts({
     hostname: 'n1',
-    docker: {installed: true, dockerdPath: '/usr/sbin/dockerd', execStart: '/usr/sbin/dockerd -H fd://', unit: {...running, dropInPaths: []}},
+    docker: {
+      installed: true,
+      dockerdPath: '/usr/sbin/dockerd',
+      execStart: '/usr/sbin/dockerd -H fd://',
+      unit: {...running, dropInPaths: []},
+    },
     listening: [],
     interfaces: [
       {name: 'eth0', addresses: [{family: 'inet', address: '10.211.3.21', prefixLen: 24}]},
@@ -148,23 +167,36 @@ const convergedNode = (): HostFacts =>
   })
 
 function plan(name: string, f: HostFacts, reset: ResetFacts, over: Partial<PlanInput> = {}): HostResetPlan {
-  return planHostReset({cluster, host: host(name), facts: f, reset, texts: new Map(), options: {purgeData: false}, ...over})
+  return planHostReset({
+    cluster,
+    host: host(name),
+    facts: f,
+    reset,
+    texts: new Map(),
+    options: {purgeData: false},
+    ...over,
+  })
 }
 
 describe('reset facts', () => {
-  it('parses kflan\'s bookkeeping, iptables, routes and runtime files', () => {
+  it("parses kflan's bookkeeping, iptables, routes and runtime files", () => {
     const r = parseResetFacts(NODE_OUT)
     expect(r.stateDir).toBe(true)
     expect([...r.files.keys()]).toContain('/opt/flannel/bin/flanneld')
     expect(r.files.get('/etc/hosts')).toMatchObject({exists: true, managed: false, hasBackup: true, mode: 0o644})
-    expect(r.files.get('/opt/flannel/ssl/flanneld-key.pem')).toMatchObject({exists: true, managed: true, hasBackup: false, mode: 0o600})
+    expect(r.files.get('/opt/flannel/ssl/flanneld-key.pem')).toMatchObject({
+      exists: true,
+      managed: true,
+      hasBackup: false,
+      mode: 0o600,
+    })
     expect(r.iptables?.filter).toContain('-N FLANNEL-FWD')
     expect(r.runFiles).toEqual(['/run/flannel/subnet.env', '/run/flannel/docker'])
     expect(r.dockerDaemonJson).toEqual({bip: false, pools: false})
     expect(r.wants).toEqual(['/etc/systemd/system/multi-user.target.wants/flanneld.service'])
   })
 
-  it('reads docker\'s daemon.json settings that forbid the matching flags, and refuses a truncated output', () => {
+  it("reads docker's daemon.json settings that forbid the matching flags, and refuses a truncated output", () => {
     const withJson = NODE_OUT.replace('@@kflan:daemon-json@@\n', '@@kflan:daemon-json@@\n{"bip": "10.9.0.1/24"}\n')
     expect(parseResetFacts(withJson).dockerDaemonJson).toEqual({bip: true, pools: false})
     expect(() => parseResetFacts(NODE_OUT.replace('@@kflan:end@@', ''))).toThrow(/incomplete/)
@@ -173,11 +205,29 @@ describe('reset facts', () => {
 
 describe('iptables cleanup', () => {
   it('splits rules the way iptables prints them', () => {
-    expect(splitRule('-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')).toEqual(['-A', 'FORWARD', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'FLANNEL-FWD'])
-    expect(splitRule('-A X -m comment --comment "a \\"b\\"" -j RETURN')).toEqual(['-A', 'X', '-m', 'comment', '--comment', 'a "b"', '-j', 'RETURN'])
+    expect(splitRule('-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')).toEqual([
+      '-A',
+      'FORWARD',
+      '-m',
+      'comment',
+      '--comment',
+      'flanneld forward',
+      '-j',
+      'FLANNEL-FWD',
+    ])
+    expect(splitRule(String.raw`-A X -m comment --comment "a \"b\"" -j RETURN`)).toEqual([
+      '-A',
+      'X',
+      '-m',
+      'comment',
+      '--comment',
+      'a "b"',
+      '-j',
+      'RETURN',
+    ])
   })
 
-  it('takes out flanneld\'s chains and jumps and kflan\'s FORWARD rules, and nothing of docker\'s', () => {
+  it("takes out flanneld's chains and jumps and kflan's FORWARD rules, and nothing of docker's", () => {
     const ops = iptablesCleanup(NODE_FILTER.split('\n'), NODE_NAT.split('\n'), '10.244.0.0/16')
     expect(ops.map(describeOp)).toEqual([
       'iptables -D FORWARD -d 10.244.0.0/16 -j ACCEPT',
@@ -189,7 +239,7 @@ describe('iptables cleanup', () => {
     ])
   })
 
-  it('recognises flannel < 0.17\'s rules without comments and docker\'s masquerade for a flannel docker0', () => {
+  it("recognises flannel < 0.17's rules without comments and docker's masquerade for a flannel docker0", () => {
     const nat = [
       '-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE',
       '-A POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN',
@@ -212,12 +262,16 @@ describe('iptables cleanup', () => {
 
   it('deletes repeatedly (duplicates) and warns instead of failing on a chain still referenced', () => {
     const s = iptablesScript(iptablesCleanup(NODE_FILTER.split('\n'), [], '10.244.0.0/16'))
-    expect(s).toContain("while [ $n -lt 32 ] && iptables -w -t filter -C FORWARD -m comment --comment 'flanneld forward' -j FLANNEL-FWD")
-    expect(s).toContain("echo 'warn: iptables chain FLANNEL-FWD (filter) is still referenced by another rule; left in place'")
+    expect(s).toContain(
+      "while [ $n -lt 32 ] && iptables -w -t filter -C FORWARD -m comment --comment 'flanneld forward' -j FLANNEL-FWD",
+    )
+    expect(s).toContain(
+      "echo 'warn: iptables chain FLANNEL-FWD (filter) is still referenced by another rule; left in place'",
+    )
   })
 })
 
-describe('undoing kflan\'s text edits', () => {
+describe("undoing kflan's text edits", () => {
   const original = '127.0.0.1\tlocalhost\n127.0.1.1\tn1\n'
 
   it('gives back the original when nothing else changed', () => {
@@ -226,7 +280,9 @@ describe('undoing kflan\'s text edits', () => {
     expect(undoTextEdit('/etc/fstab', commentOutSwap(fstab), fstab)).toBe(fstab)
     const sel = 'SELINUX=enforcing\nSELINUXTYPE=targeted\n'
     expect(undoTextEdit('/etc/selinux/config', selinuxDisabled(sel), sel)).toBe(sel)
-    expect(undoTextEdit('/etc/selinux/config', selinuxDisabled('SELINUXTYPE=targeted\n'), 'SELINUXTYPE=targeted\n')).toBe('SELINUXTYPE=targeted\n')
+    expect(
+      undoTextEdit('/etc/selinux/config', selinuxDisabled('SELINUXTYPE=targeted\n'), 'SELINUXTYPE=targeted\n'),
+    ).toBe('SELINUXTYPE=targeted\n')
   })
 
   it('keeps what others added after kflan', () => {
@@ -242,7 +298,7 @@ describe('the reset plan of a host', () => {
     expect(p.flanneld).toBe(true)
     expect(p.flannelTraces).toBe(true)
     expect(p.dropIn).toEqual({path: '/etc/systemd/system/docker.service.d/10-kflan-flannel.conf', action: 'remove'})
-    expect(p.docker).toEqual({action: 'restart', pools: true, why: 'without kflan\'s drop-in'})
+    expect(p.docker).toEqual({action: 'restart', pools: true, why: "without kflan's drop-in"})
     expect(p.dockerOnFlannel).toBe('10.244.32.1/24')
     expect(p.links).toEqual(['flannel.1'])
     expect(p.routes).toEqual([])
@@ -261,7 +317,13 @@ describe('the reset plan of a host', () => {
       'remove /opt/flannel/ssl/flanneld-key.pem',
       'remove /opt/flannel/ssl/flanneld.pem',
     ])
-    expect(p.dirs).toEqual(['/etc/systemd/system/docker.service.d', '/opt/flannel/bin', '/opt/flannel/ssl', '/opt/flannel', '/run/flannel'])
+    expect(p.dirs).toEqual([
+      '/etc/systemd/system/docker.service.d',
+      '/opt/flannel/bin',
+      '/opt/flannel/ssl',
+      '/opt/flannel',
+      '/run/flannel',
+    ])
     expect(p.daemonReload).toBe(true)
     expect(p.wants).toEqual([]) // systemctl disable takes the link with the unit
     expect(p.stateDir).toBe(true)
@@ -269,9 +331,13 @@ describe('the reset plan of a host', () => {
   })
 
   it('an etcd member: stop etcd; its data only with --purge-data', () => {
-    const out = NODE_OUT.replace(/@@kflan:files@@\n[^@]*/, '@@kflan:files@@\nF\t/etc/systemd/system/etcd.service\t-\t644\t-\t0\tM\t-\nF\t/opt/etcd/bin/etcd\t-\t755\t-\t0\tM\t-\n\n')
-      .replace(/@@kflan:run@@\n[^@]*/, '@@kflan:run@@\n\n')
-    const f = facts({etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: true, nonEmpty: true, hasMember: true, unit: running}})
+    const out = NODE_OUT.replace(
+      /@@kflan:files@@\n[^@]*/,
+      '@@kflan:files@@\nF\t/etc/systemd/system/etcd.service\t-\t644\t-\t0\tM\t-\nF\t/opt/etcd/bin/etcd\t-\t755\t-\t0\tM\t-\n\n',
+    ).replace(/@@kflan:run@@\n[^@]*/, '@@kflan:run@@\n\n')
+    const f = facts({
+      etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: true, nonEmpty: true, hasMember: true, unit: running},
+    })
     const keep = plan('m1', f, parseResetFacts(out))
     expect(keep.etcd).toBe(true)
     expect(keep.purgeData).toBeUndefined()
@@ -291,19 +357,32 @@ describe('the reset plan of a host', () => {
   it('keeps later edits of /etc/hosts instead of restoring a stale backup', () => {
     const original = '127.0.0.1 localhost\n'
     const current = `${withHostsBlock(original, cluster)}10.0.0.9 later\n`
-    const p = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {texts: new Map([['/etc/hosts', {current: Buffer.from(current), original: Buffer.from(original)}]])})
+    const p = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {
+      texts: new Map([['/etc/hosts', {current: Buffer.from(current), original: Buffer.from(original)}]]),
+    })
     const op = p.files.find((f) => f.path === '/etc/hosts')!
     expect(op.action).toBe('rewrite')
     expect(op.content?.toString()).toBe(`${original}10.0.0.9 later\n`)
-    const same = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {texts: new Map([['/etc/hosts', {current: Buffer.from(withHostsBlock(original, cluster)), original: Buffer.from(original)}]])})
+    const same = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {
+      texts: new Map([
+        ['/etc/hosts', {current: Buffer.from(withHostsBlock(original, cluster)), original: Buffer.from(original)}],
+      ]),
+    })
     expect(same.files.find((f) => f.path === '/etc/hosts')?.action).toBe('restore')
   })
 
   it('docker: no pools flag when daemon.json sets bip; left stopped when it was stopped and disabled', () => {
     const r = {...parseResetFacts(NODE_OUT), dockerDaemonJson: {bip: true, pools: false}}
-    expect(plan('n1', convergedNode(), r).docker).toEqual({action: 'restart', pools: false, why: 'without kflan\'s drop-in'})
+    expect(plan('n1', convergedNode(), r).docker).toEqual({
+      action: 'restart',
+      pools: false,
+      why: "without kflan's drop-in",
+    })
     const stopped = convergedNode()
-    stopped.docker = {...stopped.docker, unit: {...stopped.docker.unit, active: false, activeState: 'inactive', unitFileState: 'disabled'}}
+    stopped.docker = {
+      ...stopped.docker,
+      unit: {...stopped.docker.unit, active: false, activeState: 'inactive', unitFileState: 'disabled'},
+    }
     expect(plan('n1', stopped, parseResetFacts(NODE_OUT)).docker).toEqual({action: 'leave-stopped', deleteBridge: true})
   })
 
@@ -315,18 +394,32 @@ roles: {masters: [n1], nodes: [n1]}
 etcd: {version: 3.4.23, tarball: e.tgz}
 flannel: {version: 0.26.1, tarball: f.tgz, network: 172.17.0.0/16}
 `)
-    const p = planHostReset({cluster: c, host: c.hosts[0], facts: facts(), reset: parseResetFacts(NOTHING_OUT), texts: new Map(), options: {purgeData: false}})
+    const p = planHostReset({
+      cluster: c,
+      host: c.hosts[0],
+      facts: facts(),
+      reset: parseResetFacts(NOTHING_OUT),
+      texts: new Map(),
+      options: {purgeData: false},
+    })
     expect(p.dockerOnFlannel).toBeUndefined()
     expect(p.empty).toBe(true)
   })
 
-  it('host-gw leaves routes to the other hosts\' subnets; vxlan\'s go with the device', () => {
-    const routes = ['10.244.5.0/24 via 10.211.3.22 dev eth0', '10.244.32.0/24 dev docker0 proto kernel scope link src 10.244.32.1', '10.244.83.0/24 via 10.244.83.0 dev flannel.1 onlink', '10.9.0.0/24 via 10.211.3.1 dev eth0']
+  it("host-gw leaves routes to the other hosts' subnets; vxlan's go with the device", () => {
+    const routes = [
+      '10.244.5.0/24 via 10.211.3.22 dev eth0',
+      '10.244.32.0/24 dev docker0 proto kernel scope link src 10.244.32.1',
+      '10.244.83.0/24 via 10.244.83.0 dev flannel.1 onlink',
+      '10.9.0.0/24 via 10.211.3.1 dev eth0',
+    ]
     expect(leftoverRoutes(cluster, routes, ['flannel.1'])).toEqual(['10.244.5.0/24 dev eth0'])
   })
 
   it('never removes system directories', () => {
-    expect(['/opt', '/usr/local', '/usr/local/bin', '/etc/systemd/system', '/var/lib', '/'].filter(removableDir)).toEqual([])
+    expect(
+      ['/opt', '/usr/local', '/usr/local/bin', '/etc/systemd/system', '/var/lib', '/'].filter(removableDir),
+    ).toEqual([])
     expect(['/opt/etcd', '/opt/flannel/bin', '/run/flannel', '/var/lib/etcd'].every(removableDir)).toBe(true)
   })
 })
@@ -341,24 +434,50 @@ describe('etcd during a reset', () => {
   const all = new Set(['https://10.211.3.11:2379', 'https://10.211.3.12:2379', 'https://10.211.3.13:2379'])
 
   it('parses member list and endpoint status', () => {
-    expect(members.map((m) => `${m.id} ${m.name || '-'} ${m.status}`)).toEqual(['182ceda1a3430b48 lab-m1 started', '5d7e08c1dad7c557 lab-m3 started', '90c6e7477a986c29 lab-m2 started', '661bc65effd983fb - unstarted'])
-    expect(parseLeaderEndpoints('https://10.211.3.11:2379, 182ceda1a3430b48, 3.4.23, 33 kB, false, false, 10, 34, 34, \nhttps://10.211.3.12:2379, 90c6e7477a986c29, 3.4.23, 37 kB, true, false, 10, 34, 34, \n')).toEqual(['https://10.211.3.12:2379'])
+    expect(members.map((m) => `${m.id} ${m.name || '-'} ${m.status}`)).toEqual([
+      '182ceda1a3430b48 lab-m1 started',
+      '5d7e08c1dad7c557 lab-m3 started',
+      '90c6e7477a986c29 lab-m2 started',
+      '661bc65effd983fb - unstarted',
+    ])
+    expect(
+      parseLeaderEndpoints(
+        'https://10.211.3.11:2379, 182ceda1a3430b48, 3.4.23, 33 kB, false, false, 10, 34, 34, \nhttps://10.211.3.12:2379, 90c6e7477a986c29, 3.4.23, 37 kB, true, false, 10, 34, 34, \n',
+      ),
+    ).toEqual(['https://10.211.3.12:2379'])
   })
 
   it('lets one member go only while the others keep quorum', () => {
     const three = members.slice(0, 3)
     expect(quorum(3)).toBe(2)
-    expect(checkMemberReset(three, all, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, false)).toMatchObject({ok: true, othersUp: 2, total: 3})
+    expect(checkMemberReset(three, all, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, false)).toMatchObject({
+      ok: true,
+      othersUp: 2,
+      total: 3,
+    })
     const m2down = new Set(['https://10.211.3.11:2379', 'https://10.211.3.13:2379'])
-    expect(checkMemberReset(three, m2down, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, false)).toMatchObject({ok: false, message: 'stopping lab-m3 leaves 1 of 3 members up; etcd needs 2 for quorum'})
+    expect(checkMemberReset(three, m2down, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, false)).toMatchObject(
+      {ok: false, message: 'stopping lab-m3 leaves 1 of 3 members up; etcd needs 2 for quorum'},
+    )
     // Removing m3 leaves a 2-member cluster that needs both: m2 must be up.
-    expect(checkMemberReset(three, m2down, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, true)).toMatchObject({ok: false})
-    expect(checkMemberReset(three, all, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, true)).toMatchObject({ok: true, member: {id: '5d7e08c1dad7c557'}})
-    expect(checkMemberReset(three.slice(0, 1), all, {name: 'lab-m1', peerUrl: 'https://10.211.3.11:2380'}, false)).toMatchObject({ok: false, message: /only etcd member/})
-    expect(checkMemberReset(three, all, {name: 'other', peerUrl: 'https://10.9.9.9:2380'}, false)).toEqual({ok: true, othersUp: 3, total: 3})
+    expect(checkMemberReset(three, m2down, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, true)).toMatchObject({
+      ok: false,
+    })
+    expect(checkMemberReset(three, all, {name: 'lab-m3', peerUrl: 'https://10.211.3.13:2380'}, true)).toMatchObject({
+      ok: true,
+      member: {id: '5d7e08c1dad7c557'},
+    })
+    expect(
+      checkMemberReset(three.slice(0, 1), all, {name: 'lab-m1', peerUrl: 'https://10.211.3.11:2380'}, false),
+    ).toMatchObject({ok: false, message: /only etcd member/})
+    expect(checkMemberReset(three, all, {name: 'other', peerUrl: 'https://10.9.9.9:2380'}, false)).toEqual({
+      ok: true,
+      othersUp: 3,
+      total: 3,
+    })
   })
 
-  it('finds the hosts\' leases by the address flanneld registered', () => {
+  it("finds the hosts' leases by the address flanneld registered", () => {
     const leases = parseLeases(`/coreos.com/network/subnets/10.244.5.0-24
 {"PublicIP":"10.211.3.22","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:57:ba:ef:df:35"}}
 /coreos.com/network/subnets/10.244.91.0-24
@@ -370,9 +489,11 @@ describe('etcd during a reset', () => {
 })
 
 describe('docker leaving the flannel subnet', () => {
-  it('starts once with docker\'s default pools, the unit\'s own ExecStart kept', () => {
+  it("starts once with docker's default pools, the unit's own ExecStart kept", () => {
     const d = poolsDropIn('/usr/sbin/dockerd -H fd:// $DOCKER_OPTS')
-    expect(d).toContain('ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS --default-address-pool base=172.17.0.0/16,size=16 ')
+    expect(d).toContain(
+      'ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS --default-address-pool base=172.17.0.0/16,size=16 ',
+    )
     expect(d.match(/--default-address-pool /g)).toHaveLength(DOCKER_DEFAULT_POOLS.length)
   })
 })

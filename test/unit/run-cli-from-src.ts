@@ -9,7 +9,9 @@ import {fileURLToPath} from 'node:url'
 const [name, ...argv] = process.argv.slice(2)
 const root = fileURLToPath(new URL('../../', import.meta.url))
 try {
-  const mod = (await import(`../../src/commands/${name.replace(/ /g, '/')}.ts`)) as {default: {run(argv: string[], opts: string): Promise<unknown>}}
+  const mod = (await import(`../../src/commands/${name.replaceAll(' ', '/')}.ts`)) as {
+    default: {run(argv: string[], opts: string): Promise<unknown>}
+  }
   await mod.default.run(argv, root)
 } catch (error) {
   await handle(error as Error)

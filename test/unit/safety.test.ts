@@ -4,11 +4,12 @@ import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
+
 import {desiredAuth, parseAuthState, planAuth, prefixEnd} from '../../src/etcd-auth.js'
 import {parseInitialCluster} from '../../src/etcdctl.js'
 import {InterruptedError, signalExitCode} from '../../src/interrupt.js'
 import {journalExcerpt} from '../../src/remote/journal.js'
-import {acquireStateLock, lockPath, lockState, procStartOf, type LockInfo} from '../../src/state-lock.js'
+import {acquireStateLock, type LockInfo, lockPath, lockState, procStartOf} from '../../src/state-lock.js'
 import {exampleCluster} from './helpers.js'
 
 describe('stop signals', () => {
@@ -34,9 +35,20 @@ describe('state directory lock', () => {
     expect(existsSync(lockPath(d))).toBe(false)
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
     const procStart = procStartOf(child.pid!)
-    writeFileSync(lockPath(d), JSON.stringify({pid: child.pid, host: hostname(), command: 'kflan reset -i b.yaml', started: '2026-12-01T10:00:00Z', procStart}))
+    writeFileSync(
+      lockPath(d),
+      JSON.stringify({
+        pid: child.pid,
+        host: hostname(),
+        command: 'kflan reset -i b.yaml',
+        started: '2026-12-01T10:00:00Z',
+        procStart,
+      }),
+    )
     try {
-      expect(() => acquireStateLock(d, 'kflan init')).toThrow(new RegExp(`another kflan run holds the state directory .*PID ${child.pid} on .*kflan reset -i b.yaml`))
+      expect(() => acquireStateLock(d, 'kflan init')).toThrow(
+        new RegExp(`another kflan run holds the state directory .*PID ${child.pid} on .*kflan reset -i b.yaml`),
+      )
     } finally {
       child.kill()
     }
@@ -45,8 +57,13 @@ describe('state directory lock', () => {
   it('takes over a stale lock (dead PID, reused PID) and says whose it was', () => {
     const d = dir()
     // A PID that surely ran and is gone: a child that already exited.
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {encoding: 'utf8'}).stdout
-    writeFileSync(lockPath(d), JSON.stringify({pid: Number(dead), host: hostname(), command: 'kflan init', started: '2026-12-01T10:00:00Z'}))
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout
+    writeFileSync(
+      lockPath(d),
+      JSON.stringify({pid: Number(dead), host: hostname(), command: 'kflan init', started: '2026-12-01T10:00:00Z'}),
+    )
     const lock = acquireStateLock(d, 'kflan join node n1')
     expect(lock.tookOver).toMatchObject({pid: Number(dead), command: 'kflan init'})
     expect(JSON.parse(readFileSync(lockPath(d), 'utf8')).pid).toBe(process.pid)
@@ -70,6 +87,7 @@ describe('state directory lock', () => {
     } catch (error) {
       err = error
     }
+
     expect((err as {exitCode: number}).exitCode).toBe(2)
     expect((err as Error).message).toMatch(/cannot lock the state directory/)
   })
@@ -81,18 +99,18 @@ describe('journal excerpts for failed services', () => {
       '{"level":"info","ts":"2026-12-01T16:00:00Z","caller":"embed/etcd.go:1","msg":"configuring peer listeners"}',
       '{"level":"fatal","ts":"2026-12-01T16:00:01Z","caller":"etcdmain/etcd.go:204","msg":"discovery failed","error":"open /var/lib/etcd/member/snap/db: no space left on device"}',
       'etcd.service: Main process exited, code=exited, status=1/FAILURE',
-      'etcd.service: Failed with result \'exit-code\'.',
+      "etcd.service: Failed with result 'exit-code'.",
     ].join('\n')
     const out = journalExcerpt(text)
     expect(out[0]).toBe('fatal: discovery failed: open /var/lib/etcd/member/snap/db: no space left on device')
-    expect(out).toEqual([out[0], "etcd.service: Failed with result \'exit-code\'."])
+    expect(out).toEqual([out[0], "etcd.service: Failed with result 'exit-code'."])
     expect(out.join('\n')).not.toContain('configuring peer listeners')
   })
 
   it('keeps capnslog text lines and falls back to the last lines when none looks like a failure', () => {
-    expect(journalExcerpt('a\netcdmain: cannot access data directory: mkdir /var/lib/etcd: permission denied\nb\n')).toEqual([
-      'etcdmain: cannot access data directory: mkdir /var/lib/etcd: permission denied',
-    ])
+    expect(
+      journalExcerpt('a\netcdmain: cannot access data directory: mkdir /var/lib/etcd: permission denied\nb\n'),
+    ).toEqual(['etcdmain: cannot access data directory: mkdir /var/lib/etcd: permission denied'])
     expect(journalExcerpt('one\ntwo\nthree\n', 2)).toEqual(['two', 'three'])
     expect(journalExcerpt('-- No entries --\n')).toEqual([])
   })
@@ -115,7 +133,14 @@ describe('etcd roles (least privilege)', () => {
     'Error: etcdserver: authentication failed, invalid user ID or password',
     ...[...desired.users].flatMap(([u, roles]) => [`@@kflan-auth user ${u}`, JSON.stringify({header: {}, roles})]),
     '@@kflan-auth role flannel',
-    JSON.stringify({header: {}, perm: [{key: b64('/coreos.com/network/config')}, {permType: 2, key: b64('/coreos.com/network/subnets'), range_end: b64('/coreos.com/network/subnett')}]}),
+    JSON.stringify({
+      header: {},
+      perm: [
+        {key: b64('/coreos.com/network/config')},
+        // eslint-disable-next-line camelcase -- etcd's own JSON field name
+        {permType: 2, key: b64('/coreos.com/network/subnets'), range_end: b64('/coreos.com/network/subnett')},
+      ],
+    }),
   ].join('\n')
 
   it('gives flanneld read on the config and read/write on the leases only; members and the admin CN get root', () => {
@@ -132,8 +157,10 @@ describe('etcd roles (least privilege)', () => {
   it('plans users, the role and auth enable (last) on a cluster without auth, and nothing once converged', () => {
     const steps = planAuth(desired, parseAuthState(fresh))
     expect(steps.at(-1)!.args).toBe('auth enable')
-    expect(steps.map((s) => s.args)).toContain("role grant-permission flannel readwrite /coreos.com/network/subnets --prefix")
-    expect(steps.map((s) => s.args)).toContain("user add flanneld --no-password")
+    expect(steps.map((s) => s.args)).toContain(
+      'role grant-permission flannel readwrite /coreos.com/network/subnets --prefix',
+    )
+    expect(steps.map((s) => s.args)).toContain('user add flanneld --no-password')
     expect(steps.filter((s) => s.args.startsWith('user add')).length).toBe(desired.users.size)
     const state = parseAuthState(converged)
     expect(state.enabled).toBe(true)
@@ -145,14 +172,17 @@ describe('etcd roles (least privilege)', () => {
       .replace('"perm":[', `"perm":[{"permType":1,"key":"${b64('/')}","range_end":"${b64('0')}"},`)
       .replace('{"header":{},"roles":["flannel"]}', '{"header":{},"roles":["flannel","root"]}')
     const steps = planAuth(desired, parseAuthState(widened)).map((s) => s.args)
-    expect(steps).toEqual(["role revoke-permission flannel / --prefix", "user revoke-role flanneld root"])
-    expect(() => parseAuthState('@@kflan-auth probe\nError: context deadline exceeded')).toThrow(/cannot tell whether etcd authentication is on/)
+    expect(steps).toEqual(['role revoke-permission flannel / --prefix', 'user revoke-role flanneld root'])
+    expect(() => parseAuthState('@@kflan-auth probe\nError: context deadline exceeded')).toThrow(
+      /cannot tell whether etcd authentication is on/,
+    )
   })
 })
 
 describe('etcd member add output', () => {
   it('gives the initial cluster the new member starts with', () => {
-    const out = 'Member d8b71f87b4e12530 added to cluster 825c00a8de1a0b1b\n\nETCD_NAME="lab-m2"\nETCD_INITIAL_CLUSTER="lab-m1=https://10.211.5.11:2380,lab-m2=https://10.211.5.12:2380"\nETCD_INITIAL_ADVERTISE_PEER_URLS="https://10.211.5.12:2380"\nETCD_INITIAL_CLUSTER_STATE="existing"\n'
+    const out =
+      'Member d8b71f87b4e12530 added to cluster 825c00a8de1a0b1b\n\nETCD_NAME="lab-m2"\nETCD_INITIAL_CLUSTER="lab-m1=https://10.211.5.11:2380,lab-m2=https://10.211.5.12:2380"\nETCD_INITIAL_ADVERTISE_PEER_URLS="https://10.211.5.12:2380"\nETCD_INITIAL_CLUSTER_STATE="existing"\n'
     expect(parseInitialCluster(out)).toBe('lab-m1=https://10.211.5.11:2380,lab-m2=https://10.211.5.12:2380')
     expect(parseInitialCluster('Member added\n')).toBeUndefined()
   })

@@ -1,3 +1,5 @@
+import type {AddressInfo} from 'node:net'
+
 /**
  * The download cache's layout and figures (pure), and downloadVerified / prepareTarballs against
  * HTTP servers this test starts on loopback (real sockets, no mocks): redirects, HTTP errors, a
@@ -6,14 +8,14 @@
 import {createHash} from 'node:crypto'
 import {existsSync, mkdtempSync, readdirSync, writeFileSync} from 'node:fs'
 import http from 'node:http'
-import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {InputError} from '../../src/errors.js'
 import {cacheDir, cachedPath, fileNameOf, formatProgress} from '../../src/tarballs/cache.js'
 import {DigestMismatchError, DownloadError, downloadVerified, removeStalePartials} from '../../src/tarballs/download.js'
 import {prepareTarballs} from '../../src/tarballs/index.js'
-import {InputError} from '../../src/errors.js'
 import {clusterFrom, minimalInventory} from './helpers.js'
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
@@ -56,21 +58,57 @@ describe('downloadVerified and prepareTarballs (loopback HTTP server)', () => {
     server = http.createServer((req, res) => {
       const p = req.url ?? '/'
       hits.push(p)
-      if (p === '/file.tar.gz') res.writeHead(200, {'content-length': body.length}).end(body)
-      else if (p === '/moved') res.writeHead(301, {location: '/file.tar.gz'}).end()
-      else if (p === '/loop') res.writeHead(302, {location: '/loop'}).end()
-      else if (p === '/ftp') res.writeHead(302, {location: 'ftp://example.invalid/x'}).end()
-      else if (p === '/short') res.writeHead(200, {'content-length': body.length}).write(body.subarray(0, 1000), () => res.socket?.destroy())
-      else if (p === '/idle') res.writeHead(200, {'content-length': body.length}).write(body.subarray(0, 10))
-      else if (p === '/boom') res.writeHead(503).end()
-      else res.writeHead(404).end()
+      switch (p) {
+        case '/boom': {
+          res.writeHead(503).end()
+          break
+        }
+
+        case '/file.tar.gz': {
+          res.writeHead(200, {'content-length': body.length}).end(body)
+          break
+        }
+
+        case '/ftp': {
+          res.writeHead(302, {location: 'ftp://example.invalid/x'}).end()
+          break
+        }
+
+        case '/idle': {
+          res.writeHead(200, {'content-length': body.length}).write(body.subarray(0, 10))
+          break
+        }
+
+        case '/loop': {
+          res.writeHead(302, {location: '/loop'}).end()
+          break
+        }
+
+        case '/moved': {
+          res.writeHead(301, {location: '/file.tar.gz'}).end()
+          break
+        }
+
+        case '/short': {
+          res.writeHead(200, {'content-length': body.length}).write(body.subarray(0, 1000), () => res.socket?.destroy())
+          break
+        }
+
+        default: {
+          res.writeHead(404).end()
+        }
+      }
     })
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    await new Promise<void>((r) => {
+      server.listen(0, '127.0.0.1', r)
+    })
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   })
   afterAll(async () => {
     server.closeAllConnections()
-    await new Promise((r) => server.close(r))
+    await new Promise((r) => {
+      server.close(r)
+    })
   })
 
   const dest = (name: string, d = digest) => join(dir, name, `sha256-${d}`, 'file.tar.gz')
@@ -87,18 +125,25 @@ describe('downloadVerified and prepareTarballs (loopback HTTP server)', () => {
 
   it('a wrong digest: DigestMismatchError (exit 2) naming the URL and both digests; nothing left behind', async () => {
     const d = dest('wrong', A)
-    const err = await downloadVerified(new URL(`${base}/file.tar.gz`), A, d, {field: 'etcd.tarball'}).catch((e) => e)
+    const err = await downloadVerified(new URL(`${base}/file.tar.gz`), A, d, {field: 'etcd.tarball'}).catch(
+      (error) => error,
+    )
     expect(err).toBeInstanceOf(DigestMismatchError)
     expect(err.exitCode).toBe(2)
-    expect(err.message).toBe(`etcd.tarball ${base}/file.tar.gz: sha256 mismatch\n  expected: ${A} (etcd.sha256)\n  actual:   ${digest}`)
+    expect(err.message).toBe(
+      `etcd.tarball ${base}/file.tar.gz: sha256 mismatch\n  expected: ${A} (etcd.sha256)\n  actual:   ${digest}`,
+    )
     expect(existsSync(dirname(d))).toBe(false)
   })
 
   it('a body cut short, an idle server, a redirect loop, a non-http redirect, HTTP errors, a refused connection', async () => {
-    const get = (p: string, idleTimeoutMs?: number) => downloadVerified(new URL(`${base}${p}`), digest, dest(p.slice(1)), {idleTimeoutMs}).catch((e) => e)
+    const get = (p: string, idleTimeoutMs?: number) =>
+      downloadVerified(new URL(`${base}${p}`), digest, dest(p.slice(1)), {idleTimeoutMs}).catch((error) => error)
     const short = await get('/short')
     expect(short).toBeInstanceOf(DownloadError)
-    expect(short.message).toMatch(/connection to 127\.0\.0\.1:\d+ lost during the download|the server sent 1000 of 300000 bytes/)
+    expect(short.message).toMatch(
+      /connection to 127\.0\.0\.1:\d+ lost during the download|the server sent 1000 of 300000 bytes/,
+    )
     expect(short.hint).toMatch(/a partial file is never used/)
     expect(leftovers(dest('short'))).toEqual([])
     const idle = await get('/idle', 300)
@@ -113,7 +158,9 @@ describe('downloadVerified and prepareTarballs (loopback HTTP server)', () => {
     expect(boom.exitCode).toBe(1)
     expect(boom.message).toMatch(/HTTP 503 Service Unavailable/)
     // A port nothing listens on: the server's own, once closed, is not free for sure; port 1 is.
-    const refused = await downloadVerified(new URL('http://127.0.0.1:1/x.tgz'), digest, dest('refused')).catch((e) => e)
+    const refused = await downloadVerified(new URL('http://127.0.0.1:1/x.tgz'), digest, dest('refused')).catch(
+      (error) => error,
+    )
     expect(refused.message).toMatch(/cannot connect to 127\.0\.0\.1:1 \(ECONNREFUSED\)/)
   })
 
@@ -135,7 +182,9 @@ describe('downloadVerified and prepareTarballs (loopback HTTP server)', () => {
           .replace('tarball: flannel.tgz', `tarball: ${local}${flannelSha ? `\n  sha256: ${flannelSha}` : ''}`),
       )
     const cache = join(dir, 'cache')
-    const offline = await prepareTarballs(inv(digest), {offline: true, cacheDir: cache, output: 'silent'}).catch((e) => e)
+    const offline = await prepareTarballs(inv(digest), {offline: true, cacheDir: cache, output: 'silent'}).catch(
+      (error) => error,
+    )
     expect(offline).toBeInstanceOf(InputError)
     expect(offline.message).toMatch(/etcd\.tarball .*: not in the download cache .* and --offline forbids downloading/)
     const before = hits.length
@@ -144,18 +193,31 @@ describe('downloadVerified and prepareTarballs (loopback HTTP server)', () => {
     expect(first.cluster.etcd.tarball).toBe(join(cache, 'tarballs', `sha256-${digest}`, 'file.tar.gz'))
     expect(first.cluster.flannel.tarball).toBe(local)
     expect(hits.length).toBe(before + 1)
-    const again = await prepareTarballs(inv(digest, sha('flannel bytes')), {offline: true, cacheDir: cache, output: 'silent'})
+    const again = await prepareTarballs(inv(digest, sha('flannel bytes')), {
+      offline: true,
+      cacheDir: cache,
+      output: 'silent',
+    })
     expect(again.tarballs.map((t) => t.action)).toEqual(['cached', 'local-verified'])
     expect(hits.length).toBe(before + 1)
     // A cached file that no longer matches is not used: removed and downloaded again.
     writeFileSync(first.cluster.etcd.tarball, 'tampered')
     const notes: string[] = []
-    const healed = await prepareTarballs(inv(digest), {offline: false, cacheDir: cache, output: 'silent', note: (m) => notes.push(m)})
+    const healed = await prepareTarballs(inv(digest), {
+      offline: false,
+      cacheDir: cache,
+      output: 'silent',
+      note: (m) => notes.push(m),
+    })
     expect(healed.tarballs[0].action).toBe('downloaded')
     expect(notes[0]).toMatch(/no longer matches sha256 .*: removed, downloading again/)
     expect(hits.length).toBe(before + 2)
-    const bad = await prepareTarballs(inv(digest, B), {offline: true, cacheDir: cache, output: 'silent'}).catch((e) => e)
+    const bad = await prepareTarballs(inv(digest, B), {offline: true, cacheDir: cache, output: 'silent'}).catch(
+      (error) => error,
+    )
     expect(bad).toBeInstanceOf(DigestMismatchError)
-    expect(bad.message).toBe(`flannel.tarball ${local}: sha256 mismatch\n  expected: ${B} (flannel.sha256)\n  actual:   ${sha('flannel bytes')}`)
+    expect(bad.message).toBe(
+      `flannel.tarball ${local}: sha256 mismatch\n  expected: ${B} (flannel.sha256)\n  actual:   ${sha('flannel bytes')}`,
+    )
   })
 })

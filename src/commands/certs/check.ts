@@ -1,8 +1,8 @@
 import {BaseCommand} from '../../base-command.js'
 import {pkiRequest} from '../../cluster-pki.js'
 import {KflanError} from '../../errors.js'
-import {inspectCertificates, planCertificates, type CertFileDescription} from '../../pki/index.js'
 import {certProblems} from '../../pki-check.js'
+import {type CertFileDescription, inspectCertificates, planCertificates} from '../../pki/index.js'
 import {table} from '../../table.js'
 
 export default class CertsCheck extends BaseCommand<typeof CertsCheck> {
@@ -18,11 +18,21 @@ export default class CertsCheck extends BaseCommand<typeof CertsCheck> {
     const stateDir = this.stateDir(cluster)
     const {certificates, unreadable} = await inspectCertificates(stateDir)
     if (certificates.length === 0 && unreadable.length === 0) {
-      throw new KflanError(`no certificates in ${stateDir}/pki`, {hint: 'run `kflan init` or `kflan render` first (or pass --state-dir)'})
+      throw new KflanError(`no certificates in ${stateDir}/pki`, {
+        hint: 'run `kflan init` or `kflan render` first (or pass --state-dir)',
+      })
     }
+
     const plan = planCertificates(pkiRequest(cluster))
-    const rows = certificates.map((c: CertFileDescription) => ({...c, problems: certProblems(c, plan.find((p) => p.name === c.name))}))
-    for (const p of plan) if (!certificates.some((c) => c.name === p.name)) rows.push({name: p.name, problems: ['missing']} as never)
+    const rows = certificates.map((c: CertFileDescription) => ({
+      ...c,
+      problems: certProblems(
+        c,
+        plan.find((p) => p.name === c.name),
+      ),
+    }))
+    for (const p of plan)
+      if (!certificates.some((c) => c.name === p.name)) rows.push({name: p.name, problems: ['missing']} as never)
     if (!this.jsonEnabled()) {
       this.log(
         table(
@@ -40,11 +50,15 @@ export default class CertsCheck extends BaseCommand<typeof CertsCheck> {
       )
       for (const u of unreadable) this.log(`unreadable: ${u}`)
     }
+
     const bad = rows.filter((r) => r.problems.some((p) => !p.startsWith('warning')))
     if (bad.length > 0 || unreadable.length > 0) {
       if (this.jsonEnabled()) return {certificates: rows, unreadable, ok: false}
-      throw new KflanError(`${bad.length + unreadable.length} certificate(s) with problems`, {hint: 'run `kflan init` to re-issue them and roll them out'})
+      throw new KflanError(`${bad.length + unreadable.length} certificate(s) with problems`, {
+        hint: 'run `kflan init` to re-issue them and roll them out',
+      })
     }
+
     return {certificates: rows, unreadable, ok: true}
   }
 }
