@@ -25,6 +25,8 @@ if [ ${#missing[@]} -gt 0 ] || [ $lists_stale -eq 1 ]; then
   fi
 fi
 
+scripts/setup-vagrant.sh # the Vagrant job's packages (vagrant, vagrant-libvirt, libvirt, QEMU, extlinux)
+
 # `npm ci`: exactly the locked versions (a lock file out of step with package.json is an error,
 # as in any CI). Skipped when node_modules was installed from this very lock file.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
