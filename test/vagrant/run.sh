@@ -237,6 +237,7 @@ main() {
   rm -f "$STATE/memory" "$STATE/versions"
   trap teardown EXIT
   preflight
+  timed static "$HERE/check-static.sh"
   bundles
   start_libvirt
   ensure_pool
