@@ -5,7 +5,7 @@
 set -euo pipefail
 
 debs=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
-  debootstrap extlinux syslinux-common fdisk e2fsprogs dnsmasq-base iproute2 openssh-client jq)
+  debootstrap extlinux syslinux-common fdisk e2fsprogs dnsmasq-base iproute2 openssh-client jq tini)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

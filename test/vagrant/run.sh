@@ -96,6 +96,7 @@ teardown() {
     [[ -f $pidfile ]] || continue
     log "stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile")), started by this job"
     kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
   done
   summary
   exit "$rc"
@@ -106,7 +107,7 @@ teardown() {
 preflight() {
   [[ $(id -u) == 0 ]] || die "must run as root (libvirt's qemu:///system, the box build)"
   local c missing=()
-  for c in vagrant virsh libvirtd virtlogd qemu-system-x86_64 qemu-img ssh ssh-keygen jq node tar; do
+  for c in vagrant virsh libvirtd virtlogd tini qemu-system-x86_64 qemu-img ssh ssh-keygen jq node tar; do
     command -v "$c" >/dev/null || missing+=("$c")
   done
   ((${#missing[@]} == 0)) || die "missing commands: ${missing[*]}; run scripts/setup.sh (it runs scripts/setup-vagrant.sh)"
@@ -115,6 +116,10 @@ preflight() {
 }
 
 # A daemon is started only when it is not running; its pid file says it is ours to stop.
+# libvirtd runs in the foreground under `tini -s` (a child subreaper): libvirtd daemonizes QEMU (its capability
+# probes and the VMs), so those processes are orphaned, and on this machine PID 1 (not an init) reaps orphans late.
+# libvirtd then waits for each probe's zombie to go ("virProcessKillPainfully"), minutes per domain definition;
+# under tini they are reaped at once.
 start_daemon() {
   local name=$1 pidfile=/run/$1.pid
   if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -122,8 +127,14 @@ start_daemon() {
     return
   fi
   log "$name is not running: starting it (this job stops it at the end)"
-  "$name" -d -p "$pidfile"
-  STARTED_DAEMONS+=("$pidfile")
+  if [[ $name == libvirtd ]]; then
+    setsid tini -s -- "$name" -p "$pidfile" </dev/null >>"$STATE/libvirtd.out" 2>&1 &
+    echo $! >"$STATE/libvirtd-tini.pid"
+    STARTED_DAEMONS+=("$STATE/libvirtd-tini.pid")
+  else
+    "$name" -d -p "$pidfile"
+    STARTED_DAEMONS+=("$pidfile")
+  fi
 }
 
 start_libvirt() {
@@ -184,9 +195,36 @@ bundles() {
   log "$(cat "$STATE/versions")"
 }
 
+# One `vagrant up NAME` process per machine, all at once. A single `vagrant up` of several machines (vagrant-libvirt
+# 0.11.2's parallel up, threads sharing one libvirt connection) hung here every time at "Updating domain definition
+# due to configuration change", with no QEMU started. The first machine goes alone until it has created the
+# libvirt networks, so that two processes never race to create the same network.
 vagrant_up() {
   UP_DONE=1
-  vagrant up --provider=libvirt >>"$STATE/vagrant.log" 2>&1 || { tail -n 30 "$STATE/vagrant.log" >&2; return 1; }
+  local names=() n pids=() rc=0 i
+  mapfile -t names < <(vagrant status --machine-readable 2>>"$STATE/vagrant.log" | awk -F, '$3 == "state" {print $2}')
+  ((${#names[@]})) || { log "vagrant status lists no machine"; return 1; }
+  log "machines: ${names[*]}"
+  vagrant up --provider=libvirt "${names[0]}" >"$STATE/up-${names[0]}.log" 2>&1 &
+  pids+=($!)
+  for ((i = 0; i < 600; i++)); do
+    virsh net-info "$PREFIX-priv" >/dev/null 2>&1 && virsh net-info "$PREFIX-mgmt" >/dev/null 2>&1 && break
+    kill -0 "${pids[0]}" 2>/dev/null || break
+    sleep 1
+  done
+  for n in "${names[@]:1}"; do
+    vagrant up --provider=libvirt "$n" >"$STATE/up-$n.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      rc=1
+      log "vagrant up ${names[$i]} failed:"
+      grep -v '  -- ' "$STATE/up-${names[$i]}.log" | tail -n 20 >&2
+    fi
+  done
+  for n in "${names[@]}"; do cat "$STATE/up-$n.log"; done >>"$STATE/vagrant.log" 2>/dev/null || true
+  return $rc
 }
 
 # RSS of each VM's QEMU process (what the VM costs the machine), and what the guest sees.
