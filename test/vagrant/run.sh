@@ -71,25 +71,10 @@ teardown() {
     log "KFLAN_VAGRANT_KEEP=1: VMs left running; destroy with: (cd test/vagrant && VAGRANT_DOTFILE_PATH=$VAGRANT_DOTFILE_PATH VAGRANT_HOME=$VAGRANT_HOME vagrant destroy -f)"
     summary; exit "$rc"
   fi
-  if virsh version >/dev/null 2>&1; then
-    if virsh list --all --name | grep -q "^$PREFIX-"; then
-      log "cleanup: vagrant destroy -f"
-      vagrant destroy -f >>"$STATE/vagrant.log" 2>&1 || true
-    fi
-    for d in $(virsh list --all --name | grep "^$PREFIX-" || true); do
-      log "cleanup: removing leftover domain $d"
-      virsh destroy "$d" >/dev/null 2>&1 || true
-      virsh undefine "$d" --remove-all-storage >/dev/null 2>&1 || virsh undefine "$d" >/dev/null 2>&1 || true
-    done
-    for d in $(virsh net-list --all --name | grep "^$PREFIX-" || true); do
-      log "cleanup: removing network $d"
-      virsh net-destroy "$d" >/dev/null 2>&1 || true
-      virsh net-undefine "$d" >/dev/null 2>&1 || true
-    done
-    if ((POOL_DEFINED)); then
-      virsh pool-destroy "$POOL" >/dev/null 2>&1 || true
-      virsh pool-undefine "$POOL" >/dev/null 2>&1 || true
-    fi
+  virsh version >/dev/null 2>&1 && remove_leftovers
+  if ((POOL_DEFINED)); then
+    virsh pool-destroy "$POOL" >/dev/null 2>&1 || true
+    virsh pool-undefine "$POOL" >/dev/null 2>&1 || true
   fi
   local pidfile
   for pidfile in "${STARTED_DAEMONS[@]}"; do
@@ -100,6 +85,26 @@ teardown() {
   done
   summary
   exit "$rc"
+}
+
+# Machines, their volumes and the networks of this or an earlier (crashed) run: vagrant destroy, then whatever
+# libvirt still has under the run's prefix.
+remove_leftovers() {
+  local d
+  if virsh list --all --name | grep -q "^$PREFIX-"; then
+    log "cleanup: vagrant destroy -f"
+    vagrant destroy -f >>"$STATE/vagrant.log" 2>&1 || true
+  fi
+  for d in $(virsh list --all --name | grep "^$PREFIX-" || true); do
+    log "cleanup: removing leftover domain $d"
+    virsh destroy "$d" >/dev/null 2>&1 || true
+    virsh undefine "$d" --remove-all-storage >/dev/null 2>&1 || virsh undefine "$d" >/dev/null 2>&1 || true
+  done
+  for d in $(virsh net-list --all --name | grep "^$PREFIX-" || true); do
+    log "cleanup: removing network $d"
+    virsh net-destroy "$d" >/dev/null 2>&1 || true
+    virsh net-undefine "$d" >/dev/null 2>&1 || true
+  done
 }
 
 # ---------------------------------------------------------------- steps
@@ -122,7 +127,8 @@ preflight() {
 # under tini they are reaped at once.
 start_daemon() {
   local name=$1 pidfile=/run/$1.pid
-  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  # (a zombie is not running: its pid file outlived it)
+  if [[ -f $pidfile ]] && [[ $(ps -o stat= -p "$(cat "$pidfile")" 2>/dev/null) =~ ^[^Z] ]]; then
     log "$name is running (pid $(cat "$pidfile")): using it"
     return
   fi
@@ -282,10 +288,7 @@ main() {
   timed box build_box
   ensure_box
   # A run that crashed before its teardown left machines: they go first.
-  if virsh list --all --name | grep -q "^$PREFIX-"; then
-    log "machines of an earlier run are there: destroying them first"
-    vagrant destroy -f >>"$STATE/vagrant.log" 2>&1 || true
-  fi
+  remove_leftovers
   rm -rf "$STATE/kflan"
   timed vagrant-up vagrant_up
   record_memory
