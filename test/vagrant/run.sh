@@ -133,7 +133,17 @@ start_daemon() {
     return
   fi
   log "$name is not running: starting it (this job stops it at the end)"
-  if [[ $name == libvirtd ]]; then
+  if [[ $name == libvirtd && $KFLAN_VAGRANT_LIBVIRT_DRIVER == qemu && -e /dev/kvm ]]; then
+    # Software emulation only: libvirtd gets its own mount namespace in which /dev/kvm is a root-only empty file.
+    # Here /dev/kvm exists but cannot run a Debian kernel, and its owner and mode change under us (other jobs'
+    # udev); libvirt then finds its cached QEMU capabilities stale on every lookup ("KVM usable" differs from the
+    # probe's result) and probes QEMU again, tens of seconds each, before every domain definition.
+    install -m 0600 /dev/null "$STATE/no-kvm"
+    setsid unshare -m --propagation private sh -c 'mount --bind "$1" /dev/kvm && shift && exec "$@"' sh \
+      "$STATE/no-kvm" tini -s -- "$name" -p "$pidfile" </dev/null >>"$STATE/libvirtd.out" 2>&1 &
+    echo $! >"$STATE/libvirtd-tini.pid"
+    STARTED_DAEMONS+=("$STATE/libvirtd-tini.pid")
+  elif [[ $name == libvirtd ]]; then
     setsid tini -s -- "$name" -p "$pidfile" </dev/null >>"$STATE/libvirtd.out" 2>&1 &
     echo $! >"$STATE/libvirtd-tini.pid"
     STARTED_DAEMONS+=("$STATE/libvirtd-tini.pid")
