@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # test/vagrant/check-static.sh: checks what can be checked without booting anything (run.sh runs it first).
+# Needs a running libvirtd (vagrant-libvirt validates against it).
 # - `vagrant validate` of test/vagrant/Vagrantfile for the libvirt provider (kvm and qemu) and, without needing
 #   VirtualBox installed, for VirtualBox (--ignore-provider), with the default and a bigger cluster;
 # - a bad setting is refused with a message naming the variable;

@@ -137,10 +137,14 @@ start_daemon() {
     # Software emulation only: libvirtd gets its own mount namespace in which /dev/kvm is a root-only empty file.
     # Here /dev/kvm exists but cannot run a Debian kernel, and its owner and mode change under us (other jobs'
     # udev); libvirt then finds its cached QEMU capabilities stale on every lookup ("KVM usable" differs from the
-    # probe's result) and probes QEMU again, tens of seconds each, before every domain definition.
+    # probe's result) and probes QEMU again, tens of seconds each, before every domain definition. In the same
+    # namespace qemu.conf gains `namespaces = []`: libvirt's per-VM /dev cannot carry the bind-mounted /dev/kvm
+    # ("Unable to move ... mount to /dev/kvm"). Nothing outside libvirtd's namespace changes.
     install -m 0600 /dev/null "$STATE/no-kvm"
-    setsid unshare -m --propagation private sh -c 'mount --bind "$1" /dev/kvm && shift && exec "$@"' sh \
-      "$STATE/no-kvm" tini -s -- "$name" -p "$pidfile" </dev/null >>"$STATE/libvirtd.out" 2>&1 &
+    { cat /etc/libvirt/qemu.conf; printf '\n# kflan Vagrant job (test/vagrant/run.sh)\nnamespaces = []\n'; } >"$STATE/qemu.conf"
+    setsid unshare -m --propagation private sh -c \
+      'mount --bind "$1" /dev/kvm && mount --bind "$2" /etc/libvirt/qemu.conf && shift 2 && exec "$@"' sh \
+      "$STATE/no-kvm" "$STATE/qemu.conf" tini -s -- "$name" -p "$pidfile" </dev/null >>"$STATE/libvirtd.out" 2>&1 &
     echo $! >"$STATE/libvirtd-tini.pid"
     STARTED_DAEMONS+=("$STATE/libvirtd-tini.pid")
   elif [[ $name == libvirtd ]]; then
@@ -228,6 +232,11 @@ vagrant_up() {
     kill -0 "${pids[0]}" 2>/dev/null || break
     sleep 1
   done
+  if ! virsh net-info "$PREFIX-priv" >/dev/null 2>&1; then
+    wait "${pids[0]}" || true
+    log "vagrant up ${names[0]} made no $PREFIX-priv network:"; grep -v '  -- ' "$STATE/up-${names[0]}.log" | tail -n 20 >&2
+    return 1
+  fi
   for n in "${names[@]:1}"; do
     vagrant up --provider=libvirt "$n" >"$STATE/up-$n.log" 2>&1 &
     pids+=($!)
@@ -291,9 +300,10 @@ main() {
   rm -f "$STATE/memory" "$STATE/versions"
   trap teardown EXIT
   preflight
-  timed static "$HERE/check-static.sh"
   bundles
   start_libvirt
+  # After libvirtd: vagrant-libvirt's validation connects to it.
+  timed static "$HERE/check-static.sh"
   ensure_pool
   timed box build_box
   ensure_box
