@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: build, unit tests, then end-to-end tests against the lab (real hosts).
-# Ends with one plain line "N passed, N failed[, N skipped]".
+# The whole test suite: lint, build, unit tests, end-to-end tests against the lab (real hosts), and with
+# KFLAN_TEST_VAGRANT=1 the Vagrant job (real VMs: test/vagrant/run.sh, docs/vagrant.md; off by default
+# until it passes unattended here). Ends with one plain line "N passed, N failed[, N skipped]", the
+# Vagrant job's checks counted in. Arguments go to vitest (`npm test -- --project unit`) and skip lint
+# and the Vagrant job.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 npm run --silent build || exit 1
@@ -13,10 +16,23 @@ fi
 results=$(mktemp)
 npx vitest run --reporter=default --reporter=json --outputFile="$results" "$@"
 rc=$?
-node -e '
+counts=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
-  const skipped = r.numPendingTests + r.numTodoTests
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""))
-' "$results" 2>/dev/null || echo "no test results (vitest exit $rc)"
+  console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests)
+' "$results" 2>/dev/null) || counts=
 rm -f "$results"
+read -r p f s <<<"${counts:-0 0 0}"
+if [ $# -eq 0 ] && [ "${KFLAN_TEST_VAGRANT:-0}" = 1 ]; then
+  scripts/setup-vagrant.sh || { echo "test: installing the Vagrant job's packages failed" >&2; exit 1; }
+  vlog=$(mktemp)
+  test/vagrant/run.sh | tee "$vlog"
+  vrc=${PIPESTATUS[0]}
+  # The job's last line: "vagrant job: N passed, N failed".
+  read -r vp vf < <(sed -nE 's/^vagrant job: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$vlog" | tail -n1)
+  rm -f "$vlog"
+  p=$((p + ${vp:-0})); f=$((f + ${vf:-0}))
+  [ "$vrc" -eq 0 ] || { [ "${vf:-0}" -gt 0 ] || f=$((f + 1)); rc=1; }
+fi
+if [ -z "$counts" ]; then echo "no vitest results (vitest exit $rc); $p passed, $f failed"; else
+  echo "$p passed, $f failed$([ "$s" -gt 0 ] && echo ", $s skipped")"; fi
 exit $rc

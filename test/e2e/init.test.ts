@@ -196,7 +196,11 @@ describe.skipIf(!requireLab())('kflan init on 3 masters + 2 nodes', () => {
 
   it('keys are 0600 on the hosts and the log holds no secret', async () => {
     const modes = (await sshExec('lab-m1', 'stat -c "%a %n" /opt/etcd/ssl/*-key.pem')).stdout.trim().split('\n')
-    expect(modes.length).toBe(3)
+    // The member's own server and peer keys; kflan's admin key stays on the operator's machine (docs/safety.md).
+    expect(modes.map((m) => m.split(' ')[1]).sort()).toEqual([
+      '/opt/etcd/ssl/peer-key.pem',
+      '/opt/etcd/ssl/server-key.pem',
+    ])
     for (const m of modes) expect(m).toMatch(/^600 /)
     const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     const log = /log: (\S+)/.exec(r.stdout)![1]

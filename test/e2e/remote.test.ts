@@ -186,14 +186,12 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       expect(ssh.trim()).toBe('ok')
     })
 
-    it('refuses a changed key (tampered known_hosts), even with acceptNew and the right pin', async () => {
+    it('refuses a changed key (tampered known_hosts), even with acceptNew; a pin of the new key replaces the record', async () => {
       const kh = path.join(work, 'kh-changed')
       const otherKey = h2.hostKeyLine.split(' ').slice(1).join(' ')
       writeFileSync(kh, `# kflan\n${h.address} ${otherKey}\n`)
       for (const extra of [{}, {acceptNew: true}]) {
-        const err = await Remote.connect(target(h, {hostKey: h.hostKey}), {knownHostsPath: kh, ...extra}).catch(
-          (error) => error,
-        )
+        const err = await Remote.connect(target(h), {knownHostsPath: kh, ...extra}).catch((error) => error)
         expect(err).toBeInstanceOf(HostKeyError)
         expect(err.problem).toBe('changed')
         expect(err.message).toContain('HOST KEY CHANGED')
@@ -201,6 +199,15 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       }
 
       expect(readFileSync(kh, 'utf8')).toBe(`# kflan\n${h.address} ${otherKey}\n`)
+      // The inventory pins the key the host really has (a re-made host, re-pinned): trusted, and
+      // the old line replaced in place; the comment stays.
+      const r = await Remote.connect(target(h, {hostKey: h.hostKey}), {knownHostsPath: kh})
+      expect(r.hostKey.action).toBe('repinned')
+      await r.close()
+      const lines = readFileSync(kh, 'utf8').trim().split('\n')
+      expect(lines[0]).toBe('# kflan')
+      expect(lines).toHaveLength(2)
+      expect(lines[1]).toContain(h.hostKeyLine.split(' ').slice(1).join(' '))
     })
   })
 
