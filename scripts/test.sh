@@ -6,6 +6,9 @@
 # and the Vagrant job.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ $# -eq 0 ]; then
+  npm run --silent lint || { echo "test: lint failed (npm run format fixes what it can)" >&2; exit 1; }
+fi
 npm run --silent build || exit 1
 # The lab's release bundles (real flanneld and etcd, every version the matrix uses) are built
 # before the tests, once and cached, so no test hook waits for a Go build. Only where the lab
