@@ -454,6 +454,20 @@ export class Remote {
   minExecMs = Number.POSITIVE_INFINITY
   execCount = 0
 
+  /** The host's connection is gone (closed, reset): the host is unreachable, not the command wrong. */
+  private connectionClosed(detail: string, cause?: unknown): UnreachableHostError {
+    const {address, port, user} = this.target
+    return new UnreachableHostError({
+      host: this.name,
+      address,
+      port,
+      user,
+      reason: 'closed',
+      detail,
+      ...(cause === undefined ? {} : {cause}),
+    })
+  }
+
   private constructor(
     readonly target: TargetSpec,
     /** The underlying node-ssh connection (for SFTP and forwarding). */
@@ -651,15 +665,10 @@ export class Remote {
       })
       if (error instanceof RemoteError) throw error
       if (/No response from server|Not connected|socket|ECONNRESET|EPIPE/i.test((error as Error).message ?? '')) {
-        throw new UnreachableHostError({
-          host: this.name,
-          address: this.target.address,
-          port: this.target.port,
-          user: this.target.user,
-          reason: 'closed',
-          detail: `connection lost during \`${this.redactor.redact(shown, opts.secrets).slice(0, 80)}\``,
-          cause: error,
-        })
+        throw this.connectionClosed(
+          `connection lost during \`${this.redactor.redact(shown, opts.secrets).slice(0, 80)}\``,
+          error,
+        )
       }
 
       if (/Channel open failure|open failed/i.test((error as Error).message ?? '')) {
@@ -727,14 +736,7 @@ export class Remote {
     for (let attempt = 0; ; attempt++) {
       const conn = this.ssh.connection as unknown as Ssh2Client | null
       if (!conn || this.closed) {
-        throw new UnreachableHostError({
-          host: this.name,
-          address: this.target.address,
-          port: this.target.port,
-          user: this.target.user,
-          reason: 'closed',
-          detail: 'connection is closed',
-        })
+        throw this.connectionClosed('connection is closed')
       }
 
       const release = await this.channels.acquire()

@@ -25,6 +25,18 @@ import {
 import {knownHostsLine, knownHostsProblems} from '../../src/remote/hostkeys.js'
 import {clusterFrom, minimalInventory, repoRoot, sampleFacts} from './helpers.js'
 
+/** A YAML "billion laughs": nine levels of ten aliases each (10^9 nodes once expanded). */
+function aliasBombLines(): string[] {
+  const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
+  for (let i = 1; i < 9; i++) {
+    const name = String.fromCodePoint(97 + i)
+    const prev = String.fromCodePoint(96 + i)
+    lines.push(`${name}: &${name} [${Array.from({length: 10}).fill(`*${prev}`).join(', ')}]`)
+  }
+
+  return lines
+}
+
 const tmp = () => mkdtempSync(join(tmpdir(), 'kflan-input-'))
 const isRoot = process.getuid?.() === 0
 
@@ -44,13 +56,7 @@ function credentialErrors(extraSsh: string, env: NodeJS.ProcessEnv = {}) {
 
 describe('YAML alias bomb', () => {
   it('is one error at 1:1, not an exhausted process', () => {
-    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
-    for (let i = 1; i < 9; i++)
-      lines.push(
-        `${String.fromCodePoint(97 + i)}: &${String.fromCodePoint(97 + i)} [${Array.from({length: 10})
-          .fill(`*${String.fromCodePoint(96 + i)}`)
-          .join(', ')}]`,
-      )
+    const lines = aliasBombLines()
     const r = parseInventory(lines.join('\n') + '\n', 'bomb.yaml')
     expect(r.cluster).toBeUndefined()
     expect(r.diagnostics.map((d) => formatDiagnostic('bomb.yaml', d))).toEqual([
@@ -398,13 +404,7 @@ describe('the CLI: exit 2 and a message, never a stack trace', {timeout: 240_000
 
   it('an alias bomb, a loopback host address and a bastion that is no address: validate', () => {
     const bomb = join(tmp(), 'bomb.yaml')
-    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
-    for (let i = 1; i < 9; i++)
-      lines.push(
-        `${String.fromCodePoint(97 + i)}: &${String.fromCodePoint(97 + i)} [${Array.from({length: 10})
-          .fill(`*${String.fromCodePoint(96 + i)}`)
-          .join(', ')}]`,
-      )
+    const lines = aliasBombLines()
     writeFileSync(bomb, lines.join('\n') + '\n')
     expectInputError(cli(['validate', '-i', bomb]), /bomb\.yaml:1:1: error: YAML: Excessive alias count/)
     const inv = inventoryFile((t) =>
