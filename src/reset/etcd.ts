@@ -1,14 +1,15 @@
-import {setTimeout as sleep} from 'node:timers/promises'
-
 /**
  * etcd for `kflan reset`: the flannel leases to delete and, when one member is reset alone,
  * whether the others keep quorum (pure parts first, then the calls through an etcd member).
  */
-import type {Cluster, Host} from '../inventory/model.js'
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import type {Remote} from '../remote/ssh.js'
 
 import {type Lease, leaseDeleteCommand, readLeases} from '../cluster/leases.js'
 import {etcdctl, type EtcdMember, parseEndpointHealth, parseMemberList} from '../etcdctl.js'
+import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
+import {RemoteCommandError} from '../remote/errors.js'
 import {shq} from '../remote/shell.js'
 
 export {type EtcdMember, parseMemberList} from '../etcdctl.js'
@@ -101,24 +102,45 @@ export async function etcdStatus(
 }
 
 /**
- * `member remove`. etcd's strict reconfiguration check counts only peers connected for 5 s
- * (HealthInterval): right after a member (re)started it answers "unhealthy cluster", so that is
- * retried for a while.
+ * `member remove`, asked of the other members only: a member that is removed stops itself, so an
+ * etcdctl that reached it may get an error for a removal that took place. "member not found" on a
+ * later try therefore means done. etcd's strict reconfiguration check counts only peers connected
+ * for 5 s (HealthInterval): right after a member (re)started it answers "unhealthy cluster", so
+ * that is retried for a while.
  */
-export async function removeMember(c: Cluster, via: EtcdVia, id: string, timeoutMs = 30_000): Promise<void> {
-  const cmd = etcdctl(c, `member remove ${shq(id)}`)
+export async function removeMember(
+  c: Cluster,
+  via: EtcdVia,
+  member: {id: string; name: string},
+  timeoutMs = 30_000,
+): Promise<void> {
+  const others = etcdMembers(c).filter((m) => m.name !== member.name)
+  const cmd = etcdctl(c, `member remove ${shq(member.id)}`, others.length > 0 ? others : undefined)
   const deadline = Date.now() + timeoutMs
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const r = await via.remote.exec(cmd, {timeoutMs: 20_000})
-    if (r.code === 0 || /member .* not found/i.test(r.stderr)) return
-    if (!/unhealthy cluster|not enough started members/i.test(r.stderr) || Date.now() >= deadline) {
-      await via.remote.run(cmd, {timeoutMs: 20_000}) // one last try that reports the error
-      return
+    if (r.code === 0 || (attempt > 0 && isMemberNotFound(r.stderr))) return
+    const retry = /unhealthy cluster|not enough started members|unavailable|deadline exceeded|server stopped/i
+    if (!retry.test(r.stderr) || Date.now() >= deadline) {
+      // One last try: done if the member is gone by now, else its error is the one reported.
+      const last = await via.remote.exec(cmd, {timeoutMs: 20_000})
+      if (last.code === 0 || isMemberNotFound(last.stderr)) return
+      throw new RemoteCommandError({
+        host: via.name,
+        command: cmd,
+        code: last.code,
+        stderr: last.stderr,
+        stdout: last.stdout,
+        timedOut: last.timedOut,
+      })
     }
 
     await sleep(1000)
   }
 }
+
+/** etcd's answer to `member remove` of an ID not in the member list. */
+export const isMemberNotFound = (stderr: string): boolean => /member not found|member .* not found/i.test(stderr)
 
 /** Parses `etcdctl endpoint status -w simple` (pure): the endpoints that are raft leader. */
 export function parseLeaderEndpoints(stdout: string): string[] {

@@ -329,7 +329,7 @@ export function resetPhases(state: ResetState): Phase[] {
       await ctx.wet(
         h,
         `remove ${m.member.name} (${m.member.id}) from the etcd member list, through ${m.via.name}`,
-        () => removeMember(ctx.cluster, m.via, m.member.id),
+        () => removeMember(ctx.cluster, m.via, m.member),
       )
     },
   }

@@ -1,37 +1,20 @@
 /**
  * Least privilege in etcd on the lab (1 etcd member, 2 flannel nodes; the lab's etcd bundle and
  * the flannel tarball in its inventory, real flanneld when KFLAN_FLANNEL_TARBALL names one).
- * The cluster is first set up by kflan as it was before roles (built from git, the parent of the
- * commit that added src/etcd-auth.ts), then upgraded by this kflan's init.
+ *
+ * The upgrade starts from the layout kflan left before etcd roles: auth off (any certificate of
+ * the cluster's CA may write anywhere) and the full-access admin certificate and key in
+ * /opt/etcd/ssl on the member. The test sets that layout up on a cluster this kflan made (auth
+ * disabled, kflan's users and roles deleted, the admin key copied onto the member) instead of
+ * building the old kflan from git: CI's clone need not carry the history (a shallow or squashed
+ * clone has no "commit before roles"), and the layout is all the upgrade reads.
  */
-import {execFileSync} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, symlinkSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {kflan, labInventory, parseEnv, tempStateDir} from './kflan-helpers.js'
-import {LAB, labDown, type LabHost, labUp, requireLab, run, sshExec} from './lab-helpers.js'
-
-const OLD = '/tmp/kflan-e2e-before-roles'
-
-/** Builds kflan as it was right before etcd roles, once (git archive + tsc, node_modules shared). */
-function buildOldKflan(): string {
-  const added = execFileSync(
-    'git',
-    ['-C', LAB.repo, 'log', '--format=%H', '--diff-filter=A', '-1', '--', 'src/etcd-auth.ts'],
-    {encoding: 'utf8'},
-  ).trim()
-  if (!added) throw new Error('no commit adds src/etcd-auth.ts: cannot build the kflan before roles')
-  const dir = join(OLD, added.slice(0, 12))
-  if (!existsSync(join(dir, 'dist/commands/init.js'))) {
-    mkdirSync(dir, {recursive: true})
-    execFileSync('sh', ['-c', `git -C ${LAB.repo} archive ${added}^ | tar -x -C ${dir}`])
-    if (!existsSync(join(dir, 'node_modules'))) symlinkSync(join(LAB.repo, 'node_modules'), join(dir, 'node_modules'))
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], {cwd: dir, stdio: 'ignore'})
-  }
-
-  return join(dir, 'bin/run.js')
-}
+import {ETCDCTL, kflan, labInventory, parseEnv, tempStateDir} from './kflan-helpers.js'
+import {labDown, type LabHost, labUp, requireLab, run, scpTo, sshExec} from './lab-helpers.js'
 
 const flannelEtcdctl = (m: LabHost) =>
   `ETCDCTL_API=3 etcdctl --cacert=/opt/flannel/ssl/ca.pem --cert=/opt/flannel/ssl/flanneld.pem --key=/opt/flannel/ssl/flanneld-key.pem --endpoints=https://${m.address}:2379`
@@ -41,7 +24,6 @@ describe.skipIf(!requireLab())('etcd roles: flanneld limited to its prefix, the 
   let m1: LabHost
   let nodes: LabHost[]
   let inventory: string
-  let oldKflan: string
   const state = tempStateDir()
 
   beforeAll(async () => {
@@ -49,27 +31,32 @@ describe.skipIf(!requireLab())('etcd roles: flanneld limited to its prefix, the 
     m1 = hosts.find((h) => h.role === 'master')!
     nodes = hosts.filter((h) => h.role === 'node')
     inventory = labInventory()
-    oldKflan = buildOldKflan()
     const text = readFileSync(inventory, 'utf8')
     const tarball = /^flannel:\n[\s\S]*?tarball: (\S+)/m.exec(text)![1]
-    const flanneld = execFileSync('sh', ['-c', `tar -xzOf ${tarball} flanneld | head -c 2 | od -An -c`], {
-      encoding: 'utf8',
-    })
-    console.log(
-      `auth e2e: etcd ${/version: "([^"]+)"/.exec(text)![1]}, flannel ${tarball} (${flanneld.includes('#') ? 'lab stand-in script' : 'real flanneld binary'}), old kflan ${oldKflan}`,
-    )
+    console.log(`auth e2e: etcd ${/version: "([^"]+)"/.exec(text)![1]}, flannel ${tarball}`)
   }, 600_000)
   afterAll(async () => {
     await labDown()
   })
 
   it("before roles: the admin key sits on the member and flanneld's certificate can write anywhere", async () => {
-    const r = await run(process.execPath, [oldKflan, 'init', '-i', inventory, '--state-dir', state], {
-      check: false,
-      timeoutMs: 300_000,
-    })
+    const r = await kflan(['init', '-i', inventory, '--state-dir', state])
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0)
-    expect((await sshExec(m1, 'test -f /opt/etcd/ssl/kflan-key.pem', {check: false})).code).toBe(0)
+    // Back to the layout before roles (as root: the member's own certificate).
+    const e = `${ETCDCTL} --endpoints=https://${m1.address}:2379`
+    await sshExec(m1, `${e} auth disable`)
+    const users = (await sshExec(m1, `${e} user list`)).stdout.split('\n').filter(Boolean)
+    expect(users).toEqual(expect.arrayContaining(['flanneld', 'kflan', 'lab-m1', 'root']))
+    for (const u of users) await sshExec(m1, `${e} user delete ${u}`)
+    await sshExec(m1, `${e} role delete flannel`)
+    for (const f of ['kflan.pem', 'kflan-key.pem']) await scpTo(m1, join(state, 'pki', f), `/opt/etcd/ssl/${f}`)
+    // Installed by kflan back then: listed as kflan's own file (src/remote/files.ts MANAGED_LIST).
+    await sshExec(
+      m1,
+      String.raw`chmod 0600 /opt/etcd/ssl/kflan-key.pem && printf "%s\n" /opt/etcd/ssl/kflan.pem /opt/etcd/ssl/kflan-key.pem >> /var/lib/kflan/managed`,
+    )
+
+    expect((await sshExec(m1, `${e} user list`)).stdout.trim()).toBe('')
     const put = await sshExec(
       nodes[0],
       `${flannelEtcdctl(m1)} put /outside-the-prefix x && ${flannelEtcdctl(m1)} del /outside-the-prefix`,

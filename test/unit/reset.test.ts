@@ -7,7 +7,14 @@ import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
 import {withHostsBlock} from '../../src/render/index.js'
 import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
-import {checkMemberReset, leasesOf, parseLeaderEndpoints, parseMemberList, quorum} from '../../src/reset/etcd.js'
+import {
+  checkMemberReset,
+  isMemberNotFound,
+  leasesOf,
+  parseLeaderEndpoints,
+  parseMemberList,
+  quorum,
+} from '../../src/reset/etcd.js'
 import {parseResetFacts, type ResetFacts} from '../../src/reset/facts.js'
 import {describeOp, iptablesCleanup, iptablesScript, splitRule} from '../../src/reset/iptables.js'
 import {
@@ -495,5 +502,13 @@ describe('docker leaving the flannel subnet', () => {
       'ExecStart=\nExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS --default-address-pool base=172.17.0.0/16,size=16 ',
     )
     expect(d.match(/--default-address-pool /g)).toHaveLength(DOCKER_DEFAULT_POOLS.length)
+  })
+})
+
+describe('isMemberNotFound', () => {
+  it("matches etcd's answer to removing an ID not in the member list, nothing else", () => {
+    expect(isMemberNotFound('Error: etcdserver: member not found')).toBe(true)
+    expect(isMemberNotFound('Error: etcdserver: unhealthy cluster')).toBe(false)
+    expect(isMemberNotFound('')).toBe(false)
   })
 })
