@@ -1,6 +1,6 @@
 /**
  * Errors a user can fix. Commands print them as a short message plus a hint, never a stack trace.
- * Anything else that escapes is a bug and is reported as one (see src/base-command.ts).
+ * Anything else that escapes is a bug and is reported as one (see src/cli/base-command.ts).
  */
 export class KflanError extends Error {
   /** What the user can do about it. */

@@ -1,13 +1,13 @@
 import type {Cluster, Host} from '../inventory/model.js'
 
+import {shq} from '../remote/shell.js'
 /**
  * flannel's subnet leases in etcd, in one place: the key format, how to list them through the
  * API the cluster's flannel uses (v2 before flannel 0.18, v3 from 0.18; see flannelEtcdApi), how
  * to delete one, and how a listing is parsed. init (waiting for leases), the network phase
  * (leases under a changed config), doctor and reset all read leases through here.
  */
-import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import {shq} from '../remote/shell.js'
+import {etcdctl, etcdctlV2} from './etcdctl.js'
 
 export interface Lease {
   key: string

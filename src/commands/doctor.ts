@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {type DoctorReport, formatReport, runDoctor} from '../doctor/index.js'
-import {newLogger} from '../session.js'
+import {newLogger} from '../engine/session.js'
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static summary =

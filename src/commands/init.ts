@@ -1,14 +1,14 @@
 import {Flags} from '@oclif/core'
 
-import type {RunSummary} from '../report.js'
+import type {RunSummary} from '../cli/report.js'
 
-import {BaseCommand, offlineFlag, runFlags} from '../base-command.js'
-import {ensureClusterPki, pkiSummary} from '../cluster-pki.js'
+import {BaseCommand, offlineFlag, runFlags} from '../cli/base-command.js'
+import {confirm} from '../cli/prompt.js'
+import {newLogger, runSession} from '../engine/session.js'
 import {KflanError} from '../errors.js'
-import {initPhases} from '../phases/index.js'
-import {parseIgnored} from '../phases/preflight.js'
-import {confirm} from '../prompt.js'
-import {newLogger, runSession} from '../session.js'
+import {initPhases} from '../init/index.js'
+import {parseIgnored} from '../init/preflight.js'
+import {ensureClusterPki, pkiSummary} from '../pki/cluster.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Bring up etcd (TLS), flannel and docker networking on every host of the inventory.'

@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
-import {ensureClusterPki, pkiFiles, pkiSummary} from '../cluster-pki.js'
-import {ensureWritableDir, writeError} from '../local-files.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {ensureWritableDir, writeError} from '../inventory/local-files.js'
+import {ensureClusterPki, pkiFiles, pkiSummary} from '../pki/cluster.js'
 import {writeRendered} from '../render/write.js'
 
 export default class Render extends BaseCommand<typeof Render> {

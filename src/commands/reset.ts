@@ -1,12 +1,12 @@
 import {Flags} from '@oclif/core'
 
-import type {RunSummary} from '../report.js'
+import type {RunSummary} from '../cli/report.js'
 
-import {BaseCommand, runFlags} from '../base-command.js'
+import {BaseCommand, runFlags} from '../cli/base-command.js'
+import {confirm} from '../cli/prompt.js'
 import {InputError, KflanError} from '../errors.js'
 import {didYouMean} from '../inventory/diagnostics.js'
 import {hostByName} from '../inventory/model.js'
-import {confirm} from '../prompt.js'
 import {resetTargets, runReset} from '../reset/index.js'
 
 export default class Reset extends BaseCommand<typeof Reset> {

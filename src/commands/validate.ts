@@ -1,4 +1,4 @@
-import {BaseCommand} from '../base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {describeTopology} from '../inventory/topology.js'
 
 export default class Validate extends BaseCommand<typeof Validate> {

@@ -7,8 +7,8 @@ import {X509Certificate} from 'node:crypto'
 
 import type {Cluster, Host} from '../inventory/model.js'
 
-import {pkiRequest} from '../cluster-pki.js'
-import {WARN_DAYS} from '../pki-check.js'
+import {WARN_DAYS} from '../pki/check.js'
+import {pkiRequest} from '../pki/cluster.js'
 import {
   certCoversAddress,
   type CertDescription,

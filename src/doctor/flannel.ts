@@ -1,6 +1,6 @@
+import {parseSubnetEnv, type SubnetEnv, subnetOfGateway} from '../cluster/flannel-state.js'
 import {vxlanDevice} from '../cluster/flannel.js'
 import {type Lease, leasePrefix, leasesFromKvs, parseLeaseListing} from '../cluster/leases.js'
-import {parseSubnetEnv, type SubnetEnv, subnetOfGateway} from '../flannel-state.js'
 /**
  * flanneld (pure): the unit, the lease in etcd (one per host, inside the Network, with the host's
  * address as PublicIP, no subnet shared by two hosts), the subnet file against the lease, the

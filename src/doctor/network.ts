@@ -5,8 +5,8 @@ import type {Cluster} from '../inventory/model.js'
  * inventory renders, and stored through the etcd API the installed flannel reads (v2 before 0.18,
  * v3 from 0.18). A config that exists only through the other API is named as such.
  */
-import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import {incompatibleChanges, type NetworkConfig, parseNetworkConfig, sameConfig} from '../netconfig.js'
+import {etcdctl, etcdctlV2} from '../cluster/etcdctl.js'
+import {incompatibleChanges, type NetworkConfig, parseNetworkConfig, sameConfig} from '../cluster/netconfig.js'
 import {shq} from '../remote/shell.js'
 import {networkConfig} from '../render/index.js'
 import {etcdctlError, parseGetJson} from './etcd.js'

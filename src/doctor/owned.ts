@@ -1,3 +1,4 @@
+import {vendorExecStart} from '../init/common.js'
 /**
  * What an edited or injected file would change (pure):
  *
@@ -10,7 +11,6 @@
  *   whatever its files say now (a file edited after the last start shows only in files.managed).
  */
 import {clientUrl, type Cluster, type Host, peerUrl} from '../inventory/model.js'
-import {vendorExecStart} from '../phases/common.js'
 import {renderHost} from '../render/index.js'
 import {etcdPaths} from '../render/paths.js'
 import {etcdSetting, ownedFiles} from './gather.js'

@@ -14,7 +14,7 @@ import type {Diagnostic, Severity} from './diagnostics.js'
 import type {Cluster} from './model.js'
 import type {RawInventory} from './schema.js'
 
-import {readFd} from '../local-files.js'
+import {readFd} from './local-files.js'
 
 type Path = (string | number)[]
 

@@ -9,9 +9,9 @@ import {z, type ZodIssue, type ZodTypeAny} from 'zod'
 import type {Cluster} from './model.js'
 
 import {InputError, messageOf} from '../errors.js'
-import {readBoundedFile} from '../local-files.js'
 import {checkCredentials} from './credentials.js'
 import {type Diagnostic, didYouMean, formatDiagnostic, formatPath, locate, type Severity} from './diagnostics.js'
+import {readBoundedFile} from './local-files.js'
 import {inventorySchema} from './schema.js'
 import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
 

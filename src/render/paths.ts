@@ -29,7 +29,7 @@ export function flannelPaths(c: Cluster) {
 /**
  * Files earlier kflan versions installed that this one removes (the certificates phase): the
  * full-access kflan admin client certificate and key on etcd members. kflan's etcdctl on a member
- * now uses the member's own server certificate (see src/etcd-auth.ts).
+ * now uses the member's own server certificate (see src/cluster/etcd-auth.ts).
  */
 export function retiredFiles(c: Cluster, h: {roles: {etcd: boolean}}): string[] {
   const {ssl} = etcdPaths(c)

@@ -6,13 +6,13 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Remote} from '../remote/ssh.js'
 
+import {etcdctl, type EtcdMember, parseEndpointHealth, parseMemberList} from '../cluster/etcdctl.js'
 import {type Lease, leaseDeleteCommand, readLeases} from '../cluster/leases.js'
-import {etcdctl, type EtcdMember, parseEndpointHealth, parseMemberList} from '../etcdctl.js'
 import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
 import {RemoteCommandError} from '../remote/errors.js'
 import {shq} from '../remote/shell.js'
 
-export {type EtcdMember, parseMemberList} from '../etcdctl.js'
+export {type EtcdMember, parseMemberList} from '../cluster/etcdctl.js'
 
 export const quorum = (n: number): number => Math.floor(n / 2) + 1
 
@@ -69,7 +69,7 @@ export function leasesOf(leases: Lease[], hosts: Host[]): {host: Host; lease: Le
   return out
 }
 
-/** An etcd member reachable over SSH, with etcdctl and its own certificate (root in etcd: src/etcd-auth.ts). */
+/** An etcd member reachable over SSH, with etcdctl and its own certificate (root in etcd: src/cluster/etcd-auth.ts). */
 export interface EtcdVia {
   name: string
   remote: Remote

@@ -1,11 +1,11 @@
+import type {RunContext} from '../engine/context.js'
 /**
  * `kflan reset`: undo what `kflan init` / `join node` did on the hosts (see docs/reset.md).
  * The command parses and confirms; this runs the session and reports.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {RunContext} from '../phases/context.js'
 
-import {knownHostsPath, newLogger, runSession} from '../session.js'
+import {knownHostsPath, newLogger, runSession} from '../engine/session.js'
 import {resetPhases, ResetState} from './phases.js'
 
 export {type HostResetPlan, planHostReset, undoTextEdit} from './plan.js'

@@ -12,12 +12,12 @@
  */
 import {posix} from 'node:path'
 
+import {etcdctl, parseEndpointHealth} from '../cluster/etcdctl.js'
+import {HostFailure, type HostRun, type Phase, type RunContext} from '../engine/context.js'
+import {PhaseFailedError} from '../engine/runner.js'
 import {KflanError} from '../errors.js'
-import {etcdctl, parseEndpointHealth} from '../etcdctl.js'
+import {waitFor} from '../init/common.js'
 import {clientUrl, type Cluster, etcdMembers, peerUrl} from '../inventory/model.js'
-import {waitFor} from '../phases/common.js'
-import {HostFailure, type HostRun, type Phase, type RunContext} from '../phases/context.js'
-import {PhaseFailedError} from '../phases/runner.js'
 import {parseExecStart, parseSystemctlShow} from '../remote/facts.js'
 import {readFiles, removeFiles, statePaths, writeFiles} from '../remote/files.js'
 import {shq} from '../remote/shell.js'

@@ -11,8 +11,8 @@ import {basename, dirname} from 'node:path'
 
 import type {Cluster} from '../inventory/model.js'
 
+import {listrOptions, type Output} from '../engine/listr.js'
 import {InputError} from '../errors.js'
-import {listrOptions, type Output} from '../listr.js'
 import {localSha256} from '../remote/upload.js'
 import {cacheDir, cachedPath, formatBytes, formatProgress} from './cache.js'
 import {DigestMismatchError, downloadVerified, removeStalePartials} from './download.js'

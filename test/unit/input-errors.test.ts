@@ -11,17 +11,11 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {InputError} from '../../src/errors.js'
+import {type Finding, ignorableChecks, parseIgnored, preflightChecks, preflightHint} from '../../src/init/preflight.js'
 import {identityFileProblem, keyProblem} from '../../src/inventory/credentials.js'
 import {formatDiagnostic} from '../../src/inventory/diagnostics.js'
 import {parseInventory} from '../../src/inventory/load.js'
-import {ensureWritableDir, readBoundedFile} from '../../src/local-files.js'
-import {
-  type Finding,
-  ignorableChecks,
-  parseIgnored,
-  preflightChecks,
-  preflightHint,
-} from '../../src/phases/preflight.js'
+import {ensureWritableDir, readBoundedFile} from '../../src/inventory/local-files.js'
 import {knownHostsLine, knownHostsProblems} from '../../src/remote/hostkeys.js'
 import {clusterFrom, minimalInventory, repoRoot, sampleFacts} from './helpers.js'
 

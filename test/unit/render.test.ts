@@ -3,7 +3,7 @@ import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {ensureClusterPki, pkiFiles} from '../../src/cluster-pki.js'
+import {ensureClusterPki, pkiFiles} from '../../src/pki/cluster.js'
 import {binaries, networkConfig, renderHost, withHostsBlock} from '../../src/render/index.js'
 import {writeRendered} from '../../src/render/write.js'
 import {clusterFrom, exampleCluster, fakePki, minimalInventory, repoRoot} from './helpers.js'

@@ -1,9 +1,9 @@
 import {describe, expect, it} from 'vitest'
 
-import {HostFailure, RunContext} from '../../src/phases/context.js'
-import {PhaseFailedError} from '../../src/phases/runner.js'
-import {changeList, formatSummary, summarize} from '../../src/report.js'
-import {newHostRun} from '../../src/session.js'
+import {changeList, formatSummary, summarize} from '../../src/cli/report.js'
+import {HostFailure, RunContext} from '../../src/engine/context.js'
+import {PhaseFailedError} from '../../src/engine/runner.js'
+import {newHostRun} from '../../src/engine/session.js'
 import {exampleCluster} from './helpers.js'
 
 const silent = {log() {}}

@@ -4,7 +4,7 @@ import type {Cluster} from '../../src/inventory/model.js'
 import type {HostFacts, UnitState} from '../../src/remote/facts.js'
 
 import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
-import {commentOutSwap, selinuxDisabled} from '../../src/phases/preflight.js'
+import {commentOutSwap, selinuxDisabled} from '../../src/init/preflight.js'
 import {withHostsBlock} from '../../src/render/index.js'
 import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
 import {

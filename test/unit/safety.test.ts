@@ -5,11 +5,11 @@ import {hostname, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {desiredAuth, parseAuthState, planAuth, prefixEnd} from '../../src/etcd-auth.js'
-import {parseInitialCluster} from '../../src/etcdctl.js'
-import {InterruptedError, signalExitCode} from '../../src/interrupt.js'
+import {desiredAuth, parseAuthState, planAuth, prefixEnd} from '../../src/cluster/etcd-auth.js'
+import {parseInitialCluster} from '../../src/cluster/etcdctl.js'
+import {InterruptedError, signalExitCode} from '../../src/engine/interrupt.js'
+import {acquireStateLock, type LockInfo, lockPath, lockState, procStartOf} from '../../src/engine/state-lock.js'
 import {journalExcerpt} from '../../src/remote/journal.js'
-import {acquireStateLock, type LockInfo, lockPath, lockState, procStartOf} from '../../src/state-lock.js'
 import {exampleCluster} from './helpers.js'
 
 describe('stop signals', () => {

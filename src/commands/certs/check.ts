@@ -1,9 +1,9 @@
-import {BaseCommand} from '../../base-command.js'
-import {pkiRequest} from '../../cluster-pki.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {table} from '../../cli/table.js'
 import {KflanError} from '../../errors.js'
-import {certProblems} from '../../pki-check.js'
+import {certProblems} from '../../pki/check.js'
+import {pkiRequest} from '../../pki/cluster.js'
 import {type CertFileDescription, inspectCertificates, planCertificates} from '../../pki/index.js'
-import {table} from '../../table.js'
 
 export default class CertsCheck extends BaseCommand<typeof CertsCheck> {
   static summary = "Show every certificate in the cluster's PKI with its SANs, usages and expiry."

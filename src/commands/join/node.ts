@@ -1,16 +1,16 @@
 import {Args, Flags} from '@oclif/core'
 
-import type {RunSummary} from '../../report.js'
+import type {RunSummary} from '../../cli/report.js'
 
-import {BaseCommand, offlineFlag, runFlags} from '../../base-command.js'
-import {ensureClusterPki} from '../../cluster-pki.js'
+import {BaseCommand, offlineFlag, runFlags} from '../../cli/base-command.js'
 import {type DoctorReport, formatReport, runDoctor} from '../../doctor/index.js'
+import {newLogger, runSession} from '../../engine/session.js'
 import {InputError, KflanError} from '../../errors.js'
+import {joinPhases} from '../../init/index.js'
+import {parseIgnored} from '../../init/preflight.js'
 import {didYouMean} from '../../inventory/diagnostics.js'
 import {etcdMembers, hostByName} from '../../inventory/model.js'
-import {joinPhases} from '../../phases/index.js'
-import {parseIgnored} from '../../phases/preflight.js'
-import {newLogger, runSession} from '../../session.js'
+import {ensureClusterPki} from '../../pki/cluster.js'
 
 export default class JoinNode extends BaseCommand<typeof JoinNode> {
   static summary = 'Add a node from the inventory to an initialised cluster.'

@@ -1,5 +1,5 @@
 /** Problems of one certificate against what the inventory needs (pure; used by certs check and doctor). */
-import type {CertDescription, CertSpec} from './pki/index.js'
+import type {CertDescription, CertSpec} from './index.js'
 
 export const WARN_DAYS = 30
 

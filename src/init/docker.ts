@@ -1,4 +1,4 @@
-import type {HostRun, Phase} from './context.js'
+import type {HostRun, Phase} from '../engine/context.js'
 
 /**
  * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from

@@ -1,14 +1,14 @@
-import type {RunContext} from './phases/context.js'
+import type {RunContext} from '../engine/context.js'
 
-import {hintOf, messageOf} from './errors.js'
 /**
  * What a run did, for people and machines. A run against hosts (init, join node, reset) ends with
  * a summary read at a glance: hosts changed / unchanged / failed, service (re)starts, wall time,
  * and the next command. The full change list goes to the run log always, to the screen with
  * --verbose (and in a dry run, where the plan is the point), and to machines with --json.
  */
-import {InterruptedError} from './interrupt.js'
-import {formatSeconds, PhaseFailedError} from './phases/runner.js'
+import {InterruptedError} from '../engine/interrupt.js'
+import {formatSeconds, PhaseFailedError} from '../engine/runner.js'
+import {hintOf, messageOf} from '../errors.js'
 
 export interface RunSummary {
   command: string
@@ -24,7 +24,7 @@ export interface RunSummary {
   log: string
   next?: string
   error?: {message: string; hint?: string}
-  /** Set when a SIGINT/SIGTERM stopped the run (src/interrupt.ts). */
+  /** Set when a SIGINT/SIGTERM stopped the run (src/engine/interrupt.ts). */
   interrupted?: string
 }
 

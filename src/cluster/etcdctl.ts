@@ -1,11 +1,11 @@
 /**
  * etcdctl command lines run on an etcd member over SSH, with the member's own server certificate
- * (client auth; its CN, the member name, is an etcd user with the root role: src/etcd-auth.ts).
+ * (client auth; its CN, the member name, is an etcd user with the root role: src/cluster/etcd-auth.ts).
  * Paths and endpoints are shell-quoted; `args` is shell text the caller built (quoting its own values).
  */
-import {clientUrl, type Cluster, etcdMembers, type Host} from './inventory/model.js'
-import {shq} from './remote/shell.js'
-import {etcdPaths} from './render/paths.js'
+import {clientUrl, type Cluster, etcdMembers, type Host} from '../inventory/model.js'
+import {shq} from '../remote/shell.js'
+import {etcdPaths} from '../render/paths.js'
 
 /** etcdctl (v3 API) against the given members (default: all), e.g. etcdctl(c, 'endpoint health'). */
 export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {

@@ -5,15 +5,15 @@
 import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 
-import type {Cluster, Host} from './inventory/model.js'
-import type {HostFacts} from './remote/facts.js'
+import type {Cluster, Host} from '../inventory/model.js'
+import type {HostFacts} from '../remote/facts.js'
 
+import {FileLogger} from '../remote/logger.js'
+import {closeAll, type Remote} from '../remote/ssh.js'
+import {connectPhase} from './connect.js'
+import {type HostRun, type Phase, RunContext, type RunOptions} from './context.js'
 import {handleStopSignals} from './interrupt.js'
-import {connectPhase} from './phases/connect.js'
-import {type HostRun, type Phase, RunContext, type RunOptions} from './phases/context.js'
-import {type RunnerOptions, runPhases} from './phases/runner.js'
-import {FileLogger} from './remote/logger.js'
-import {closeAll, type Remote} from './remote/ssh.js'
+import {type RunnerOptions, runPhases} from './runner.js'
 
 export interface SessionOptions extends RunnerOptions, RunOptions {
   acceptNewHostKeys: boolean

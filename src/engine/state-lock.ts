@@ -17,7 +17,7 @@ import {linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync} fr
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 
-import {InputError, KflanError} from './errors.js'
+import {InputError, KflanError} from '../errors.js'
 
 export interface LockInfo {
   pid: number

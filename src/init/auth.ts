@@ -1,14 +1,14 @@
-import type {HostRun, Phase, RunContext} from './context.js'
+import type {HostRun, Phase, RunContext} from '../engine/context.js'
 
-import {KflanError, messageOf} from '../errors.js'
 /**
- * auth: etcd v3 authentication with roles (least privilege; the model is src/etcd-auth.ts).
+ * auth: etcd v3 authentication with roles (least privilege; the model is src/cluster/etcd-auth.ts).
  * Reads users, roles and whether auth is on in one round trip through a running member, then
  * applies the missing steps in one more; `auth enable` comes last. A re-run reads and changes
  * nothing. Upgrading a cluster set up without roles is this same path.
  */
-import {type AuthModel, authStateScript, desiredAuth, parseAuthState, planAuth} from '../etcd-auth.js'
-import {etcdctl} from '../etcdctl.js'
+import {type AuthModel, authStateScript, desiredAuth, parseAuthState, planAuth} from '../cluster/etcd-auth.js'
+import {etcdctl} from '../cluster/etcdctl.js'
+import {KflanError, messageOf} from '../errors.js'
 
 export const authPhase: Phase = {
   name: 'auth',

@@ -20,7 +20,7 @@ import {
 } from 'node:fs'
 import {dirname, join} from 'node:path'
 
-import {InputError, messageOf} from './errors.js'
+import {InputError, messageOf} from '../errors.js'
 
 /** Reads at most `max` bytes from an open file descriptor. */
 export function readFd(fd: number, max: number): Buffer {

@@ -5,9 +5,9 @@
 import {Listr, type ListrTask} from 'listr2'
 
 import {hintOf, KflanError, messageOf} from '../errors.js'
-import {interruptedBy, InterruptedError, throwIfInterrupted} from '../interrupt.js'
-import {listrOptions, type Output} from '../listr.js'
 import {HostFailure, type Phase, type RunContext} from './context.js'
+import {interruptedBy, InterruptedError, throwIfInterrupted} from './interrupt.js'
+import {listrOptions, type Output} from './listr.js'
 
 export interface RunnerOptions {
   /** 'auto': the default renderer on a TTY, the simple one otherwise; 'silent' for tests. */
@@ -62,7 +62,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
             hosts.map((h) => ({
               title: h.host.name,
               async task(_c, sub) {
-                // After a stop signal, hosts not started yet are left alone (see src/interrupt.ts).
+                // After a stop signal, hosts not started yet are left alone (see src/engine/interrupt.ts).
                 if (interruptedBy()) return sub.skip(`${h.host.name}: not started (${interruptedBy()})`)
                 const before = h.changes.length
                 try {

@@ -31,7 +31,7 @@ export function incompatibleChanges(current: NetworkConfig, desired: NetworkConf
   const out: string[] = []
   if (current.Network !== desired.Network) out.push(`Network ${current.Network} → ${desired.Network}`)
   // The backend's MTU is not among them: kflan applies it by recreating the vxlan device
-  // (src/phases/flannel.ts), which a restarted flanneld alone would not do.
+  // (src/init/flannel.ts), which a restarted flanneld alone would not do.
   const {MTU: _cm, ...cb} = current.Backend ?? {Type: 'udp'}
   const {MTU: _dm, ...db} = desired.Backend ?? {Type: 'udp'}
   if (!isDeepStrictEqual(cb, db)) out.push(`Backend ${JSON.stringify(cb)} → ${JSON.stringify(db)}`)

@@ -1,9 +1,9 @@
 /** The bridge between the inventory and the PKI: which certificates a cluster needs, and their files. */
 import {readFileSync} from 'node:fs'
 
-import {KflanError} from './errors.js'
-import {type Cluster, etcdMembers} from './inventory/model.js'
-import {ensurePki, pkiDir, type PkiReport, type PkiRequest} from './pki/index.js'
+import {KflanError} from '../errors.js'
+import {type Cluster, etcdMembers} from '../inventory/model.js'
+import {ensurePki, pkiDir, type PkiReport, type PkiRequest} from './index.js'
 
 export function pkiRequest(c: Cluster): PkiRequest {
   return {

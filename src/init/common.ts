@@ -1,10 +1,10 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import type {HostRun, RunContext} from '../engine/context.js'
 import type {UnitState} from '../remote/facts.js'
-import type {HostRun, RunContext} from './context.js'
 
-import {pkiFiles} from '../cluster-pki.js'
-import {throwIfInterrupted} from '../interrupt.js'
+import {throwIfInterrupted} from '../engine/interrupt.js'
+import {pkiFiles} from '../pki/cluster.js'
 import {statFiles, writeFiles} from '../remote/files.js'
 /** Helpers every phase uses: writing rendered files and acting on what changed. */
 import {binaries, type FileSpec, renderHost} from '../render/index.js'

@@ -1,5 +1,5 @@
 /** The phases of `kflan init`, in order. */
-import type {Phase} from './context.js'
+import type {Phase} from '../engine/context.js'
 
 import {authPhase} from './auth.js'
 import {binariesPhase} from './binaries.js'

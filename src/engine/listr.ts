@@ -10,7 +10,7 @@ export function listrOptions(output: Output) {
     fallbackRenderer: 'simple',
     rendererOptions: {collapseErrors: false},
     collectErrors: false,
-    // listr2's own SIGINT handler exits 127 at once; src/interrupt.ts handles signals instead.
+    // listr2's own SIGINT handler exits 127 at once; src/engine/interrupt.ts handles signals instead.
     registerSignalListeners: false,
   } as const
 }

@@ -1,4 +1,4 @@
-import type {Phase} from './context.js'
+import type {Phase} from '../engine/context.js'
 
 import {removeFiles} from '../remote/files.js'
 /**

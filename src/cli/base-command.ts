@@ -6,19 +6,19 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 
-import type {Cluster} from './inventory/model.js'
-import type {SessionResult} from './session.js'
+import type {SessionResult} from '../engine/session.js'
+import type {Cluster} from '../inventory/model.js'
 
-import {hintOf, KflanError, messageOf} from './errors.js'
-import {InterruptedError} from './interrupt.js'
-import {formatDiagnostic} from './inventory/diagnostics.js'
-import {loadInventory, type LoadOptions} from './inventory/load.js'
-import {ensureWritableDir, readBoundedFile} from './local-files.js'
-import {knownHostsProblems} from './remote/hostkeys.js'
+import {InterruptedError} from '../engine/interrupt.js'
+import {knownHostsPath} from '../engine/session.js'
+import {acquireStateLock, describeHolder} from '../engine/state-lock.js'
+import {hintOf, KflanError, messageOf} from '../errors.js'
+import {formatDiagnostic} from '../inventory/diagnostics.js'
+import {loadInventory, type LoadOptions} from '../inventory/load.js'
+import {ensureWritableDir, readBoundedFile} from '../inventory/local-files.js'
+import {knownHostsProblems} from '../remote/hostkeys.js'
+import {prepareTarballs, type TarballSection, tarballSummary} from '../tarballs/index.js'
 import {changeList, formatSummary, type RunSummary, summarize} from './report.js'
-import {knownHostsPath} from './session.js'
-import {acquireStateLock, describeHolder} from './state-lock.js'
-import {prepareTarballs, type TarballSection, tarballSummary} from './tarballs/index.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -124,7 +124,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   /**
-   * The cluster's state dir, locked for this run (see src/state-lock.ts): a second run against it
+   * The cluster's state dir, locked for this run (see src/engine/state-lock.ts): a second run against it
    * is refused; a stale lock is taken over, with a message. Released when the process exits.
    */
   protected lockedStateDir(cluster: Cluster): string {

@@ -1,8 +1,14 @@
-import type {HostRun, Phase, RunContext} from './context.js'
+import type {HostRun, Phase, RunContext} from '../engine/context.js'
 
+import {ROOT} from '../cluster/etcd-auth.js'
+import {
+  etcdctl,
+  type EtcdMember,
+  parseEndpointHealth,
+  parseInitialCluster,
+  parseMemberList,
+} from '../cluster/etcdctl.js'
 import {KflanError} from '../errors.js'
-import {ROOT} from '../etcd-auth.js'
-import {etcdctl, type EtcdMember, parseEndpointHealth, parseInitialCluster, parseMemberList} from '../etcdctl.js'
 /**
  * etcd: config and unit on every member; members that are down are started together (the first
  * member of a new cluster blocks until its peers come up), members whose files changed are

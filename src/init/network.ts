@@ -1,14 +1,14 @@
-import type {HostRun, Phase, RunContext} from './context.js'
+import type {HostRun, Phase, RunContext} from '../engine/context.js'
 
+import {etcdctl, etcdctlV2} from '../cluster/etcdctl.js'
 /**
  * flannel's network config in etcd under <prefix>/config, written through the API the installed
  * flannel reads: v3 for flannel 0.18 and newer, v2 before. A config that differs in Network or
  * backend is not overwritten while leases exist, unless --force.
  */
 import {readLeases} from '../cluster/leases.js'
+import {incompatibleChanges, parseNetworkConfig, sameConfig} from '../cluster/netconfig.js'
 import {KflanError} from '../errors.js'
-import {etcdctl, etcdctlV2} from '../etcdctl.js'
-import {incompatibleChanges, parseNetworkConfig, sameConfig} from '../netconfig.js'
 import {shq} from '../remote/shell.js'
 import {networkConfig} from '../render/index.js'
 

@@ -1,5 +1,5 @@
+import type {HostRun, Phase, RunContext} from '../engine/context.js'
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostRun, Phase, RunContext} from './context.js'
 
 /**
  * preflight: checks that stop the run (kubeadm style: `[ERROR Name]: message`, downgraded with

@@ -5,7 +5,7 @@
  */
 import {join} from 'node:path'
 
-import type {Phase} from './context.js'
+import type {Phase} from '../engine/context.js'
 
 import {installFromTarball} from '../remote/upload.js'
 import {binaries} from '../render/index.js'

@@ -14,7 +14,7 @@
  * listr2 registers its own SIGINT handler that exits 127 at once; the runner turns it off
  * (`registerSignalListeners: false`).
  */
-import {KflanError} from './errors.js'
+import {KflanError} from '../errors.js'
 
 export type StopSignal = 'SIGINT' | 'SIGTERM'
 

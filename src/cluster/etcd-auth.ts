@@ -23,10 +23,10 @@
  * v3 auth there (the v3 keyspace is protected, the admin key leaves the members) and says so in a
  * warning; the fix is flannel >= 0.18.
  */
-import type {Cluster} from './inventory/model.js'
+import type {Cluster} from '../inventory/model.js'
 
-import {etcdMembers} from './inventory/model.js'
-import {shq} from './remote/shell.js'
+import {etcdMembers} from '../inventory/model.js'
+import {shq} from '../remote/shell.js'
 
 export const ROOT = 'root'
 export const FLANNEL_ROLE = 'flannel'

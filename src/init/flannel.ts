@@ -1,6 +1,7 @@
+import type {HostRun, Phase, RunContext} from '../engine/context.js'
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostRun, Phase, RunContext} from './context.js'
 
+import {parseSubnetEnv, subnetOfGateway} from '../cluster/flannel-state.js'
 /**
  * flanneld: unit written, enabled and (re)started where needed (a failed unit reset first, a
  * vxlan device whose MTU differs from the config recreated); then wait until every flannel host
@@ -10,7 +11,6 @@ import type {HostRun, Phase, RunContext} from './context.js'
 import {backendMtuSupported, expectedVxlanMtu, vxlanDevice} from '../cluster/flannel.js'
 import {type Lease, leasePrefix, readLeases} from '../cluster/leases.js'
 import {KflanError} from '../errors.js'
-import {parseSubnetEnv, subnetOfGateway} from '../flannel-state.js'
 import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
 import {shq} from '../remote/shell.js'
 import {flannelPaths} from '../render/paths.js'
