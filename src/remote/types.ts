@@ -46,7 +46,7 @@ export interface ConnectOptions {
   agentSocket?: string
   /** Extra strings to redact from logs. */
   secrets?: string[]
-  /** Shares bastion connections between targets (connectAll makes one). */
+  /** Shares bastion connections between targets (the connect phase makes one; without it, each target opens its own). */
   bastionPool?: BastionPool
   /** Concurrent command channels per connection (OpenSSH's MaxSessions defaults to 10, SFTP takes one). Default 8. */
   maxChannels?: number
