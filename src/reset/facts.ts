@@ -7,8 +7,9 @@ import type {Cluster} from '../inventory/model.js'
 import type {Remote} from '../remote/ssh.js'
 
 import {splitSections} from '../remote/facts.js'
-import {parseStatOutput, type RemoteFileState, statePaths} from '../remote/files.js'
+import {parseStatOutput, type RemoteFileState} from '../remote/file-stat.js'
 import {shq} from '../remote/shell.js'
+import {statePaths} from '../remote/state-dir.js'
 import {DOCKER_OPTS_FILE} from '../render/paths.js'
 
 /** The drop-in `kflan reset` puts in place for one start of docker (see docker.ts in this dir). */
