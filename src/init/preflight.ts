@@ -1,4 +1,4 @@
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
 import type {Cluster, Host} from '../inventory/model.js'
 
 /**
@@ -228,7 +228,8 @@ export function selinuxDisabled(config: string): string {
     : `${config.replace(/\n?$/, '\n')}SELINUX=disabled\n`
 }
 
-export const preflightPhase: Phase = {
+export const preflightPhase: HostPhase = {
+  kind: 'hosts',
   name: 'preflight',
   title: 'preflight checks and host preparation',
   clusterTitle: 'compare the clocks of all hosts',
