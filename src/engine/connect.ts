@@ -14,6 +14,7 @@ export interface ConnectSettings {
 export function connectPhase(s: ConnectSettings): Phase {
   const bastionPool = new BastionPool()
   return {
+    kind: 'hosts',
     name: 'connect',
     title: 'connect and gather facts',
     hosts: (ctx) => ctx.hosts,

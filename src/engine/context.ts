@@ -1,8 +1,8 @@
 /**
  * What phases share: the cluster, one connection and one fact sheet per host, and the record of
- * what was (or, in a dry run, would be) changed. Remote changes go through `wet()` (a dry run
- * records them instead of doing them, k0sctl's Wet pattern) or through helpers that take
- * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
+ * what was (or, in a dry run, would be) changed. Every remote change goes through `wet()` (or
+ * `wetPlanned()` for the remote helpers that plan their own writes): the one place where a dry
+ * run is decided, k0sctl's Wet pattern. Phases never test `dryRun` themselves; reads stay reads.
  */
 import type {Cluster, Host} from '../inventory/model.js'
 import type {HostFacts} from '../remote/facts.js'
@@ -64,20 +64,57 @@ export class RunContext {
     this.targets = targetNames ? hosts.filter((h) => targetNames.has(h.host.name)) : hosts
   }
 
+  /** For reports ("would change"); phases decide nothing on it: they go through wet(). */
   get dryRun(): boolean {
     return this.options.dryRun
   }
 
-  /** Runs `fn` and records `what` as a change on the host; in a dry run, only records it. */
-  async wet<T>(h: HostRun, what: string, fn: () => Promise<T>): Promise<T | undefined> {
-    h.changes.push(what)
-    this.logger.log(h.host.name, {
-      ts: new Date().toISOString(),
-      kind: 'note',
-      message: (this.dryRun ? 'would: ' : 'change: ') + what,
-    })
-    if (this.dryRun) return undefined
-    return fn()
+  /**
+   * The one "record or run" step. Records `what` (one change or several made by one action) on
+   * the host and runs `fn`; in a dry run, only records. Returns fn's result, undefined in a dry run.
+   *
+   * - `what` empty: nothing to record, `fn` runs only in a live run: what follows a change and
+   *   watches it take effect (wait for a lease, for a healthy cluster), pointless when nothing changed.
+   * - `summary`: `what` is the plan's word for work that `fn` records itself, change by change,
+   *   through this same step (the live run reads what it cannot know in a dry run, e.g. the users of
+   *   an etcd that is not running yet); a live run does not record `what`.
+   */
+  async wet<T>(
+    h: HostRun | undefined,
+    what: string | readonly string[],
+    fn: () => Promise<T>,
+    opts: {summary?: boolean} = {},
+  ): Promise<T | undefined> {
+    if (!opts.summary || this.dryRun) this.record(h, typeof what === 'string' ? [what] : what)
+    return this.dryRun ? undefined : fn()
+  }
+
+  /**
+   * The same step for a remote helper that plans its own change (file writes, tarball installs:
+   * they read the host and write only what differs, and compute diffs in a dry run): `fn` gets the
+   * run's mode and must only read when it is a dry run; `describe` names the changes from its result.
+   */
+  async wetPlanned<T>(
+    h: HostRun,
+    fn: (dryRun: boolean) => Promise<T>,
+    describe: (result: T, dryRun: boolean) => string[],
+  ): Promise<T> {
+    const result = await fn(this.dryRun)
+    this.record(h, describe(result, this.dryRun))
+    return result
+  }
+
+  private record(h: HostRun | undefined, whats: readonly string[]): void {
+    if (whats.length === 0) return
+    if (!h) throw new Error(`a change needs a host: ${whats.join('; ')}`)
+    for (const what of whats) {
+      h.changes.push(what)
+      this.logger.log(h.host.name, {
+        ts: new Date().toISOString(),
+        kind: 'note',
+        message: (this.dryRun ? 'would: ' : 'change: ') + what,
+      })
+    }
   }
 
   warn(h: HostRun | undefined, message: string): void {
@@ -90,21 +127,37 @@ export class RunContext {
   }
 }
 
-/** A step of `kflan init` / `join node`: it reads facts, changes exactly what differs, and says so. */
-export interface Phase {
+interface PhaseInfo {
   /** Short name, used in logs, errors ("failed in phase etcd") and the dry-run plan. */
   name: string
   /** What the progress display says, as a person would ("start etcd"). */
   title: string
-  /** The step after the per-host part, as a person would say it ("wait for a healthy etcd cluster"). */
-  clusterTitle?: string
+}
+
+/**
+ * A phase that works host by host (concurrently, a failed host lets the others finish), then
+ * optionally for the whole cluster. Skipped when no host needs it and it has no cluster part.
+ */
+export interface HostPhase extends PhaseInfo {
+  kind: 'hosts'
   /** The hosts this phase works on. */
   hosts(ctx: RunContext): HostRun[]
   /** Work on one host; runs concurrently across hosts. */
-  runHost?(ctx: RunContext, h: HostRun): Promise<void>
+  runHost(ctx: RunContext, h: HostRun): Promise<void>
+  /** The step after the per-host part, as a person would say it ("wait for a healthy etcd cluster"). */
+  clusterTitle?: string
   /** Work for the whole cluster, after the per-host part. */
   runCluster?(ctx: RunContext): Promise<void>
 }
+
+/** A phase for the whole cluster at once (etcd's API, an order across hosts); it always runs. */
+export interface ClusterPhase extends PhaseInfo {
+  kind: 'cluster'
+  runCluster(ctx: RunContext): Promise<void>
+}
+
+/** A step of a run (init, join node, reset): it reads facts, changes exactly what differs, and says so. */
+export type Phase = HostPhase | ClusterPhase
 
 /** An error on one host in one phase, kept so the others can finish. */
 export class HostFailure extends Error {

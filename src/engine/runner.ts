@@ -48,12 +48,13 @@ export function formatSeconds(ms: number): string {
 export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOptions): Promise<void> {
   const tasks: ListrTask[] = phases.map((phase) => ({
     title: phase.title,
-    skip: () => (!phase.runCluster && phase.hosts(ctx).length === 0 ? 'no host needs it' : false),
+    skip: () =>
+      phase.kind === 'hosts' && !phase.runCluster && phase.hosts(ctx).length === 0 ? 'no host needs it' : false,
     async task(_, task) {
       throwIfInterrupted()
       const t0 = performance.now()
-      const hosts = phase.hosts(ctx)
-      if (phase.runHost && hosts.length > 0) {
+      const hosts = phase.kind === 'hosts' ? phase.hosts(ctx) : []
+      if (phase.kind === 'hosts' && hosts.length > 0) {
         const runHost = phase.runHost.bind(phase)
         const failures: HostFailure[] = []
         mark(ctx, phase.name, 'hosts')
@@ -98,7 +99,7 @@ export async function runPhases(ctx: RunContext, phases: Phase[], opts: RunnerOp
         }
 
         // After a per-host part, the cluster part is a step of its own under the phase.
-        await (phase.runHost
+        await (phase.kind === 'hosts'
           ? task.newListr([{title: phase.clusterTitle ?? 'whole cluster', task: cluster}], {exitOnError: true}).run()
           : cluster())
       }

@@ -1,4 +1,4 @@
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {ClusterPhase, HostRun, RunContext} from '../engine/context.js'
 
 /**
  * auth: etcd v3 authentication with roles (least privilege; the model is src/cluster/etcd-auth.ts).
@@ -10,13 +10,13 @@ import {type AuthModel, authStateScript, desiredAuth, parseAuthState, planAuth} 
 import {etcdctl} from '../cluster/etcdctl.js'
 import {KflanError, messageOf} from '../errors.js'
 
-export const authPhase: Phase = {
+export const authPhase: ClusterPhase = {
+  kind: 'cluster',
   name: 'auth',
   title: 'etcd roles (least privilege)',
-  hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd),
 
   async runCluster(ctx) {
-    const via = this.hosts(ctx)[0]
+    const via = ctx.targets.find((h) => h.host.roles.etcd)
     if (!via) return
     if (ctx.cluster.flannel.etcdApi === 'v2') {
       ctx.warn(
@@ -25,12 +25,13 @@ export const authPhase: Phase = {
       )
     }
 
-    if (ctx.dryRun && !via.etcdActive) {
-      via.changes.push('etcd auth: add users (one per certificate CN) and the flannel role, then auth enable')
-      return
-    }
-
-    await syncAuth(ctx, via, desiredAuth(ctx.cluster))
+    const sync = () => syncAuth(ctx, via, desiredAuth(ctx.cluster))
+    // An etcd this run starts cannot be asked for its users in a dry run: the plan says what comes.
+    await (via.etcdActive
+      ? sync()
+      : ctx.wet(via, 'etcd auth: add users (one per certificate CN) and the flannel role, then auth enable', sync, {
+          summary: true,
+        }))
   },
 }
 
@@ -64,6 +65,9 @@ export async function syncAuth(
 
   const steps = planAuth(model, state).filter((s) => opts.enable !== false || s.args !== 'auth enable')
   if (steps.length === 0) return
-  for (const s of steps.slice(0, -1)) via.changes.push(s.what)
-  await ctx.wet(via, steps.at(-1)!.what, () => via.remote.run(steps.map((s) => ctl(s.args)).join(' && ')))
+  await ctx.wet(
+    via,
+    steps.map((s) => s.what),
+    () => via.remote.run(steps.map((s) => ctl(s.args)).join(' && ')),
+  )
 }

@@ -5,12 +5,13 @@
  */
 import {join} from 'node:path'
 
-import type {Phase} from '../engine/context.js'
+import type {HostPhase} from '../engine/context.js'
 
 import {installFromTarball} from '../remote/upload.js'
 import {binaries} from '../render/index.js'
 
-export const binariesPhase: Phase = {
+export const binariesPhase: HostPhase = {
+  kind: 'hosts',
   name: 'binaries',
   title: 'install the etcd and flannel binaries',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),
@@ -20,16 +21,24 @@ export const binariesPhase: Phase = {
     const byTarball = new Map<string, typeof specs>()
     for (const s of specs) byTarball.set(s.tarball, [...(byTarball.get(s.tarball) ?? []), s])
     for (const [tarball, list] of byTarball) {
-      const {results, upload} = await installFromTarball(
-        h.remote,
-        tarball,
-        list.map((s) => ({member: s.member, dest: s.dest})),
-        {dryRun: ctx.dryRun, localCacheDir: join(ctx.stateDir, 'cache'), known: h.fileStates},
+      const {results} = await ctx.wetPlanned(
+        h,
+        (dryRun) =>
+          installFromTarball(
+            h.remote,
+            tarball,
+            list.map((s) => ({member: s.member, dest: s.dest})),
+            {dryRun, localCacheDir: join(ctx.stateDir, 'cache'), known: h.fileStates},
+          ),
+        (r, dryRun) => [
+          ...(r.upload?.result === 'uploaded' ? [`uploaded ${tarball.split('/').pop()}`] : []),
+          ...r.results
+            .filter((x) => x.result !== 'unchanged')
+            .map((x) => `${dryRun ? 'would install' : x.result === 'created' ? 'installed' : 'updated'} ${x.dest}`),
+        ],
       )
-      if (upload?.result === 'uploaded') h.changes.push(`uploaded ${tarball.split('/').pop()}`)
       for (const r of results) {
         if (r.result === 'unchanged') continue
-        h.changes.push(`${ctx.dryRun ? 'would install' : r.result === 'created' ? 'installed' : 'updated'} ${r.dest}`)
         const spec = list.find((s) => s.dest === r.dest)!
         h.restart.add(spec.restart)
       }

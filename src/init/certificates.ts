@@ -1,4 +1,4 @@
-import type {Phase} from '../engine/context.js'
+import type {HostPhase} from '../engine/context.js'
 
 import {removeFiles} from '../remote/file-remove.js'
 /**
@@ -9,7 +9,8 @@ import {removeFiles} from '../remote/file-remove.js'
 import {retiredFiles} from '../render/paths.js'
 import {applyFiles, desiredFiles} from './common.js'
 
-export const certificatesPhase: Phase = {
+export const certificatesPhase: HostPhase = {
+  kind: 'hosts',
   name: 'certificates',
   title: 'install the certificates',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),

@@ -57,14 +57,22 @@ export function vendorExecStart(execStart: string | undefined): string | undefin
  */
 export async function applyFiles(ctx: RunContext, h: HostRun, specs: FileSpec[]): Promise<string[]> {
   if (specs.length === 0) return []
-  const changes = await writeFiles(h.remote, specs, {dryRun: ctx.dryRun, known: h.fileStates})
+  const changes = await ctx.wetPlanned(
+    h,
+    (dryRun) => writeFiles(h.remote, specs, {dryRun, known: h.fileStates}),
+    (all, dryRun) =>
+      all
+        .filter((c) => c.result !== 'unchanged')
+        .map(
+          (c) =>
+            `${dryRun ? 'would write' : c.contentChanged ? c.result : 'fixed mode/owner of'} ${c.path}${c.backup ? ` (original kept in ${c.backup})` : ''}`,
+        ),
+  )
   for (const s of specs) h.fileStates?.delete(s.path)
   const changed: string[] = []
   for (const c of changes) {
     if (c.result === 'unchanged') continue
     changed.push(c.path)
-    const what = c.contentChanged ? c.result : 'fixed mode/owner of'
-    h.changes.push(`${ctx.dryRun ? 'would write' : what} ${c.path}${c.backup ? ` (original kept in ${c.backup})` : ''}`)
     if (c.diff) h.diffs.push(c.diff)
     const spec = specs.find((s) => s.path === c.path)!
     if (!c.contentChanged) continue
@@ -85,20 +93,24 @@ export interface Step {
 
 /**
  * Runs systemd steps in one round trip (recording each as a change), preceded by
- * `systemctl daemon-reload` when a unit or drop-in changed.
+ * `systemctl daemon-reload` when a unit or drop-in changed; then, in a live run only, `after`
+ * (waiting for the unit to come up), also when there was no step.
  */
 export async function systemd(
   ctx: RunContext,
   h: HostRun,
   steps: Step[],
-  opts: {timeoutMs?: number} = {},
+  opts: {timeoutMs?: number; after?: () => Promise<void>} = {},
 ): Promise<void> {
   const all = h.daemonReload ? [{what: 'systemctl daemon-reload', cmd: 'systemctl daemon-reload'}, ...steps] : steps
   h.daemonReload = false
-  if (all.length === 0) return
-  for (const s of all.slice(0, -1)) h.changes.push(s.what)
-  await ctx.wet(h, all.at(-1)!.what, () =>
-    h.remote.run(all.map((s) => s.cmd).join(' && '), {timeoutMs: opts.timeoutMs}),
+  await ctx.wet(
+    h,
+    all.map((s) => s.what),
+    async () => {
+      if (all.length > 0) await h.remote.run(all.map((s) => s.cmd).join(' && '), {timeoutMs: opts.timeoutMs})
+      await opts.after?.()
+    },
   )
 }
 

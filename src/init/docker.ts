@@ -1,4 +1,4 @@
-import type {HostRun, Phase} from '../engine/context.js'
+import type {HostPhase, HostRun} from '../engine/context.js'
 
 /**
  * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from
@@ -10,7 +10,8 @@ import {KflanError} from '../errors.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import {applyFiles, desiredFiles, enableStep, resetFailedStep, systemd, unitState, waitFor} from './common.js'
 
-export const dockerPhase: Phase = {
+export const dockerPhase: HostPhase = {
+  kind: 'hosts',
   name: 'docker',
   title: 'start docker in the flannel subnet',
   hosts: (ctx) => (ctx.cluster.docker.enabled ? ctx.targets.filter((h) => h.host.roles.flannel) : []),
@@ -24,10 +25,11 @@ export const dockerPhase: Phase = {
     const st = unitState(h.facts.docker.unit) // as found before this run touched it
     const steps = [...enableStep('docker', st.enabled), ...resetFailedStep('docker', st)]
     const bridge = await docker0(h)
+    // Known once flanneld is up in this run; a dry run starts nothing, so it cannot compare docker0.
     const want = h.flannelSubnet
     const matches = (b: {address?: string; mtu?: number}) =>
       want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
-    if (st.active !== 'active' || h.restart.has('docker') || (!ctx.dryRun && !matches(bridge))) {
+    if (st.active !== 'active' || h.restart.has('docker') || (want !== undefined && !matches(bridge))) {
       const why =
         st.active === 'active'
           ? h.restart.has('docker')
@@ -42,25 +44,28 @@ export const dockerPhase: Phase = {
       })
     }
 
-    await systemd(ctx, h, steps, {timeoutMs: 90_000})
+    await systemd(ctx, h, steps, {timeoutMs: 90_000, after: waitBridge})
     h.restart.delete('docker')
-    if (ctx.dryRun || want === undefined) return
-    let now = bridge
-    const ok = await waitFor(
-      async () => {
-        now = await docker0(h)
-        return matches(now)
-      },
-      10_000,
-      300,
-    )
-    if (!ok) {
-      throw new KflanError(
-        `docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`,
-        {
-          hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
+
+    async function waitBridge(): Promise<void> {
+      if (want === undefined) return
+      let now = bridge
+      const ok = await waitFor(
+        async () => {
+          now = await docker0(h)
+          return matches(now)
         },
+        10_000,
+        300,
       )
+      if (!ok) {
+        throw new KflanError(
+          `docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`,
+          {
+            hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
+          },
+        )
+      }
     }
   },
 }

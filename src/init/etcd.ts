@@ -1,4 +1,4 @@
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
 
 import {ROOT} from '../cluster/etcd-auth.js'
 import {
@@ -24,7 +24,8 @@ import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, wai
 
 const HEALTH_TIMEOUT_MS = 60_000
 
-export const etcdPhase: Phase = {
+export const etcdPhase: HostPhase = {
+  kind: 'hosts',
   name: 'etcd',
   title: 'configure etcd',
   clusterTitle: 'start etcd and wait for a healthy cluster',
@@ -71,27 +72,38 @@ export const etcdPhase: Phase = {
     // only become ready when enough peers are up.
     await Promise.all(down.map((h) => systemd(ctx, h, [startStep('etcd')])))
     for (const h of down) h.restart.delete('etcd')
-    if (ctx.dryRun) {
-      for (const h of joining) h.changes.push('add to the running etcd cluster (member add), then start etcd')
-      for (const h of changed) h.changes.push('restart etcd (one member at a time)')
-      return
-    }
-
+    // Waiting for health follows a change: a dry run started nothing (wet with nothing to record).
+    const healthy = (hs: HostRun[]) => ctx.wet(undefined, [], () => waitHealthy(ctx, hs))
     const live = bootstrap ? members : [...known]
-    if (down.length > 0 || joining.length > 0) await waitHealthy(ctx, live)
+    if (down.length > 0 || joining.length > 0) await healthy(live)
     for (const h of joining) {
-      await joinMember(ctx, h, live)
-      live.push(h)
-      await waitHealthy(ctx, live)
+      // The live run records member add, the join file and the start as it makes them.
+      await ctx.wet(
+        h,
+        'add to the running etcd cluster (member add), then start etcd',
+        async () => {
+          await joinMember(ctx, h, live)
+          live.push(h)
+          await waitHealthy(ctx, live)
+        },
+        {summary: true},
+      )
     }
 
     for (const h of changed) {
-      await ctx.wet(h, 'restart etcd', () => h.remote.run('systemctl restart etcd', {timeoutMs: HEALTH_TIMEOUT_MS}))
-      h.restart.delete('etcd')
-      await waitHealthy(ctx, members)
+      await ctx.wet(
+        h,
+        'restart etcd (one member at a time)',
+        async () => {
+          await ctx.wet(h, 'restart etcd', () => h.remote.run('systemctl restart etcd', {timeoutMs: HEALTH_TIMEOUT_MS}))
+          h.restart.delete('etcd')
+          await waitHealthy(ctx, members)
+        },
+        {summary: true},
+      )
     }
 
-    if (down.length === 0 && changed.length === 0 && joining.length === 0) await waitHealthy(ctx, members)
+    if (down.length === 0 && changed.length === 0 && joining.length === 0) await healthy(members)
   },
 }
 

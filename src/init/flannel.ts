@@ -1,4 +1,4 @@
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
 import type {Cluster, Host} from '../inventory/model.js'
 
 import {parseSubnetEnv, subnetOfGateway} from '../cluster/flannel-state.js'
@@ -27,7 +27,8 @@ import {
 
 const START_TIMEOUT_MS = 45_000
 
-export const flannelPhase: Phase = {
+export const flannelPhase: HostPhase = {
+  kind: 'hosts',
   name: 'flannel',
   title: 'start flanneld',
   clusterTitle: "wait for every host's lease in etcd",
@@ -58,46 +59,52 @@ export const flannelPhase: Phase = {
       restarting = true
     }
 
-    const before = restarting && !ctx.dryRun ? await invocation(h) : undefined
-    await systemd(ctx, h, steps)
+    const before = restarting ? await invocation(h) : undefined
+    await systemd(ctx, h, steps, {after: () => waitUp(ctx, h, before)})
     h.restart.delete('flanneld')
-    if (ctx.dryRun) return
-    await waitUp(ctx, h, before)
   },
 
   async runCluster(ctx) {
-    if (ctx.dryRun) return
-    const flannel = this.hosts(ctx)
-    const via =
-      ctx.hosts.find((h) => h.host.roles.etcd && h.etcdActive !== false) ?? ctx.hosts.find((h) => h.host.roles.etcd)!
-    let missing = await missingLeases(ctx, via, flannel, 3000)
-    if (missing.length > 0) {
-      // A running flanneld without its lease (deleted in etcd, or an etcd restored from a
-      // snapshot) registers again when it restarts; it keeps its subnet from the subnet file.
-      await Promise.all(
-        missing.map(async (h) => {
-          const before = await invocation(h)
-          await systemd(ctx, h, [
+    // Only a live run has leases to wait for.
+    await ctx.wet(undefined, [], () => waitLeases(ctx, this.hosts(ctx)))
+  },
+}
+
+/** Waits until every flannel host's lease is in etcd, restarting a flanneld whose lease is gone. */
+async function waitLeases(ctx: RunContext, flannel: HostRun[]): Promise<void> {
+  const via =
+    ctx.hosts.find((h) => h.host.roles.etcd && h.etcdActive !== false) ?? ctx.hosts.find((h) => h.host.roles.etcd)!
+  let missing = await missingLeases(ctx, via, flannel, 3000)
+  if (missing.length > 0) {
+    // A running flanneld without its lease (deleted in etcd, or an etcd restored from a
+    // snapshot) registers again when it restarts; it keeps its subnet from the subnet file.
+    await Promise.all(
+      missing.map(async (h) => {
+        const before = await invocation(h)
+        await systemd(
+          ctx,
+          h,
+          [
             {
               what: `restart flanneld (no lease in etcd for ${h.flannelSubnet ? subnetOfGateway(h.flannelSubnet) : 'its subnet'})`,
               cmd: 'systemctl restart --no-block flanneld',
             },
-          ])
-          await waitUp(ctx, h, before)
-        }),
-      )
-      missing = await missingLeases(ctx, via, flannel, 10_000)
-    }
+          ],
+          {after: () => waitUp(ctx, h, before)},
+        )
+      }),
+    )
+    missing = await missingLeases(ctx, via, flannel, 10_000)
+  }
 
-    if (missing.length > 0) {
-      throw new KflanError(
-        `no matching lease in etcd for ${missing.map((h) => `${h.host.name} (${h.flannelSubnet ?? 'no subnet'})`).join(', ')}`,
-        {
-          hint: `compare the leases under ${leasePrefix(ctx.cluster)} (etcd ${ctx.cluster.flannel.etcdApi} API, the one flannel ${ctx.cluster.flannel.version} uses) with ${ctx.cluster.flannel.subnetFile} on those hosts, and read \`journalctl -u flanneld\` there`,
-        },
-      )
-    }
-  },
+  if (missing.length > 0) {
+    throw new KflanError(
+      `no matching lease in etcd for ${missing.map((h) => `${h.host.name} (${h.flannelSubnet ?? 'no subnet'})`).join(', ')}`,
+      {
+        hint: `compare the leases under ${leasePrefix(ctx.cluster)} (etcd ${ctx.cluster.flannel.etcdApi} API, the one flannel ${ctx.cluster.flannel.version} uses) with ${ctx.cluster.flannel.subnetFile} on those hosts, and read \`journalctl -u flanneld\` there`,
+      },
+    )
+  }
 }
 
 /** The vxlan device's MTU when it differs from what flanneld would create now (pure). */

@@ -1,4 +1,4 @@
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {ClusterPhase, HostRun, RunContext} from '../engine/context.js'
 
 import {etcdctl, etcdctlV2} from '../cluster/etcdctl.js'
 /**
@@ -12,10 +12,10 @@ import {KflanError} from '../errors.js'
 import {shq} from '../remote/shell.js'
 import {networkConfig} from '../render/index.js'
 
-export const networkPhase: Phase = {
+export const networkPhase: ClusterPhase = {
+  kind: 'cluster',
   name: 'network',
   title: "write flannel's network config to etcd",
-  hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd),
 
   async runCluster(ctx) {
     const c = ctx.cluster
@@ -26,28 +26,34 @@ export const networkPhase: Phase = {
     const api = c.flannel.etcdApi
     const store = api === 'v3' ? v3Store(ctx, via) : v2Store(ctx, via)
 
-    if (ctx.dryRun && !via.etcdActive) {
-      via.changes.push(`write ${key} (etcd ${api} API): ${desiredText}`)
+    const what = `write ${key} (etcd ${api} API): ${desiredText}`
+    // An etcd this run starts cannot be read in a dry run: the plan says what comes.
+    if (!via.etcdActive) {
+      await ctx.wet(via, what, () => sync(), {summary: true})
       return
     }
 
-    const currentText = await store.get(key)
-    if (currentText !== undefined) {
-      const current = parseNetworkConfig(currentText)
-      if (current && sameConfig(current, desired)) return
-      const leases = (await readLeases(c, via.remote)).length
-      const incompatible = current ? incompatibleChanges(current, desired) : []
-      if (leases > 0 && incompatible.length > 0 && !ctx.options.force) {
-        throw new KflanError(
-          `${key} differs from the inventory while ${leases} flannel lease(s) exist: ${incompatible.join('; ')}`,
-          {
-            hint: 'flannel cannot change its network or backend at runtime. Keep the inventory as it was, or re-run with --force and then restart flanneld (and docker) on every host',
-          },
-        )
-      }
-    }
+    await sync()
 
-    await ctx.wet(via, `write ${key} (etcd ${api} API): ${desiredText}`, () => store.put(key, desiredText))
+    async function sync(): Promise<void> {
+      const currentText = await store.get(key)
+      if (currentText !== undefined) {
+        const current = parseNetworkConfig(currentText)
+        if (current && sameConfig(current, desired)) return
+        const leases = (await readLeases(c, via.remote)).length
+        const incompatible = current ? incompatibleChanges(current, desired) : []
+        if (leases > 0 && incompatible.length > 0 && !ctx.options.force) {
+          throw new KflanError(
+            `${key} differs from the inventory while ${leases} flannel lease(s) exist: ${incompatible.join('; ')}`,
+            {
+              hint: 'flannel cannot change its network or backend at runtime. Keep the inventory as it was, or re-run with --force and then restart flanneld (and docker) on every host',
+            },
+          )
+        }
+      }
+
+      await ctx.wet(via, what, () => store.put(key, desiredText))
+    }
   },
 }
 

@@ -4,7 +4,7 @@
  * every guide does by hand: swap off, SELinux permissive, firewalld, br_netfilter, sysctls,
  * hostname and /etc/hosts.
  */
-import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
 
 import {hostPorts} from '../cluster/flannel.js'
 import {KflanError} from '../errors.js'
@@ -30,7 +30,8 @@ export function selinuxDisabled(config: string): string {
     : `${config.replace(/\n?$/, '\n')}SELINUX=disabled\n`
 }
 
-export const preflightPhase: Phase = {
+export const preflightPhase: HostPhase = {
+  kind: 'hosts',
   name: 'preflight',
   title: 'preflight checks and host preparation',
   clusterTitle: 'compare the clocks of all hosts',

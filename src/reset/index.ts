@@ -6,7 +6,8 @@ import type {RunContext} from '../engine/context.js'
 import type {Cluster, Host} from '../inventory/model.js'
 
 import {knownHostsPath, newLogger, runSession} from '../engine/session.js'
-import {resetPhases, ResetState} from './phases.js'
+import {resetPhases} from './phases/index.js'
+import {ResetState} from './state.js'
 
 export {type HostResetPlan, planHostReset, undoTextEdit} from './plan.js'
 
