@@ -42,7 +42,7 @@ export const dockerPhase: Phase = {
       })
     }
 
-    await systemd(ctx, h, steps, {timeoutMs: 90_000})
+    await systemd(ctx, h, steps, {timeoutMs: ctx.cluster.timeouts.dockerStart})
     h.restart.delete('docker')
     if (ctx.dryRun || want === undefined) return
     let now = bridge

@@ -478,7 +478,9 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Clus
             `mkdir -p ${shq(posix.dirname(RESET_DOCKER_DROPIN))} && cat > ${shq(RESET_DOCKER_DROPIN)}`,
             {stdin: poolsDropIn(execStart)},
           )
-          await h.remote.run('systemctl daemon-reload && systemctl restart docker', {timeoutMs: 120_000})
+          await h.remote.run('systemctl daemon-reload && systemctl restart docker', {
+            timeoutMs: c.timeouts.dockerStart,
+          })
           await waitFor(offFlannel, 15_000, 300)
         } catch (error) {
           ctx.warn(
@@ -495,7 +497,7 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Clus
       }
     }
 
-    await h.remote.run('systemctl restart docker', {timeoutMs: 120_000})
+    await h.remote.run('systemctl restart docker', {timeoutMs: c.timeouts.dockerStart})
   })
   if (ctx.dryRun) return
   if (!(await waitFor(offFlannel, 15_000, 300))) {
