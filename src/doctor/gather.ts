@@ -512,15 +512,14 @@ export function parsePingOutput(out: string, targets: {target: string; address: 
 
 // ---------------------------------------------------------------- I/O
 
-const SCRIPT_TIMEOUT_MS = 20_000
-
 /** One host: the checks script, the keys and the clock, on three channels at once. */
 export async function gatherHost(remote: Remote, c: Cluster, h: Host, opts: {reads?: boolean} = {}): Promise<HostData> {
   const {keys} = hostFiles(c, h)
-  const main = remote.run('sh -s', {stdin: doctorScript(c, h, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
+  const timeoutMs = c.timeouts.doctorHost
+  const main = remote.run('sh -s', {stdin: doctorScript(c, h, opts), timeoutMs})
   const secret =
     keys.length > 0
-      ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs: SCRIPT_TIMEOUT_MS})
+      ? remote.run('sh -s', {stdin: keysScript(keys), logOutput: false, timeoutMs})
       : Promise.resolve({stdout: ''})
   const clock = (async () => {
     const sendWall = Date.now()
@@ -541,7 +540,7 @@ export async function followUp(
   c: Cluster,
   opts: {members: Host[]; reads: boolean},
 ): Promise<{endpoints: EtcdView['endpoints']; reads?: ClusterReads}> {
-  const r = await remote.run('sh -s', {stdin: followUpScript(c, opts), timeoutMs: SCRIPT_TIMEOUT_MS})
+  const r = await remote.run('sh -s', {stdin: followUpScript(c, opts), timeoutMs: c.timeouts.doctorHost})
   const sec = splitSections(r.stdout)
   return {endpoints: parseEndpointJobs(c, sec), reads: parseReads(c, sec)}
 }

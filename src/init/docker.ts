@@ -44,7 +44,7 @@ export const dockerPhase: HostPhase = {
       })
     }
 
-    await systemd(ctx, h, steps, {timeoutMs: 90_000, after: waitBridge})
+    await systemd(ctx, h, steps, {timeoutMs: ctx.cluster.timeouts.dockerStart, after: waitBridge})
     h.restart.delete('docker')
 
     async function waitBridge(): Promise<void> {

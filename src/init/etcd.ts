@@ -22,8 +22,6 @@ import {etcdPaths} from '../render/paths.js'
 import {syncAuth} from './auth.js'
 import {applyFiles, desiredFiles, enableStep, startStep, systemd, unitState, waitFor} from './common.js'
 
-const HEALTH_TIMEOUT_MS = 60_000
-
 export const etcdPhase: HostPhase = {
   kind: 'hosts',
   name: 'etcd',
@@ -95,7 +93,9 @@ export const etcdPhase: HostPhase = {
         h,
         'restart etcd (one member at a time)',
         async () => {
-          await ctx.wet(h, 'restart etcd', () => h.remote.run('systemctl restart etcd', {timeoutMs: HEALTH_TIMEOUT_MS}))
+          await ctx.wet(h, 'restart etcd', () =>
+            h.remote.run('systemctl restart etcd', {timeoutMs: ctx.cluster.timeouts.etcdStart}),
+          )
           h.restart.delete('etcd')
           await waitHealthy(ctx, members)
         },
@@ -206,7 +206,11 @@ async function joinMember(ctx: RunContext, h: HostRun, live: HostRun[]): Promise
 }
 
 /** Waits until every member's endpoint is healthy over TLS; the timeout names the unhealthy ones. */
-export async function waitHealthy(ctx: RunContext, members: HostRun[], timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> {
+export async function waitHealthy(
+  ctx: RunContext,
+  members: HostRun[],
+  timeoutMs = ctx.cluster.timeouts.etcdStart,
+): Promise<void> {
   const c = ctx.cluster
   const expected: Host[] = members.map((m) => m.host)
   let last = new Map<string, string>()

@@ -25,8 +25,6 @@ import {
   waitFor,
 } from './common.js'
 
-const START_TIMEOUT_MS = 45_000
-
 export const flannelPhase: HostPhase = {
   kind: 'hosts',
   name: 'flannel',
@@ -130,6 +128,7 @@ async function invocation(h: HostRun): Promise<string> {
 /** Waits for flanneld active (Type=notify: after it wrote the subnet file) with a new invocation. */
 async function waitUp(ctx: RunContext, h: HostRun, before: string | undefined): Promise<void> {
   const {subnetFile} = ctx.cluster.flannel
+  const timeoutMs = ctx.cluster.timeouts.flannelStart
   let env = ''
   const ok = await waitFor(
     async () => {
@@ -144,13 +143,13 @@ async function waitUp(ctx: RunContext, h: HostRun, before: string | undefined): 
         /FLANNEL_SUBNET=/.test(r.stdout)
       )
     },
-    START_TIMEOUT_MS,
+    timeoutMs,
     300,
   )
   if (!ok) {
     const j = await h.remote.exec('journalctl -u flanneld -n 8 --no-pager -o cat')
     throw new KflanError(
-      `flanneld did not come up within ${START_TIMEOUT_MS / 1000}s (no ${subnetFile}); last log lines:\n${j.stdout.trim()}`,
+      `flanneld did not come up within ${timeoutMs / 1000}s (no ${subnetFile}); last log lines:\n${j.stdout.trim()}`,
       {
         hint: `check that the network config exists under ${ctx.cluster.flannel.prefix}/config and that etcd is reachable from ${h.host.address}`,
       },

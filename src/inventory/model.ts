@@ -77,6 +77,15 @@ export interface Cluster {
   docker: RawInventory['docker']
   pki: RawInventory['pki']
   preflight: RawInventory['preflight']
+  /** How long kflan waits on the hosts, in milliseconds (the inventory's `timeouts:`). */
+  timeouts: Timeouts
+}
+
+export interface Timeouts {
+  etcdStart: number
+  flannelStart: number
+  dockerStart: number
+  doctorHost: number
 }
 
 export const etcdMembers = (c: Cluster): Host[] => c.hosts.filter((h) => h.roles.etcd)

@@ -80,5 +80,6 @@ export function resolveCluster(inv: RawInventory, file: string): Cluster {
     docker: inv.docker,
     pki: inv.pki,
     preflight: inv.preflight,
+    timeouts: inv.timeouts,
   }
 }

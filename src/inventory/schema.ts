@@ -215,6 +215,53 @@ const preflight = z
   })
   .strict()
 
+/** `90s`, `5m`, `1m30s`: minutes and/or seconds, each with its unit. */
+const DURATION = /^(?:(\d{1,4})m)?(?:(\d{1,5})s)?$/
+
+/** A duration as written in the inventory, in milliseconds; undefined when it is not one. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text.trim())
+  if (!m || (m[1] === undefined && m[2] === undefined)) return undefined
+  return (Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0)) * 1000
+}
+
+const MAX_TIMEOUT_S = 3600
+
+/** A timeout: a duration with its unit from 1s to 1h (a bare number is refused: seconds or minutes?). */
+const timeout = (fallback: string) =>
+  z
+    .unknown()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = typeof v === 'string' ? parseDuration(v) : undefined
+      if (ms === undefined || ms < 1000 || ms > MAX_TIMEOUT_S * 1000) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a duration from 1s to 60m with its unit, like 90s, 5m or 1m30s (got ${JSON.stringify(v)})`,
+        })
+        return z.NEVER
+      }
+
+      return ms
+    })
+
+/**
+ * How long kflan waits on the hosts (docs/inventory.md, "Timeouts"). The defaults suit ordinary
+ * machines; slow ones (software-emulated VMs, an overloaded CI runner) need more.
+ */
+const timeouts = z
+  .object({
+    /** etcd: `systemctl restart etcd`, and each wait for a healthy cluster after a start, join or restart. */
+    etcdStart: timeout('60s'),
+    /** flanneld: from its start until it wrote its subnet file. */
+    flannelStart: timeout('45s'),
+    /** docker: `systemctl restart docker` (init, join node, reset). */
+    dockerStart: timeout('120s'),
+    /** doctor: the checks script on one host (and the etcd follow-up round). */
+    doctorHost: timeout('20s'),
+  })
+  .strict()
+
 export const inventorySchema = z
   .object({
     cluster: name,
@@ -226,6 +273,7 @@ export const inventorySchema = z
     docker: docker.default({}),
     pki: pki.default({}),
     preflight: preflight.default({}),
+    timeouts: timeouts.default({}),
   })
   .strict()
 

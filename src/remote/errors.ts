@@ -122,7 +122,9 @@ export class RemoteCommandError extends RemoteError {
       opts.host,
       `${opts.host}: \`${shown}\` ${status}${stderr ? `: ${stderr}` : ''}`,
       opts.hint ??
-        `Run the command by hand on ${opts.host} to see the whole output; kflan's command log has every command it ran.`,
+        (opts.timedOut
+          ? `If ${opts.host} is only slow (an emulated VM, a loaded machine), give it more time under \`timeouts:\` in the inventory (docs/inventory.md, "Timeouts"); kflan's command log has every command it ran, with its duration.`
+          : `Run the command by hand on ${opts.host} to see the whole output; kflan's command log has every command it ran.`),
     )
     this.name = 'RemoteCommandError'
     this.command = opts.command

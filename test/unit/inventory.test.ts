@@ -191,6 +191,34 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {typ
     expect(errorsOf(inv('0.21.3'))).toEqual([])
   })
 
+  it('reads timeouts as durations with their unit, defaults for the ones not given', () => {
+    expect(clusterFrom(minimalInventory()).timeouts).toEqual({
+      etcdStart: 60_000,
+      flannelStart: 45_000,
+      dockerStart: 120_000,
+      doctorHost: 20_000,
+    })
+    const c = clusterFrom(minimalInventory('timeouts: {dockerStart: 5m, doctorHost: 1m30s, etcdStart: 200s}\n'))
+    expect(c.timeouts).toEqual({etcdStart: 200_000, flannelStart: 45_000, dockerStart: 300_000, doctorHost: 90_000})
+  })
+
+  it('refuses a timeout without its unit, out of range, or unknown, at its line', () => {
+    const text = minimalInventory(
+      'timeouts:\n  dockerStart: 300\n  doctorHost: 2h\n  flannelStart: 0s\n  etcdStrat: 60s\n',
+    )
+    const d = errorsOf(text).map((e) => e.text)
+    expect(d).toEqual([
+      expect.stringMatching(
+        /^inv\.yaml:17:16: error: timeouts\.dockerStart: must be a duration from 1s to 60m with its unit, like 90s, 5m or 1m30s \(got 300\)/,
+      ),
+      expect.stringMatching(/^inv\.yaml:18:15: error: timeouts\.doctorHost: must be a duration .*\(got "2h"\)/),
+      expect.stringMatching(/^inv\.yaml:19:17: error: timeouts\.flannelStart: must be a duration .*\(got "0s"\)/),
+      expect.stringMatching(
+        /^inv\.yaml:20:3: error: timeouts\.etcdStrat: unknown field "etcdStrat"; did you mean "etcdStart"\?/,
+      ),
+    ])
+  })
+
   it('requires a sha256 for a tarball URL', () => {
     const d = errorsOf(minimalInventory().replace('tarball: etcd.tgz', 'tarball: https://example.invalid/etcd.tgz'))
     expect(d[0].text).toMatch(/etcd\.sha256: a tarball fetched from a URL needs its sha256/)

@@ -9,7 +9,8 @@
 # (virtio drivers built in, vxlan/overlay/br_netfilter as modules), interfaces named eth0/eth1
 # (net.ifnames=0), systemd-networkd with DHCP on eth0 (client id = MAC), a `vagrant` user with Vagrant's
 # insecure public key (taken from the installed vagrant) and passwordless sudo, docker.io + iptables + etcd-client
-# and the rest of what kflan's hosts need baked in, so the slow (emulated) guest CPU spends no time in apt.
+# and the rest of what kflan's hosts need baked in, so the slow (emulated) guest CPU spends no time in apt; docker
+# installed but not started at boot (kflan init enables and starts it with flannel's options).
 # Clones stay distinct: empty /etc/machine-id (systemd makes one at first boot), no SSH host keys in the image
 # (a unit makes the ed25519 host key at first boot), DHCP client id by MAC.
 #
@@ -134,6 +135,9 @@ LABEL debian
 EOF
   fstrim "$MNT" 2>/dev/null || true
   umount "$MNT"
+  # The file system must be clean (journal checkpointed) before it is copied into the box: a box whose journal
+  # still needs recovery boots into "Detected aborted journal" and a read-only root.
+  e2fsck -fn "$LOOP" >>"$tmp/build.log" 2>&1 || die "the box's file system is not clean after umount: $(tail -n5 "$tmp/build.log")"
   losetup -d "$LOOP"
   LOOP= MNT=
   dd if="$(mbr_bin)" of="$tmp/disk.raw" bs=440 count=1 conv=notrunc status=none
@@ -169,7 +173,11 @@ DHCP=ipv4
 [DHCPv4]
 ClientIdentifier=mac
 EOF
-  chroot "$root" systemctl enable systemd-networkd.service ssh.service docker.service >/dev/null 2>&1
+  chroot "$root" systemctl enable systemd-networkd.service ssh.service >/dev/null 2>&1
+  # docker (and its socket and containerd) do not start at boot: on an emulated CPU dockerd's first start takes
+  # minutes, and kflan's docker phase enables docker and (re)starts it with the flannel options anyway, so a start
+  # at boot is work done twice. `kflan init` enables docker.service, so it starts at the next boot.
+  chroot "$root" systemctl disable docker.service docker.socket containerd.service >/dev/null 2>&1
   # resolv.conf: the libvirt network's dnsmasq via DHCP is not wired into a resolver here; nothing in the guest
   # needs names (kflan uses addresses).
   : >"$root/etc/resolv.conf"
@@ -225,6 +233,13 @@ EOF
 }
 
 main() {
+  # The image is mounted in a mount namespace of this script's own. Mounted in the machine's, it is copied into
+  # every mount namespace created meanwhile (other jobs' containers, a libvirtd started in its own), stays mounted
+  # there after our umount, and is copied into the box with its journal not yet written back (seen here: the box
+  # booted into "EXT4-fs error ... Detected aborted journal").
+  if [[ ${KFLAN_BOX_MOUNT_NS:-} != $$ ]]; then
+    KFLAN_BOX_MOUNT_NS=$$ exec unshare -m --propagation private -- "$0" "$@"
+  fi
   local force=0
   [[ ${1:-} == --force ]] && force=1
   [[ $# -le $force ]] || die "usage: build-box.sh [--force]"

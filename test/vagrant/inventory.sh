@@ -10,7 +10,9 @@
 # Roles: machines m* are masters (and etcd members), n* nodes; flanneld + docker run on the nodes, or on every
 # machine when there are fewer than two nodes (doctor's data-plane check needs two flannel hosts).
 # OUT defaults to stdout. Environment: KFLAN_VAGRANT_IFACE (default eth1), KFLAN_VAGRANT_POD_NETWORK
-# (default 10.244.0.0/16), KFLAN_VAGRANT_CLUSTER (default vagrant).
+# (default 10.244.0.0/16), KFLAN_VAGRANT_CLUSTER (default vagrant); KFLAN_VAGRANT_LIBVIRT_DRIVER=qemu (software
+# emulation, as the Vagrantfile) adds a `timeouts:` section for guests that need minutes where a real machine
+# needs seconds (docs/inventory.md, "Timeouts").
 set -Eeuo pipefail
 # shellcheck disable=SC2154 # rc is set inside the trap
 trap 'rc=$?; echo "inventory: error: \"$BASH_COMMAND\" failed (exit $rc) at line $LINENO" >&2; exit $rc' ERR
@@ -99,3 +101,14 @@ flannel:
 docker:
   enabled: true
 EOF
+if [[ ${KFLAN_VAGRANT_LIBVIRT_DRIVER:-} == qemu ]]; then
+  # Several times kflan's defaults: under QEMU TCG on a loaded 2-core machine `systemctl restart docker` took more
+  # than 90 s with 3 guests and doctor's checks script more than 20 s right after init (docs/vagrant.md).
+  cat >>"$OUT" <<EOF
+timeouts: # software-emulated guests (KFLAN_VAGRANT_LIBVIRT_DRIVER=qemu)
+  etcdStart: 4m
+  flannelStart: 4m
+  dockerStart: 6m
+  doctorHost: 2m
+EOF
+fi

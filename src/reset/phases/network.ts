@@ -100,7 +100,7 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promis
   const what = `restart docker ${d.why}${d.pools ? ", once with docker's default address pools so docker0 leaves the flannel subnet" : ''}`
   await ctx.wet(h, what, async () => {
     if (!(d.pools && (await restartWithPools(ctx, h, offFlannel))))
-      await h.remote.run('systemctl restart docker', {timeoutMs: 120_000})
+      await h.remote.run('systemctl restart docker', {timeoutMs: ctx.cluster.timeouts.dockerStart})
     if (!(await waitFor(offFlannel, 15_000, 300))) {
       const b = await docker0(h)
       ctx.warn(
@@ -124,7 +124,9 @@ async function restartWithPools(ctx: RunContext, h: HostRun, offFlannel: () => P
     await h.remote.run(`mkdir -p ${shq(posix.dirname(RESET_DOCKER_DROPIN))} && cat > ${shq(RESET_DOCKER_DROPIN)}`, {
       stdin: poolsDropIn(execStart),
     })
-    await h.remote.run('systemctl daemon-reload && systemctl restart docker', {timeoutMs: 120_000})
+    await h.remote.run('systemctl daemon-reload && systemctl restart docker', {
+      timeoutMs: ctx.cluster.timeouts.dockerStart,
+    })
     await waitFor(offFlannel, 15_000, 300)
   } catch (error) {
     ctx.warn(
