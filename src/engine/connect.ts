@@ -1,7 +1,7 @@
 import type {Phase} from './context.js'
 
 /** connect: one SSH connection per host (host key verified), then its facts in one round trip. */
-import {gatherFacts} from '../remote/facts.js'
+import {gatherFacts} from '../host/facts.js'
 import {BastionPool, Remote, targetFromHost} from '../remote/ssh.js'
 
 export interface ConnectSettings {

@@ -1,3 +1,4 @@
+import type {HostFacts} from '../host/facts.js'
 /**
  * What phases share: the cluster, one connection and one fact sheet per host, and the record of
  * what was (or, in a dry run, would be) changed. Remote changes go through `wet()` (a dry run
@@ -5,7 +6,6 @@
  * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostFacts} from '../remote/facts.js'
 import type {RemoteFileState} from '../remote/files.js'
 import type {Logger} from '../remote/logger.js'
 import type {Remote} from '../remote/ssh.js'

@@ -1,4 +1,5 @@
 import type {HostRun, Phase, RunContext} from '../engine/context.js'
+import type {HostFacts} from '../host/facts.js'
 import type {Cluster, Host} from '../inventory/model.js'
 
 /**
@@ -8,8 +9,9 @@ import type {Cluster, Host} from '../inventory/model.js'
  */
 import {hostPorts, vxlanDevice} from '../cluster/flannel.js'
 import {InputError, KflanError} from '../errors.js'
+import {clockSpread} from '../host/clock.js'
+import {interfaceWithAddress} from '../host/net.js'
 import {intToIp, ipToInt} from '../inventory/net.js'
-import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
 import {readFiles} from '../remote/files.js'
 import {shq} from '../remote/shell.js'
 import {type FileSpec, withHostsBlock} from '../render/index.js'
@@ -58,7 +60,7 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
     error('Arch', `host is ${f.arch} but the release tarballs are linux-amd64`)
   }
 
-  const own = interfaceWithAddress(f, h.address)
+  const own = interfaceWithAddress(f.interfaces, h.address)
   if (own) {
     const a = own.addresses.find((x) => x.address === h.address)!
     const edge = subnetEdge(h.address, a.prefixLen)
@@ -252,16 +254,12 @@ export const preflightPhase: Phase = {
   },
 
   async runCluster(ctx) {
-    const skews = ctx.hosts.map((h) => ({h, s: h.facts.clock.skewMs}))
-    const min = Math.min(...skews.map((x) => x.s))
-    const max = Math.max(...skews.map((x) => x.s))
-    const spread = (max - min) / 1000
-    if (spread > ctx.cluster.preflight.maxClockSkew) {
-      const ahead = skews.find((x) => x.s === max)!.h.host.name
-      const behind = skews.find((x) => x.s === min)!.h.host.name
+    // The same rule as doctor's host.clock-skew: only what the round trips cannot explain counts.
+    const k = clockSpread(ctx.hosts.map((h) => ({name: h.host.name, clock: h.facts.clock})))
+    if (k && k.certain > ctx.cluster.preflight.maxClockSkew) {
       ctx.warn(
         undefined,
-        `[WARNING ClockSkew]: clocks differ by ${spread.toFixed(1)} s between ${ahead} and ${behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`,
+        `[WARNING ClockSkew]: clocks differ by ${k.spread.toFixed(1)} s between ${k.ahead} and ${k.behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`,
       )
     }
   },

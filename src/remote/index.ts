@@ -1,7 +1,6 @@
 export * from './diff.js'
-/** The SSH layer: connections, host keys, commands, files, uploads, facts. */
+/** The SSH layer: connections, host keys, commands, files, uploads (host facts: src/host). */
 export * from './errors.js'
-export * from './facts.js'
 export * from './files.js'
 export * from './hostkeys.js'
 export * from './logger.js'

@@ -16,9 +16,11 @@ import {etcdctl, parseEndpointHealth} from '../cluster/etcdctl.js'
 import {HostFailure, type HostRun, type Phase, type RunContext} from '../engine/context.js'
 import {PhaseFailedError} from '../engine/runner.js'
 import {KflanError} from '../errors.js'
+import {docker0Of, interfacesProbe} from '../host/net.js'
+import {readProbe} from '../host/probe.js'
+import {unitsProbe} from '../host/units.js'
 import {waitFor} from '../init/common.js'
 import {clientUrl, type Cluster, etcdMembers, peerUrl} from '../inventory/model.js'
-import {parseExecStart, parseSystemctlShow} from '../remote/facts.js'
 import {readFiles, removeFiles, statePaths, writeFiles} from '../remote/files.js'
 import {shq} from '../remote/shell.js'
 import {Remote, targetFromHost} from '../remote/ssh.js'
@@ -437,11 +439,10 @@ export function resetPhases(state: ResetState): Phase[] {
   return [inspect, flanneld, leases, network, members, etcd, files]
 }
 
-/** docker0 as `address/prefix`, or undefined. */
+/** docker0's address as it is now (the host probe, on its own). */
 async function docker0(h: HostRun): Promise<{address: string; prefixLen: number} | undefined> {
-  const r = await h.remote.exec('ip -4 -o addr show dev docker0 2>/dev/null')
-  const m = /inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(r.stdout)
-  return m ? {address: m[1], prefixLen: Number(m[2])} : undefined
+  const b = docker0Of(await readProbe(h.remote, interfacesProbe({dev: 'docker0'})))
+  return b?.address && b.prefixLen !== undefined ? {address: b.address, prefixLen: b.prefixLen} : undefined
 }
 
 async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Cluster): Promise<void> {
@@ -469,8 +470,7 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan, c: Clus
   const what = `restart docker ${d.why}${d.pools ? ", once with docker's default address pools so docker0 leaves the flannel subnet" : ''}`
   await ctx.wet(h, what, async () => {
     if (d.pools) {
-      const show = await h.remote.run('systemctl show docker.service -p ExecStart')
-      const execStart = parseExecStart(parseSystemctlShow(show.stdout)[0]?.ExecStart)
+      const {execStart} = (await readProbe(h.remote, unitsProbe(['docker.service'])))['docker.service']
       if (execStart) {
         try {
           // Not through writeFiles: this file is not kflan's to keep (never in the managed list).
