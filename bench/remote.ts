@@ -16,7 +16,8 @@ import {fileURLToPath} from 'node:url'
 
 import {gatherFacts} from '../src/host/facts.js'
 import {writeFiles} from '../src/remote/files.js'
-import {closeAll, connectAll, type ConnectOptions, Remote, type TargetSpec} from '../src/remote/ssh.js'
+import {closeAll, type ConnectOptions, Remote, type TargetSpec} from '../src/remote/ssh.js'
+import {connectAll} from '../test/e2e/remote-helpers.js'
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const labId = process.env.KFLAN_LAB_ID ?? '0'

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what kflan's build, tests and lab need on a fresh Debian/Ubuntu machine:
 # Debian packages for the lab (systemd-nspawn hosts; gcc and libc6-dev for the static flanneld
-# build, busybox-static for the lab's container image) and the npm dependencies. The lab's
+# build, busybox-static for the lab's container image; tinyproxy, the real HTTP proxy that
+# test/e2e/proxy.test.ts downloads through) and the npm dependencies. The lab's
 # bundles are built with Go at /usr/local/go (not a Debian package: bookworm's is too old).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(debootstrap systemd-container iproute2 iptables openssl openssh-client etcd-client jq curl ca-certificates util-linux
-  busybox-static gcc libc6-dev)
+  busybox-static gcc libc6-dev tinyproxy)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -24,13 +24,12 @@ export class InputError extends KflanError {
   }
 }
 
-/** Duck-typed: errors from other modules (pki, remote) carry a `hint` too. */
+/**
+ * The hint of an error the user can fix. Every module's errors (pki, remote, engine) extend
+ * KflanError, so this is the one place a hint is looked up; anything else has none.
+ */
 export function hintOf(err: unknown): string | undefined {
-  if (err && typeof err === 'object' && 'hint' in err && typeof (err as {hint: unknown}).hint === 'string') {
-    return (err as {hint: string}).hint
-  }
-
-  return undefined
+  return err instanceof KflanError ? err.hint : undefined
 }
 
 export function messageOf(err: unknown): string {

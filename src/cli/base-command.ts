@@ -2,7 +2,7 @@
  * Shared flags and error reporting for every command. Commands stay thin: parse, call the core,
  * show the result.
  */
-import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+import {Command, Errors, Flags, type Interfaces, ux} from '@oclif/core'
 import {existsSync} from 'node:fs'
 import {resolve} from 'node:path'
 
@@ -190,13 +190,22 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     if (err instanceof Errors.ExitError || err instanceof Errors.CLIError) throw err
-    if (err instanceof KflanError || hintOf(err) !== undefined) {
-      const hint = hintOf(err)
-      this.logToStderr(`Error: ${messageOf(err)}${hint ? `\n  hint: ${hint}` : ''}`)
-      this.exit(err instanceof KflanError ? err.exitCode : 1)
+    if (err instanceof KflanError) {
+      if (this.jsonEnabled()) this.logJson({error: {message: err.message, hint: err.hint, exitCode: err.exitCode}})
+      this.printError(`Error: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}`)
+      this.exit(err.exitCode)
     }
 
-    this.logToStderr(`kflan bug: ${err.stack ?? err}\nPlease report this with the command you ran.`)
+    this.printError(`kflan bug: ${err.stack ?? err}\nPlease report this with the command you ran.`)
     this.exit(1)
+  }
+
+  /**
+   * An error is always printed on stderr, also with --json (oclif's logToStderr is silent then, and
+   * `validate --json` on a bad inventory used to exit 2 saying nothing); --json adds it to stdout as
+   * `{"error": {message, hint, exitCode}}`, oclif's shape for a failed --json command.
+   */
+  private printError(text: string): void {
+    ux.stderr(text)
   }
 }

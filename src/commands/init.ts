@@ -7,7 +7,7 @@ import {confirm} from '../cli/prompt.js'
 import {newLogger, runSession} from '../engine/session.js'
 import {KflanError} from '../errors.js'
 import {initPhases} from '../init/index.js'
-import {parseIgnored} from '../init/preflight.js'
+import {parseIgnored} from '../init/preflight-checks.js'
 import {ensureClusterPki, pkiSummary} from '../pki/cluster.js'
 
 export default class Init extends BaseCommand<typeof Init> {

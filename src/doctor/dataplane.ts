@@ -1,3 +1,4 @@
+import {blockingInputRules} from '../cluster/iptables.js'
 /**
  * The data plane (pure parts): which pings to send, and what they mean. From every flannel host,
  * one ping from its docker0 address to every other flannel host's docker0 address, across the
@@ -7,7 +8,6 @@
 import {docker0Of} from '../host/net.js'
 import {flannelHosts} from '../inventory/model.js'
 import {subnetEnvOf} from './flannel.js'
-import {blockingInputRules} from './host.js'
 import {type CheckResult, type DoctorInput, listing, resultFor, stateOf} from './types.js'
 
 export interface PingEndpoint {

@@ -6,138 +6,14 @@
  * SANs are exercised); a member that cannot be reached over SSH is checked from another member.
  * Cluster reads (member list, alarms) come from the first member that answered.
  */
-import {clientUrl, etcdMembers, type Host, peerUrl} from '../inventory/model.js'
-import {
-  type CheckResult,
-  type DoctorInput,
-  listing,
-  plural,
-  readsOf,
-  resultFor,
-  type RunOut,
-  stateOf,
-  withData,
-} from './types.js'
+import {clientUrl, etcdMembers, peerUrl} from '../inventory/model.js'
+import {type EndpointState, endpointStates, quorumOf} from './etcd-endpoints.js'
+import {bytes, parseEtcdJson} from './etcd-output.js'
+import {type CheckResult, type DoctorInput, listing, plural, readsOf, resultFor, stateOf} from './types.js'
 
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3
 export const DB_WARN_RATIO = 0.8
-
-/** JSON.parse with etcd's 64-bit IDs kept exact (as decimal strings). */
-export function parseEtcdJson<T>(text: string): T | undefined {
-  const start = text.search(/[[{]/)
-  if (start < 0) return undefined
-  const quoted = text
-    .slice(start)
-    .replaceAll(/("(?:ID|id|member_id|leader|cluster_id|memberID)"\s*:\s*)(\d+)/g, '$1"$2"')
-  try {
-    return JSON.parse(quoted) as T
-  } catch {
-    return undefined
-  }
-}
-
-/** The specific cause in etcdctl's output (a TLS or dial error), if it names one. */
-export function specificError(r: RunOut): string | undefined {
-  const text = `${r.stderr}\n${r.stdout}`.replaceAll(String.raw`\"`, '"')
-  const m =
-    /(x509: [^"\n]+)/.exec(text) ??
-    /(tls: [^"\n]+)/.exec(text) ??
-    /(connect: connection refused)/.exec(text) ??
-    /(connect: no route to host)/.exec(text) ??
-    /(i\/o timeout)/.exec(text) ??
-    /(etcdserver: [^"\n]+)/.exec(text) ??
-    /(etcdctl: not found|No such file or directory)/.exec(text)
-  return m?.[1].replace(/[\s,;.]+$/, '')
-}
-
-/** The most telling error in etcdctl's output: the TLS or dial error behind "context deadline exceeded". */
-export function etcdctlError(r: RunOut, fallback?: string): string {
-  const specific = specificError(r)
-  if (specific) return specific
-  if (fallback) return fallback
-  const lines = r.stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('{'))
-  return lines.at(-1) ?? (r.rc === null ? 'not run' : `etcdctl exited ${r.rc}`)
-}
-
-export interface EndpointState {
-  member: Host
-  /** undefined: nobody could ask. */
-  healthy?: boolean
-  error?: string
-  /** Which host asked. */
-  seenFrom?: string
-  status?: {memberId?: string; leader?: string; raftTerm?: number; dbSize?: number; version?: string; errors: string[]}
-}
-
-interface HealthJson {
-  endpoint: string
-  health: boolean
-  error?: string
-  took?: string
-}
-interface StatusJson {
-  Endpoint: string
-  Status: {
-    header?: {member_id?: string}
-    leader?: string
-    raftTerm?: number
-    dbSize?: number
-    version?: string
-    errors?: string[]
-  }
-}
-
-/** Every member's endpoint, from its own view if it has one, else from another member's. */
-export function endpointStates(input: DoctorInput): EndpointState[] {
-  const c = input.cluster
-  return etcdMembers(c).map((m) => {
-    const own = stateOf(input, m.name)?.data?.etcd?.endpoints[m.name]
-    const other = own ? undefined : withData(input).find((s) => s.data.etcd?.endpoints[m.name])
-    const view = own ?? other?.data.etcd?.endpoints[m.name]
-    if (!view) return {member: m}
-    const url = clientUrl(c, m)
-    const h = (parseEtcdJson<HealthJson[]>(view.health.stdout) ?? []).find((x) => x.endpoint === url)
-    const healthy = h?.health === true
-    const st = (parseEtcdJson<StatusJson[]>(view.status.stdout) ?? []).find((x) => x.Endpoint === url)?.Status
-    return {
-      member: m,
-      healthy,
-      // `endpoint health` says only "context deadline exceeded"; `endpoint status` logs the cause.
-      error: healthy
-        ? undefined
-        : (specificError(view.health) ?? specificError(view.status) ?? etcdctlError(view.health, h?.error)),
-      seenFrom: own ? m.name : other?.host.name,
-      status: st
-        ? {
-            memberId: st.header?.member_id,
-            leader: st.leader && st.leader !== '0' ? st.leader : undefined,
-            raftTerm: st.raftTerm,
-            dbSize: st.dbSize,
-            version: st.version,
-            errors: st.errors ?? [],
-          }
-        : undefined,
-    }
-  })
-}
-
-export function quorumOf(n: number): number {
-  return Math.floor(n / 2) + 1
-}
-
-/** `etcdctl get -w json` → keys and values (base64-decoded); undefined when not parseable. */
-export function parseGetJson(stdout: string): {key: string; value: string; lease?: string}[] | undefined {
-  const j = parseEtcdJson<{header?: unknown; kvs?: {key: string; value?: string; lease?: string}[]}>(
-    stdout.replaceAll(/("lease"\s*:\s*)(\d+)/g, '$1"$2"'),
-  )
-  if (!j || typeof j !== 'object' || !('header' in j)) return undefined
-  const dec = (b: string | undefined) => Buffer.from(b ?? '', 'base64').toString('utf8')
-  return (j.kvs ?? []).map((kv) => ({key: dec(kv.key), value: dec(kv.value), ...(kv.lease ? {lease: kv.lease} : {})}))
-}
 
 export function etcdChecks(input: DoctorInput): CheckResult[] {
   const c = input.cluster
@@ -360,16 +236,4 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
   }
 
   return out
-}
-
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let i = 0
-  let v = n
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-
-  return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`
 }

@@ -9,7 +9,7 @@ import {etcdctl, etcdctlV2} from '../cluster/etcdctl.js'
 import {incompatibleChanges, type NetworkConfig, parseNetworkConfig, sameConfig} from '../cluster/netconfig.js'
 import {shq} from '../remote/shell.js'
 import {networkConfig} from '../render/index.js'
-import {etcdctlError, parseGetJson} from './etcd.js'
+import {etcdctlError, parseGetJson} from './etcd-output.js'
 import {type CheckResult, type DoctorInput, readsOf, resultFor, type RunOut} from './types.js'
 
 export type Stored =

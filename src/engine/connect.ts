@@ -2,7 +2,9 @@ import type {Phase} from './context.js'
 
 /** connect: one SSH connection per host (host key verified), then its facts in one round trip. */
 import {gatherFacts} from '../host/facts.js'
-import {BastionPool, Remote, targetFromHost} from '../remote/ssh.js'
+import {BastionPool} from '../remote/bastion.js'
+import {Remote} from '../remote/ssh.js'
+import {targetFromHost} from '../remote/target.js'
 
 export interface ConnectSettings {
   knownHostsPath: string

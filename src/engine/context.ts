@@ -6,7 +6,7 @@ import type {HostFacts} from '../host/facts.js'
  * `dryRun` themselves (file writes and tarball installs in src/remote, which plan and diff).
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {RemoteFileState} from '../remote/files.js'
+import type {RemoteFileState} from '../remote/file-stat.js'
 import type {Logger} from '../remote/logger.js'
 import type {Remote} from '../remote/ssh.js'
 import type {Service} from '../render/index.js'

@@ -2,8 +2,9 @@
  * What kflan itself left on a host: its state directory (the managed list and backups, see
  * src/remote/files.ts), runtime files, the drop-in of an interrupted reset, enable symlinks.
  */
-import {parseStatOutput, type RemoteFileState, statePaths} from '../remote/files.js'
+import {parseStatOutput, type RemoteFileState} from '../remote/file-stat.js'
 import {shq} from '../remote/shell.js'
+import {statePaths} from '../remote/state-dir.js'
 import {lines, type Probe} from './probe.js'
 
 export const stateDirProbe = (stateDir?: string): Probe<boolean> => ({

@@ -1,6 +1,6 @@
 import type {Phase} from '../engine/context.js'
 
-import {removeFiles} from '../remote/files.js'
+import {removeFiles} from '../remote/file-remove.js'
 /**
  * certificates: the CA, server and peer certificates to each etcd member, the flanneld client
  * certificate to every flannel host. Keys 0600. The kflan admin key that earlier versions copied

@@ -5,7 +5,8 @@ import type {UnitState} from '../host/units.js'
 
 import {throwIfInterrupted} from '../engine/interrupt.js'
 import {pkiFiles} from '../pki/cluster.js'
-import {statFiles, writeFiles} from '../remote/files.js'
+import {statFiles} from '../remote/file-stat.js'
+import {writeFiles} from '../remote/files.js'
 /** Helpers every phase uses: writing rendered files and acting on what changed. */
 import {binaries, type FileSpec, renderHost} from '../render/index.js'
 import {retiredFiles} from '../render/paths.js'

@@ -12,8 +12,9 @@ import {InputError, messageOf} from '../errors.js'
 import {checkCredentials} from './credentials.js'
 import {type Diagnostic, didYouMean, formatDiagnostic, formatPath, locate, type Severity} from './diagnostics.js'
 import {readBoundedFile} from './local-files.js'
+import {resolveCluster} from './resolve.js'
 import {inventorySchema} from './schema.js'
-import {checkInventory, checkLocalFiles, resolveCluster} from './validate.js'
+import {checkInventory, checkLocalFiles} from './validate.js'
 
 export interface LoadResult {
   cluster?: Cluster

@@ -1,29 +1,22 @@
+/**
+ * Rules that relate inventory fields to each other (after the schema's per-field rules), and the
+ * local files it names. Flannel's subnet arithmetic is in network-rules.ts; the resolution into a
+ * Cluster in resolve.ts.
+ */
 import {existsSync} from 'node:fs'
-import {homedir} from 'node:os'
-import {dirname, isAbsolute, join, resolve} from 'node:path'
 
 import type {RawInventory, SshSettings} from './schema.js'
 
-/** Rules that relate inventory fields to each other, and the resolution into a Cluster. */
 import {BACKEND_MTU_SINCE, backendMtuSupported} from '../cluster/flannel.js'
 import {type Diagnostic, didYouMean, type Severity} from './diagnostics.js'
-import {type Cluster, compareVersions, flannelEtcdApi, type Host, type SshTarget} from './model.js'
-import {
-  cidrContains,
-  cidrSize,
-  defaultSubnetLen,
-  intToIp,
-  ipToInt,
-  isIPAddress,
-  isIPv4,
-  parseCidr,
-  subnetBounds,
-} from './net.js'
+import {type Cluster, compareVersions, flannelEtcdApi} from './model.js'
+import {ipToInt, isIPAddress, isIPv4} from './net.js'
+import {checkFlannelNetwork} from './network-rules.js'
 
 const dnsName =
   /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 
-type Path = (string | number)[]
+type Path = Diagnostic['path']
 
 export function checkInventory(inv: RawInventory): Diagnostic[] {
   const out: Diagnostic[] = []
@@ -142,78 +135,7 @@ export function checkInventory(inv: RawInventory): Diagnostic[] {
       )
   }
 
-  // Flannel network arithmetic (mirrors flannel's pkg/subnet/config.go checks).
-  const net = parseCidr(inv.flannel.network)
-  if (typeof net === 'string') {
-    error(['flannel', 'network'], net)
-  } else {
-    const len = inv.flannel.subnetLen ?? defaultSubnetLen(net)
-    const lenPath: Path = ['flannel', inv.flannel.subnetLen === undefined ? 'network' : 'subnetLen']
-    if (len <= net.prefix) {
-      error(
-        lenPath,
-        `subnetLen /${len} must be longer than the network's /${net.prefix}`,
-        `e.g. subnetLen: ${Math.min(net.prefix + 8, 28)}`,
-      )
-    } else if (len > 28) {
-      error(lenPath, `subnetLen /${len} is longer than /28, which flannel rejects`)
-    } else {
-      const step = 2 ** (32 - len)
-      const bounds = subnetBounds(net, len)
-      let {min} = bounds
-      let {max} = bounds
-      for (const key of ['subnetMin', 'subnetMax'] as const) {
-        const v = inv.flannel[key]
-        if (v === undefined) continue
-        if (!isIPv4(v)) {
-          error(['flannel', key], `${JSON.stringify(v)} is not an IPv4 address`)
-          continue
-        }
-
-        const n = ipToInt(v)
-        if (!cidrContains(net, n)) error(['flannel', key], `${v} is outside the network ${inv.flannel.network}`)
-        else if ((n - net.base) % step !== 0)
-          error(
-            ['flannel', key],
-            `${v} is not on a /${len} boundary`,
-            `e.g. ${intToIp(net.base + Math.floor((n - net.base) / step) * step)}`,
-          )
-        else if (key === 'subnetMin') min = n
-        else max = n
-      }
-
-      if (min > max) {
-        error(['flannel', 'subnetMin'], `subnetMin ${intToIp(min)} is above subnetMax ${intToIp(max)}`, 'swap them')
-      } else {
-        const count = (max - min) / step + 1
-        if (count < 2) {
-          error(
-            lenPath,
-            `only ${count} subnet of /${len} fits between subnetMin and subnetMax`,
-            'flannel needs at least 2; use a longer subnetLen or a larger network',
-          )
-        } else if (count < flannelList.length) {
-          error(
-            lenPath,
-            `${count} subnets of /${len} for ${flannelList.length} flannel hosts`,
-            'use a longer subnetLen or a larger network',
-          )
-        }
-      }
-
-      if (cidrSize(net) < 4) error(['flannel', 'network'], 'network is too small')
-    }
-
-    for (const [i, h] of inv.hosts.entries()) {
-      if (isIPv4(h.address) && cidrContains(net, ipToInt(h.address))) {
-        error(
-          ['hosts', i, 'address'],
-          `host address ${h.address} lies inside the pod network ${inv.flannel.network}`,
-          "choose a pod network that does not overlap the hosts' network",
-        )
-      }
-    }
-  }
+  out.push(...checkFlannelNetwork(inv, flannelList.length))
 
   // Versions: the API flannel reads must be one etcd serves.
   if (flannelEtcdApi(inv.flannel.version) === 'v2' && compareVersions(inv.etcd.version, '3.6.0') >= 0) {
@@ -325,80 +247,4 @@ export function checkLocalFiles(inv: RawInventory, c: Cluster, severity: Severit
   }
 
   return out
-}
-
-function expandPath(p: string, base: string): string {
-  if (p === '~' || p.startsWith('~/')) return join(homedir(), p.slice(1))
-  return isAbsolute(p) ? p : resolve(base, p)
-}
-
-function resolveSsh(base: SshSettings, own: SshSettings | undefined, dir: string): SshTarget {
-  const m = {...base, ...own}
-  return {
-    user: m.user ?? 'root',
-    port: m.port ?? 22,
-    identityFile: m.identityFile ? expandPath(m.identityFile, dir) : undefined,
-    passwordEnv: m.passwordEnv,
-    sudoPasswordEnv: m.sudoPasswordEnv,
-    agent: m.agent ?? false,
-    bastion: m.bastion
-      ? {
-          ...m.bastion,
-          user: m.bastion.user ?? m.user ?? 'root',
-          identityFile: m.bastion.identityFile
-            ? expandPath(m.bastion.identityFile, dir)
-            : m.identityFile
-              ? expandPath(m.identityFile, dir)
-              : undefined,
-        }
-      : undefined,
-  }
-}
-
-/** Applies defaults and roles. Call only on an inventory that passed checkInventory without errors. */
-export function resolveCluster(inv: RawInventory, file: string): Cluster {
-  const dir = dirname(file)
-  const etcd = new Set(inv.roles.etcd ?? inv.roles.masters)
-  const flannel = new Set(inv.roles.flannel ?? inv.roles.nodes)
-  const masters = new Set(inv.roles.masters)
-  const nodes = new Set(inv.roles.nodes)
-  const hosts: Host[] = inv.hosts.map((h) => ({
-    name: h.name,
-    address: h.address,
-    interface: h.interface ?? inv.flannel.interface,
-    hostKey: h.hostKey,
-    ssh: resolveSsh(inv.ssh, h.ssh, dir),
-    roles: {master: masters.has(h.name), node: nodes.has(h.name), etcd: etcd.has(h.name), flannel: flannel.has(h.name)},
-  }))
-  const net = parseCidr(inv.flannel.network)
-  if (typeof net === 'string') throw new Error(`resolveCluster on an invalid inventory: ${net}`)
-  const subnetLen = inv.flannel.subnetLen ?? defaultSubnetLen(net)
-  const bounds = subnetBounds(net, subnetLen)
-  const etcdApi = flannelEtcdApi(inv.flannel.version)
-  const tarball = (t: string) => (/^https?:\/\//.test(t) ? t : expandPath(t, dir))
-  return {
-    name: inv.cluster,
-    source: file,
-    hosts,
-    etcd: {...inv.etcd, tarball: tarball(inv.etcd.tarball), enableV2: etcdApi === 'v2'},
-    flannel: {
-      version: inv.flannel.version,
-      tarball: tarball(inv.flannel.tarball),
-      sha256: inv.flannel.sha256,
-      installDir: inv.flannel.installDir,
-      network: inv.flannel.network,
-      subnetLen,
-      subnetMin: inv.flannel.subnetMin ?? intToIp(bounds.min),
-      subnetMax: inv.flannel.subnetMax ?? intToIp(bounds.max),
-      backend: inv.flannel.backend,
-      prefix: inv.flannel.prefix,
-      ipMasq: inv.flannel.ipMasq,
-      healthzPort: inv.flannel.healthzPort,
-      subnetFile: inv.flannel.subnetFile,
-      etcdApi,
-    },
-    docker: inv.docker,
-    pki: inv.pki,
-    preflight: inv.preflight,
-  }
 }

@@ -1,13 +1,12 @@
 /**
- * An error the user can fix (a lost CA key, a bad name in the inventory):
- * printed as a message and a hint, never as a stack trace.
+ * An error the user can fix (a lost CA key, a bad name in the inventory): a KflanError, so it is
+ * printed as a message and a hint, never as a stack trace. Exit code 1 (the default of KflanError).
  */
-export class PkiError extends Error {
-  readonly hint: string | undefined
+import {KflanError} from '../errors.js'
 
+export class PkiError extends KflanError {
   constructor(message: string, hint?: string, options?: {cause?: unknown}) {
-    super(message, options)
+    super(message, {hint, cause: options?.cause})
     this.name = 'PkiError'
-    this.hint = hint
   }
 }

@@ -1,8 +1,7 @@
 import {structuredPatch} from 'diff'
-/** Unified diffs for the dry-run plan (pure). Secrets and binaries are summarized, never shown. */
-import {createHash} from 'node:crypto'
 
-const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+/** Unified diffs for the dry-run plan (pure). Secrets and binaries are summarized, never shown. */
+import {sha256hex} from './state-dir.js'
 
 /** A unified diff (3 lines of context, as `diff -u`) between two texts; '' when equal. jsdiff does the diffing. */
 export function unifiedDiff(oldText: string, newText: string, oldLabel: string, newLabel: string, context = 3): string {

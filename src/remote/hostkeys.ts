@@ -1,22 +1,11 @@
 /**
- * Host key verification against kflan's own known_hosts file (OpenSSH format, kept in the
- * cluster state dir). The decision is a pure function; only `recordHostKey` touches the disk.
- *
- * Rules: a key recorded for the host → ok; a host kflan has never seen → refused unless its
- * fingerprint equals the inventory's `hostKey` or `acceptNew` is set (then recorded); a key that
- * differs from the recorded one → refused, unless the inventory pins exactly the new key.
- *
- * Why the pin wins over the record: the pin is what the operator wrote down after checking the
- * host (or what a lab or VM builder wrote when it made the host), the record is only what kflan
- * saw first. A re-installed host with a re-pinned inventory is the normal case (`lab.sh down` +
- * `up`, a rebuilt VM); the old lines are then replaced and the run says so. A pin that does not
- * match, or no pin, still refuses a changed key: `acceptNew` never overrides a record.
+ * kflan's own known_hosts file (OpenSSH format, kept in the cluster state dir): key fingerprints
+ * and types, parsing (hashed, wildcard and negated patterns, `@revoked`), the lines kflan cannot
+ * use, and atomic recording. Whether a key is trusted is decided in hostkey-trust.ts.
  */
 import {createHash, createHmac, randomBytes} from 'node:crypto'
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
-
-import {HostKeyError, type HostKeyProblem} from './errors.js'
 
 export interface KnownHostEntry {
   /** 1-based line number in the file. */
@@ -54,19 +43,24 @@ export function knownHostId(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`
 }
 
+const MARKERS = new Set(['@cert-authority', '@revoked'])
+
+/** A known_hosts line split into its `@marker` (if any) and fields; undefined for blanks and comments. */
+function splitLine(line: string): {marker?: string; fields: string[]} | undefined {
+  const raw = line.trim()
+  if (raw === '' || raw.startsWith('#')) return undefined
+  const fields = raw.split(/\s+/)
+  return fields[0].startsWith('@') ? {marker: fields[0], fields: fields.slice(1)} : {fields}
+}
+
 export function parseKnownHosts(text: string): KnownHostEntry[] {
   const out: KnownHostEntry[] = []
-  const lines = text.split('\n')
-  for (const [i, line] of lines.entries()) {
-    const raw = line.trim()
-    if (raw === '' || raw.startsWith('#')) continue
-    const parts = raw.split(/\s+/)
-    let marker: KnownHostEntry['marker']
-    if (parts[0] === '@revoked' || parts[0] === '@cert-authority') marker = parts.shift() as KnownHostEntry['marker']
-    else if (parts[0].startsWith('@')) continue // unknown marker: ignore the line, as OpenSSH does
-    if (parts.length < 3) continue
-    const [hosts, keyType, key] = parts
-    out.push({line: i + 1, marker, hosts, keyType, key})
+  for (const [i, line] of text.split('\n').entries()) {
+    const l = splitLine(line)
+    // An unknown marker: the line is ignored, as OpenSSH does (knownHostsProblems names it).
+    if (!l || (l.marker && !MARKERS.has(l.marker)) || l.fields.length < 3) continue
+    const [hosts, keyType, key] = l.fields
+    out.push({line: i + 1, marker: l.marker as KnownHostEntry['marker'], hosts, keyType, key})
   }
 
   return out
@@ -106,152 +100,6 @@ export function entriesForHost(entries: KnownHostEntry[], hostId: string): Known
   return entries.filter((e) => hostsFieldMatches(e.hosts, hostId))
 }
 
-const ALGOS_FOR_TYPE: Record<string, string[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-  'ssh-dss': ['ssh-dss'],
-}
-
-/**
- * Host key algorithms to offer for a host already in known_hosts, so the server presents a key of
- * a type we have recorded (as OpenSSH does). Undefined: no preference (host unknown).
- */
-export function hostKeyAlgorithmsFor(entries: KnownHostEntry[], hostId: string): string[] | undefined {
-  const types = entriesForHost(entries, hostId)
-    .filter((e) => !e.marker)
-    .map((e) => e.keyType)
-  const algos: string[] = []
-  for (const t of types) for (const a of ALGOS_FOR_TYPE[t] ?? []) if (!algos.includes(a)) algos.push(a)
-  return algos.length > 0 ? algos : undefined
-}
-
-export type HostKeyDecision =
-  | {ok: true; action: 'known' | 'pinned' | 'accept-new'; fingerprint: string; keyType: string}
-  | {ok: true; action: 'repinned'; fingerprint: string; keyType: string; replaces: number[]}
-  | {ok: false; problem: HostKeyProblem; fingerprint: string; keyType: string; lines: number[]}
-
-export interface HostKeyInput {
-  entries: KnownHostEntry[]
-  hostId: string
-  /** Raw public key blob the server presented. */
-  key: Buffer
-  /** Fingerprint from the inventory (`hostKey:`), if any. */
-  pin?: string
-  acceptNew?: boolean
-}
-
-/**
- * The verification rules, pure. `pinned` and `accept-new` mean: trust it and record it; `repinned`:
- * trust it, and record it in place of the lines in `replaces`.
- */
-export function decideHostKey(input: HostKeyInput): HostKeyDecision {
-  const fingerprint = fingerprintSha256(input.key)
-  const keyType = keyTypeOf(input.key)
-  const b64 = input.key.toString('base64')
-  const mine = entriesForHost(input.entries, input.hostId)
-  const revoked = input.entries.filter(
-    (e) => e.marker === '@revoked' && e.key === b64 && hostsFieldMatches(e.hosts, input.hostId),
-  )
-  if (revoked.length > 0)
-    return {ok: false, problem: 'revoked', fingerprint, keyType, lines: revoked.map((e) => e.line)}
-  const plain = mine.filter((e) => !e.marker)
-  const pin = input.pin ? normalizeFingerprint(input.pin) : undefined
-  if (plain.length > 0) {
-    if (!plain.some((e) => e.keyType === keyType && e.key === b64)) {
-      // Only lines that name this host alone can be replaced; a shared or wildcard line is the user's.
-      const own = plain.every((e) => e.hosts.startsWith('|1|') || e.hosts.toLowerCase() === input.hostId.toLowerCase())
-      if (pin === fingerprint && own)
-        return {ok: true, action: 'repinned', fingerprint, keyType, replaces: plain.map((e) => e.line)}
-      return {ok: false, problem: 'changed', fingerprint, keyType, lines: plain.map((e) => e.line)}
-    }
-
-    if (pin && pin !== fingerprint) return {ok: false, problem: 'pin-mismatch', fingerprint, keyType, lines: []}
-    return {ok: true, action: 'known', fingerprint, keyType}
-  }
-
-  if (pin) {
-    if (pin === fingerprint) return {ok: true, action: 'pinned', fingerprint, keyType}
-    return {ok: false, problem: 'pin-mismatch', fingerprint, keyType, lines: []}
-  }
-
-  if (input.acceptNew) return {ok: true, action: 'accept-new', fingerprint, keyType}
-  return {ok: false, problem: 'unknown', fingerprint, keyType, lines: []}
-}
-
-/** Turns a refusal into the error the user sees, with what to check. */
-export function hostKeyError(opts: {
-  host: string
-  hostId: string
-  decision: Extract<HostKeyDecision, {ok: false}>
-  knownHostsPath: string
-  pin?: string
-}): HostKeyError {
-  const {host, hostId, decision: d, knownHostsPath: p} = opts
-  const lines = d.lines.join(', ')
-  switch (d.problem) {
-    case 'changed': {
-      return new HostKeyError({
-        host,
-        problem: 'changed',
-        fingerprint: d.fingerprint,
-        knownHostsPath: p,
-        message: `HOST KEY CHANGED for ${hostId}: it now presents ${d.keyType} ${d.fingerprint}, which differs from the key recorded in ${p} (line ${lines})`,
-        hint:
-          `Someone could be intercepting the connection (man-in-the-middle), or the host was reinstalled or its SSH keys regenerated. ` +
-          `Check the key on the host's console (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`). ` +
-          `Only if the change is expected, remove line ${lines} from ${p} (or \`ssh-keygen -R '${hostId}' -f ${p}\`) and run again.`,
-      })
-    }
-
-    case 'pin-mismatch': {
-      return new HostKeyError({
-        host,
-        problem: 'pin-mismatch',
-        fingerprint: d.fingerprint,
-        knownHostsPath: p,
-        message: `host key of ${hostId} is ${d.keyType} ${d.fingerprint}, but the inventory expects ${opts.pin ? normalizeFingerprint(opts.pin) : '?'}`,
-        hint:
-          `Either the inventory's hostKey is wrong or someone is intercepting the connection. Read the real fingerprint on the host ` +
-          `(\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`) and fix the inventory.`,
-      })
-    }
-
-    case 'revoked': {
-      return new HostKeyError({
-        host,
-        problem: 'revoked',
-        fingerprint: d.fingerprint,
-        knownHostsPath: p,
-        message: `host key ${d.fingerprint} of ${hostId} is marked @revoked in ${p} (line ${lines})`,
-        hint: `The host presents a key that was explicitly revoked. Do not connect until the host's keys are regenerated and verified.`,
-      })
-    }
-
-    default: {
-      return new HostKeyError({
-        host,
-        problem: 'unknown',
-        fingerprint: d.fingerprint,
-        knownHostsPath: p,
-        message: `unknown host key for ${hostId}: ${d.keyType} ${d.fingerprint} (not in ${p})`,
-        hint:
-          `Verify the fingerprint on the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyFileSuffix(d.keyType)}_key.pub\`) and put it in the inventory ` +
-          `as \`hostKey: ${d.fingerprint}\`, or run with --accept-new-host-keys to trust and record new host keys on first use.`,
-      })
-    }
-  }
-}
-
-function keyFileSuffix(keyType: string): string {
-  if (keyType.startsWith('ecdsa')) return 'ecdsa'
-  if (keyType === 'ssh-rsa') return 'rsa'
-  if (keyType === 'ssh-dss') return 'dsa'
-  return 'ed25519'
-}
-
 /** The known_hosts line kflan writes for a host. */
 export function knownHostsLine(hostId: string, key: Buffer, comment?: string): string {
   return `${hostId} ${keyTypeOf(key)} ${key.toString('base64')}${comment ? ` ${comment.replaceAll(/\s+/g, '_')}` : ''}`
@@ -264,30 +112,33 @@ export function knownHostsLine(hostId: string, key: Buffer, comment?: string): s
  */
 export function knownHostsProblems(text: string): {line: number; why: string}[] {
   const out: {line: number; why: string}[] = []
-  for (const [i, l] of text.split('\n').entries()) {
-    const raw = l.trim()
-    if (raw === '' || raw.startsWith('#')) continue
-    const parts = raw.split(/\s+/)
-    if (parts[0].startsWith('@') && parts[0] !== '@revoked' && parts[0] !== '@cert-authority') {
-      out.push({line: i + 1, why: `unknown marker ${JSON.stringify(parts[0].slice(0, 40))}`})
+  for (const [i, line] of text.split('\n').entries()) {
+    const l = splitLine(line)
+    if (!l) continue
+    if (l.marker && !MARKERS.has(l.marker)) {
+      out.push({line: i + 1, why: `unknown marker ${JSON.stringify(l.marker.slice(0, 40))}`})
       continue
     }
 
-    if (parts[0].startsWith('@')) parts.shift()
-    if (parts.length < 3) {
+    if (l.fields.length < 3) {
       out.push({line: i + 1, why: 'fewer than three fields (hosts, key type, key)'})
       continue
     }
 
-    const [, keyType, key] = parts
+    const [, keyType, key] = l.fields
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key)) {
       out.push({line: i + 1, why: 'the key is not base64'})
       continue
     }
 
-    const blob = Buffer.from(key, 'base64')
-    const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1
-    if (len < 0 || blob.subarray(4, 4 + len).toString('latin1') !== keyType)
+    let blobType: string | undefined
+    try {
+      blobType = keyTypeOf(Buffer.from(key, 'base64'))
+    } catch {
+      /* malformed blob: reported below */
+    }
+
+    if (blobType !== keyType)
       out.push({line: i + 1, why: `the key is not a ${JSON.stringify(keyType.slice(0, 40))} key`})
   }
 

@@ -11,19 +11,19 @@ import {performance} from 'node:perf_hooks'
 import type {Remote} from './ssh.js'
 
 import {RemoteCommandError} from './errors.js'
+import {type RemoteFileState, statFiles, statKnown} from './file-stat.js'
+import {shq} from './shell.js'
 import {
+  backupOnceShell,
+  backupPath,
   checkRemotePath,
   KFLAN_STATE_DIR,
-  type RemoteFileState,
+  listManagedShell,
+  needsBackup,
   remoteTempPath,
   statePaths,
-  statFiles,
-  statKnown,
-} from './files.js'
-import {shq} from './shell.js'
+} from './state-dir.js'
 import {findMember, hashLocalFile, listTarball} from './tarball.js'
-
-export const CACHE_DIR = `${KFLAN_STATE_DIR}/cache`
 
 /**
  * 'cat': the bytes go on the stdin of `cat > tmp` (run as root: no staging copy).
@@ -187,7 +187,7 @@ export async function installFromTarball(
     known?: Map<string, RemoteFileState>
   } = {},
 ): Promise<{results: InstallResult[]; upload?: UploadResult}> {
-  const {managed: MANAGED_LIST, backup: BACKUP_DIR, cache: CACHE_DIR, hashes: HASHES} = statePaths(opts.stateDir)
+  const {cache: CACHE_DIR, hashes: HASHES} = statePaths(opts.stateDir)
   const list = await listTarball(tarball, opts.localCacheDir)
   const wanted = members.map((m) => ({...m, mode: m.mode ?? 0o755, entry: findMember(list, m.member)}))
   for (const w of wanted) checkRemotePath(w.dest)
@@ -205,12 +205,12 @@ export async function installFromTarball(
       continue
     }
 
-    const backup = st.exists && !st.managed && st.sha256 !== w.entry.sha256
+    const backup = needsBackup(st, w.entry.sha256)
     results.push({
       dest: w.dest,
       member: w.entry.name,
       result: st.exists ? 'updated' : 'created',
-      backup: backup ? `${BACKUP_DIR}${w.dest}` : undefined,
+      backup: backup ? backupPath(w.dest, opts.stateDir) : undefined,
     })
     todo.push({...w, created: !st.exists, backup})
   }
@@ -235,18 +235,13 @@ export async function installFromTarball(
       `mkdir -p -- ${shq(d)} || exit 1`,
     )
     if (t.backup) {
-      lines.push(
-        `if [ -e ${shq(t.dest)} ] && [ ! -e ${shq(BACKUP_DIR + t.dest)} ]; then (umask 077; mkdir -p -- ${shq(BACKUP_DIR + d)}) && cp -pP -- ${shq(t.dest)} ${shq(BACKUP_DIR + t.dest)} || exit 1; fi`,
-      )
+      lines.push(backupOnceShell({file: shq(t.dest), dir: shq(d), stateDir: opts.stateDir, orElse: 'exit 1'}))
     }
 
     lines.push(
       `cp -- ${src} ${shq(tmp)} && chmod ${t.mode.toString(8)} ${shq(tmp)} && chown root:root ${shq(tmp)} && mv -f -- ${shq(tmp)} ${shq(t.dest)} || { rm -f -- ${shq(tmp)}; exit 1; }`,
     )
-    if (t.created)
-      lines.push(
-        `grep -qxF -- ${shq(t.dest)} ${MANAGED_LIST} 2>/dev/null || printf '%s\\n' ${shq(t.dest)} >> ${MANAGED_LIST}`,
-      )
+    if (t.created) lines.push(listManagedShell(shq(t.dest), opts.stateDir))
     // Record size, mtime and sha256 for the next run's quick check (statScript's `quick`).
     if (!/\s/.test(t.dest)) {
       lines.push(

@@ -4,7 +4,7 @@
  * daemon.json, leftovers of an interrupted reset. The probes of src/host, one round trip.
  */
 import type {Cluster} from '../inventory/model.js'
-import type {RemoteFileState} from '../remote/files.js'
+import type {RemoteFileState} from '../remote/file-stat.js'
 import type {Remote} from '../remote/ssh.js'
 
 import {type DaemonJson, daemonJsonProbe} from '../host/docker.js'

@@ -4,8 +4,9 @@
  * only when the digest is the expected one. A partial, interrupted or wrong download is deleted
  * and never seen under the destination's name.
  *
- * node:http/https (no dependency): certificates are verified with Node's trust store, to which
- * NODE_EXTRA_CA_CERTS adds a private CA. Redirects are followed (at most MAX_REDIRECTS, http and
+ * node:http/https: certificates are verified with Node's trust store, to which NODE_EXTRA_CA_CERTS
+ * adds a private CA. HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured as curl does (./proxy.ts),
+ * decided again for every redirect; through a proxy the origin's certificate is verified the same. Redirects are followed (at most MAX_REDIRECTS, http and
  * https alike: the digest, not the transport, is what makes the file safe). A connection that
  * sends nothing for `idleTimeoutMs` (while connecting or during the body) is abandoned.
  */
@@ -17,8 +18,10 @@ import {basename, dirname, join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
+import {checkServerIdentity, type PeerCertificate} from 'node:tls'
 
 import {InputError, KflanError} from '../errors.js'
+import {describeProxy, proxyAgent, type ProxyChoice, proxyFor} from './proxy.js'
 
 export const MAX_REDIRECTS = 5
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000
@@ -36,6 +39,8 @@ export interface DownloadResult {
   ms: number
   /** The URL the bytes came from, after redirects. */
   finalUrl: string
+  /** The proxy of the last hop, as `proxy http://host:port (from HTTPS_PROXY)` (never with credentials). */
+  via?: string
 }
 
 /** A download that did not complete (network, HTTP status, TLS): exit 1, nothing installed. */
@@ -100,36 +105,93 @@ export function describeNetworkError(err: NodeJS.ErrnoException, url: URL): {mes
   return {message: `${err.message}${code ? ` (${code})` : ''}`, hint: `check the URL, ${local}`}
 }
 
-/** One GET, following redirects; resolves with the 200 response. */
+/** The URL's host name as TLS checks it (an IPv6 address without its brackets). */
+const unbracketed = (url: URL) => url.hostname.replace(/^\[(.*)\]$/, '$1')
+
+/** What a message names first: the inventory field and the URL it gives. */
+interface What {
+  field: string
+  source: string
+}
+
+/** An IncomingMessage plus what the proxy said to CONNECT (https through a proxy only). */
+interface Answer {
+  res: IncomingMessage
+  connectStatus?: number
+}
+
+/** One GET of `current`, directly or through `proxy`. */
+function get(current: URL, proxy: ProxyChoice | undefined, idleTimeoutMs: number, what: What) {
+  return new Promise<Answer>((resolve, reject) => {
+    const mod = current.protocol === 'https:' ? https : http
+    // agent: false, one connection per request: nothing is kept open after the download. A proxy
+    // agent is made per request too (keepAlive off) and destroyed with it.
+    const agent = proxy ? proxyAgent(proxy, current) : false
+    let response: IncomingMessage | undefined
+    let connectStatus: number | undefined
+    let reached = !proxy
+    const idle = () => Object.assign(new Error(`${idleTimeoutMs / 1000} s`), {code: 'KFLAN_IDLE'})
+    // The socket's idle timeout starts once the agent hands the socket over; until then (connecting
+    // to the proxy and waiting for its answer to CONNECT) this timer does the same job.
+    const watchdog = proxy ? setTimeout(() => req.destroy(idle()), idleTimeoutMs) : undefined
+    const req = mod.get(
+      current,
+      {
+        agent,
+        headers: {'user-agent': 'kflan', 'accept-encoding': 'identity'},
+        timeout: idleTimeoutMs,
+        // Through a tunnel, https-proxy-agent upgrades the socket to TLS without the origin's host
+        // (it sets only a servername, and none for an IP address), so Node would check the
+        // certificate against "localhost". The origin's own name is checked instead: the same
+        // check as a direct connection, not a weaker one.
+        ...(agent && current.protocol === 'https:'
+          ? {checkServerIdentity: (_: string, cert: PeerCertificate) => checkServerIdentity(unbracketed(current), cert)}
+          : {}),
+      },
+      (r) => {
+        response = r
+        resolve({res: r, connectStatus})
+      },
+    )
+    req.once('socket', () => clearTimeout(watchdog))
+    req.once('close', () => {
+      clearTimeout(watchdog)
+      if (agent) agent.destroy()
+    })
+    // Both proxy agents emit it once the proxy is connected (https-proxy-agent: with the status of its answer to CONNECT).
+    req.on('proxyConnect', (c: {statusCode?: number}) => {
+      reached = true
+      connectStatus = c.statusCode
+    })
+    // The socket's idle timeout covers connecting, waiting for the headers and the body.
+    req.on('timeout', () => {
+      if (response) response.destroy(idle())
+      else req.destroy(idle())
+    })
+    req.on('error', (e) => reject(failure(e as NodeJS.ErrnoException, current, what, proxy && {proxy, reached})))
+  })
+}
+
+/** ` (through proxy http://… (from HTTPS_PROXY))` when there is a proxy. */
+const through = (proxy: ProxyChoice | undefined) => (proxy ? ` (through ${describeProxy(proxy)})` : '')
+
+/** One GET, following redirects (each hop decides its own proxy); resolves with the 200 response. */
 async function open(
   url: URL,
   idleTimeoutMs: number,
   field: string,
   source: string,
-): Promise<{res: IncomingMessage; url: URL}> {
+): Promise<{res: IncomingMessage; url: URL; proxy?: ProxyChoice}> {
   let current = url
   for (let hop = 0; ; hop++) {
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const mod = current.protocol === 'https:' ? https : http
-      let response: IncomingMessage | undefined
-      // agent: false, one connection per request: nothing is kept open after the download.
-      const req = mod.get(
-        current,
-        {agent: false, headers: {'user-agent': 'kflan', 'accept-encoding': 'identity'}, timeout: idleTimeoutMs},
-        (r) => {
-          response = r
-          resolve(r)
-        },
-      )
-      // The socket's idle timeout covers connecting, waiting for the headers and the body.
-      req.on('timeout', () => {
-        const idle = Object.assign(new Error(`${idleTimeoutMs / 1000} s`), {code: 'KFLAN_IDLE'})
-        if (response) response.destroy(idle)
-        else req.destroy(idle)
-      })
-      req.on('error', (e) => reject(failure(e as NodeJS.ErrnoException, current, field, source)))
-    })
+    const proxy = proxyFor(current)
+    const {res, connectStatus} = await get(current, proxy, idleTimeoutMs, {field, source})
     const status = res.statusCode ?? 0
+    if (proxy && ((connectStatus !== undefined && connectStatus !== 200) || status === 407)) {
+      res.resume()
+      throw proxyRefused(proxy, current, res, {field, source})
+    }
+
     if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
       res.resume()
       if (hop >= MAX_REDIRECTS)
@@ -153,7 +215,8 @@ async function open(
       res.resume()
       const msg =
         `${field} ${source}: HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd() +
-        (current.href === url.href ? '' : ` (from ${current.href})`)
+        (current.href === url.href ? '' : ` (from ${current.href})`) +
+        through(proxy)
       if (status === 404 || status === 410)
         throw new InputError(msg, {
           hint: `the server has no file at this URL: check ${field} (release name, version, architecture)`,
@@ -161,18 +224,52 @@ async function open(
       throw new DownloadError(
         msg,
         status >= 500
-          ? 'the server failed; try again later, or download the file yourself and point the tarball field at it'
+          ? `the server${proxy ? ' or the proxy' : ''} failed; try again later, or download the file yourself and point the tarball field at it`
           : `check ${field} and whether the server needs credentials (kflan sends none)`,
       )
     }
 
-    return {res, url: current}
+    return {res, url: current, proxy}
   }
 }
 
-function failure(err: NodeJS.ErrnoException, url: URL, field: string, source: string): DownloadError {
+/** The proxy answered instead of the server: it refused the tunnel or the credentials. */
+function proxyRefused(proxy: ProxyChoice, target: URL, res: IncomingMessage, {field, source}: What): DownloadError {
+  const status = res.statusCode ?? 0
+  const where = `${target.hostname}:${target.port || (target.protocol === 'https:' ? 443 : 80)}`
+  const asked = target.protocol === 'https:' ? ` to CONNECT ${where}` : ` for ${target.href}`
+  const direct = `add ${target.hostname} to NO_PROXY if this machine reaches it directly`
+  let hint: string
+  // 407 is the proxy's "credentials needed"; tinyproxy answers wrong credentials with 401.
+  if (status === 407 || status === 401)
+    hint = proxy.authorization
+      ? `the proxy refused the credentials in ${proxy.variable}: check the user and password there (percent-encoded, e.g. %40 for @); kflan never shows them`
+      : `the proxy wants credentials: set ${proxy.variable} to http://user:password@host:port (kflan never shows them)`
+  else if (status === 403) hint = `the proxy does not allow ${where}: ask its operator, or ${direct}`
+  else hint = `the proxy could not get ${where}: check the URL and try again later, or ${direct}`
+  return new DownloadError(
+    `${field} ${source}: ${describeProxy(proxy)} answered HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd() + asked,
+    hint,
+  )
+}
+
+function failure(
+  err: NodeJS.ErrnoException,
+  url: URL,
+  {field, source}: What,
+  via?: {proxy: ProxyChoice; reached: boolean},
+): DownloadError {
+  if (via && !via.reached) {
+    // The proxy itself could not be reached (or said nothing): name it and where it came from.
+    const {message} = describeNetworkError(err, via.proxy.url)
+    return new DownloadError(
+      `${field} ${source}: ${describeProxy(via.proxy)}: ${message}`,
+      `check ${via.proxy.variable} (the proxy's host and port, and that it is running); to reach ${url.host} without a proxy, add ${url.hostname} to NO_PROXY or unset ${via.proxy.variable}`,
+    )
+  }
+
   const {message, hint} = describeNetworkError(err, url)
-  return new DownloadError(`${field} ${source}: ${message}`, hint)
+  return new DownloadError(`${field} ${source}: ${message}${through(via?.proxy)}`, hint)
 }
 
 /**
@@ -194,7 +291,7 @@ export async function downloadVerified(
   let received = 0
   let finalUrl = url.href
   try {
-    const {res, url: from} = await open(url, idleTimeoutMs, field, url.href)
+    const {res, url: from, proxy} = await open(url, idleTimeoutMs, field, url.href)
     finalUrl = from.href
     const length = Number(res.headers['content-length'])
     const total = Number.isFinite(length) && length > 0 ? length : undefined
@@ -215,7 +312,7 @@ export async function downloadVerified(
           `${field} ${url.href}: cannot write ${tmp}: ${e.code ?? e.message}`,
           'check free space and permissions of the cache directory ($XDG_CACHE_HOME/kflan)',
         )
-      throw failure(e, from, field, url.href)
+      throw failure(e, from, {field, source: url.href}, proxy && {proxy, reached: true})
     }
 
     if (total !== undefined && received !== total) {
@@ -228,7 +325,7 @@ export async function downloadVerified(
     const actual = hash.digest('hex')
     if (actual !== sha256) throw new DigestMismatchError(url.href, sha256, actual, field)
     await fsp.rename(tmp, dest)
-    return {bytes: received, ms: performance.now() - t0, finalUrl}
+    return {bytes: received, ms: performance.now() - t0, finalUrl, via: proxy && describeProxy(proxy)}
   } catch (error) {
     await fsp.rm(tmp, {force: true})
     // The digest's directory goes too when nothing else is in it: no trace of a failed download.

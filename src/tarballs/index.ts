@@ -16,6 +16,7 @@ import {InputError} from '../errors.js'
 import {localSha256} from '../remote/upload.js'
 import {cacheDir, cachedPath, formatBytes, formatProgress} from './cache.js'
 import {DigestMismatchError, downloadVerified, removeStalePartials} from './download.js'
+import {describeProxy, proxyFor} from './proxy.js'
 
 export {cacheDir} from './cache.js'
 
@@ -29,6 +30,8 @@ export interface PreparedTarball {
   /** The local file to use. */
   path: string
   action: 'downloaded' | 'cached' | 'local' | 'local-verified'
+  /** Downloaded through this proxy: `proxy http://host:port (from HTTPS_PROXY)`, never with credentials. */
+  via?: string
   bytes?: number
   ms?: number
 }
@@ -98,6 +101,9 @@ export async function prepareTarballs(
       )
     }
 
+    // A proxy variable that is not a usable URL is an input error before anything is downloaded
+    // (redirects decide their proxy again when they happen).
+    proxyFor(url)
     downloads.push({section, url, sha256: digest, dest})
     out.push({section, source: tarball, path: dest, action: 'downloaded'})
   }
@@ -105,33 +111,36 @@ export async function prepareTarballs(
   if (downloads.length > 0) {
     const tty = opts.output === 'auto' && process.stdout.isTTY === true
     const every = tty ? 500 : 5000
-    const tasks = downloads.map((d) => ({
-      title: `download ${basename(d.dest)} from ${d.url.host}`,
-      async task(_: unknown, task: {output: string; title: string}) {
-        await removeStalePartials(dirname(d.dest))
-        const t0 = Date.now()
-        let last = t0
-        const r = await downloadVerified(d.url, d.sha256, d.dest, {
-          field: `${d.section}.tarball`,
-          onProgress(received, total) {
-            const now = Date.now()
-            if (now - last < every) return
-            last = now
-            task.output = formatProgress(received, total, now - t0)
-          },
-        }).catch((error: unknown) => {
-          // The task line says what went wrong in short; the command prints the whole error.
-          const short = (error instanceof Error ? error.message : String(error))
-            .split('\n')[0]
-            .replace(`${d.section}.tarball ${d.url.href}: `, '')
-          throw Object.assign(new Error(short), {original: error})
-        })
-        const entry = out.find((o) => o.section === d.section)!
-        Object.assign(entry, {bytes: r.bytes, ms: r.ms})
-        task.title = `downloaded ${basename(d.dest)}: ${describe(entry)}`
-        opts.note?.(`downloaded ${r.finalUrl} → ${d.dest}: ${describe(entry)}`)
-      },
-    }))
+    const tasks = downloads.map((d) => {
+      const proxy = proxyFor(d.url)
+      return {
+        title: `download ${basename(d.dest)} from ${d.url.host}${viaText(proxy && describeProxy(proxy))}`,
+        async task(_: unknown, task: {output: string; title: string}) {
+          await removeStalePartials(dirname(d.dest))
+          const t0 = Date.now()
+          let last = t0
+          const r = await downloadVerified(d.url, d.sha256, d.dest, {
+            field: `${d.section}.tarball`,
+            onProgress(received, total) {
+              const now = Date.now()
+              if (now - last < every) return
+              last = now
+              task.output = formatProgress(received, total, now - t0)
+            },
+          }).catch((error: unknown) => {
+            // The task line says what went wrong in short; the command prints the whole error.
+            const short = (error instanceof Error ? error.message : String(error))
+              .split('\n')[0]
+              .replace(`${d.section}.tarball ${d.url.href}: `, '')
+            throw Object.assign(new Error(short), {original: error})
+          })
+          const entry = out.find((o) => o.section === d.section)!
+          Object.assign(entry, {bytes: r.bytes, ms: r.ms, via: r.via})
+          task.title = `downloaded ${basename(d.dest)}${viaText(r.via)}: ${describe(entry)}`
+          opts.note?.(`downloaded ${r.finalUrl}${viaText(r.via)} → ${d.dest}: ${describe(entry)}`)
+        },
+      }
+    })
     await new Listr(tasks, listrOptions(opts.output)).run().catch((error: {original?: unknown}) => {
       throw error.original ?? error
     })
@@ -147,6 +156,9 @@ export async function prepareTarballs(
     tarballs: out,
   }
 }
+
+/** ` through proxy http://host:port (from HTTPS_PROXY)`, or nothing for a direct connection. */
+const viaText = (via: string | undefined) => (via ? ` through ${via}` : '')
 
 function describe(t: PreparedTarball): string {
   if (t.bytes === undefined || t.ms === undefined) return 'sha256 ok'
@@ -164,7 +176,7 @@ export function tarballSummary(tarballs: PreparedTarball[]): string[] {
       }
 
       case 'downloaded': {
-        return [`${name} downloaded from ${t.source} (${describe(t)})`]
+        return [`${name} downloaded from ${t.source}${viaText(t.via)} (${describe(t)})`]
       }
 
       case 'local-verified': {

@@ -50,7 +50,7 @@ describe.skipIf(!requireLab())('etcd roles: flanneld limited to its prefix, the 
     for (const u of users) await sshExec(m1, `${e} user delete ${u}`)
     await sshExec(m1, `${e} role delete flannel`)
     for (const f of ['kflan.pem', 'kflan-key.pem']) await scpTo(m1, join(state, 'pki', f), `/opt/etcd/ssl/${f}`)
-    // Installed by kflan back then: listed as kflan's own file (src/remote/files.ts MANAGED_LIST).
+    // Installed by kflan back then: listed as kflan's own file (src/remote/state-dir.ts statePaths().managed).
     await sshExec(
       m1,
       String.raw`chmod 0600 /opt/etcd/ssl/kflan-key.pem && printf "%s\n" /opt/etcd/ssl/kflan.pem /opt/etcd/ssl/kflan-key.pem >> /var/lib/kflan/managed`,

@@ -11,7 +11,19 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
 
-import {LAB, labDown, labExec, type LabHost, labUp, readHosts, requireLab, run, scpTo, sshExec} from './lab-helpers.js'
+import {
+  LAB,
+  labDown,
+  labExec,
+  type LabHost,
+  labUp,
+  readHosts,
+  requireLab,
+  run,
+  runLab,
+  scpTo,
+  sshExec,
+} from './lab-helpers.js'
 
 /** Lab N (KFLAN_LAB_ID) has its own /24 and names (docs/lab.md). */
 const LAB_ID = process.env.KFLAN_LAB_ID ?? '0'
@@ -68,6 +80,26 @@ describe.skipIf(!requireLab())('lab', () => {
   afterAll(async () => {
     if (pkiDir) rmSync(pkiDir, {recursive: true, force: true})
     await labDown()
+  })
+
+  it('a wrong argument is an input error (exit 2) naming it, and the running lab is left alone', async () => {
+    for (const args of [
+      ['--etcd'],
+      ['--flannel='],
+      ['--nodes'],
+      ['--masters', 'x'],
+      ['--bogus'],
+      ['--masters', '0', '--nodes', '0'],
+    ]) {
+      const r = await runLab(['up', ...args], {check: false})
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(r.stderr, args.join(' ')).toMatch(/^lab: error: .*\(lab\.sh help lists the arguments\)/)
+    }
+
+    const unknown = await runLab(['up', '--etcd', '9.9.9'], {check: false})
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('9.9.9')
+    for (const h of hosts) expect((await sshExec(h.name, 'true')).code).toBe(0)
   })
 
   it('describes itself: hosts.json, known_hosts, key, a valid kflan inventory', async () => {

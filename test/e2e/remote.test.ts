@@ -21,9 +21,10 @@ import {AuthError, HostKeyError, RemoteCommandError, UnreachableHostError} from 
 import {readRemoteFile, writeFile, writeFiles} from '../../src/remote/files.js'
 import {readKnownHosts} from '../../src/remote/hostkeys.js'
 import {FileLogger, MemoryLogger} from '../../src/remote/logger.js'
-import {closeAll, connectAll, type ConnectOptions, Remote, type TargetSpec} from '../../src/remote/ssh.js'
+import {closeAll, type ConnectOptions, Remote, type TargetSpec} from '../../src/remote/ssh.js'
 import {installFromTarball, uploadFile} from '../../src/remote/upload.js'
 import {LAB, labDown, type LabHost, labUp, readHosts, requireLab, sshExec} from './lab-helpers.js'
+import {connectAll} from './remote-helpers.js'
 
 const BASE = '/var/tmp/kflan-remote-e2e'
 const STATE = `${BASE}/state`

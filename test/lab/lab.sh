@@ -66,6 +66,8 @@ IMAGE_PACKAGES=(
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+# A wrong argument is an input error: exit 2, like kflan's own.
+bad_usage() { printf 'lab: error: %s (lab.sh help lists the arguments)\n' "$*" >&2; exit 2; }
 
 # ---------------------------------------------------------------- preflight
 
@@ -270,7 +272,7 @@ default_version() { "$BUNDLES_SH" versions | awk -v k="$1" '$1 == k {print $2}';
 # The versions `up` and `bundles` use: --flannel/--etcd, else bundles.sh's defaults.
 FLANNEL_V="" ETCD_V=""
 set_version() {
-  [[ -n $2 ]] || die "$1 needs a version"
+  [[ -n $2 ]] || bad_usage "$1 needs a version"
   case $1 in
     --flannel) FLANNEL_V=$2 ;;
     --etcd) ETCD_V=$2 ;;
@@ -579,15 +581,15 @@ cmd_up() {
     case $1 in
       --flannel | --etcd) set_version "$1" "${2:-}"; shift 2 ;;
       --flannel=* | --etcd=*) set_version "${1%%=*}" "${1#*=}"; shift ;;
-      --masters) masters=${2:?}; shift 2 ;;
+      --masters) masters=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
       --masters=*) masters=${1#*=}; shift ;;
-      --nodes) nodes=${2:?}; shift 2 ;;
+      --nodes) nodes=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
       --nodes=*) nodes=${1#*=}; shift ;;
-      *) die "up: unknown argument $1" ;;
+      *) bad_usage "up: unknown argument $1" ;;
     esac
   done
-  [[ $masters =~ ^[0-9]$ && $nodes =~ ^[0-9]$ ]] || die "up: --masters and --nodes take 0..9"
-  ((masters + nodes > 0)) || die "up: no hosts"
+  [[ $masters =~ ^[0-9]$ && $nodes =~ ^[0-9]$ ]] || bad_usage "up: --masters and --nodes take 0..9"
+  ((masters + nodes > 0)) || bad_usage "up: no hosts"
   preflight
   # Unknown versions fail here, before anything is taken down or built.
   check_versions
@@ -689,7 +691,7 @@ cmd_bundles() {
     case $1 in
       --flannel | --etcd) set_version "$1" "${2:-}"; shift 2 ;;
       --flannel=* | --etcd=*) set_version "${1%%=*}" "${1#*=}"; shift ;;
-      *) die "bundles: unknown argument $1" ;;
+      *) bad_usage "bundles: unknown argument $1" ;;
     esac
   done
   check_versions

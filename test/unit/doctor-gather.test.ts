@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {etcdctlError, parseEtcdJson, parseGetJson, specificError} from '../../src/doctor/etcd.js'
+import {etcdctlError, parseEtcdJson, parseGetJson, specificError} from '../../src/doctor/etcd-output.js'
 import {doctorScript, followUpProbes, hostFiles, parseDoctorOutput} from '../../src/doctor/gather.js'
 import {readV2, readV3} from '../../src/doctor/network.js'
 import {parsePingOutput, pingScript} from '../../src/doctor/ping.js'

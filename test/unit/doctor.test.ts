@@ -7,13 +7,13 @@ import type {CheckResult, DoctorInput, HostData, HostState, RunOut} from '../../
 import type {UnitState} from '../../src/host/units.js'
 import type {Cluster, Host} from '../../src/inventory/model.js'
 
+import {blockingInputRules, forwardVerdict} from '../../src/cluster/iptables.js'
 import {pingPlan} from '../../src/doctor/dataplane.js'
-import {quorumOf} from '../../src/doctor/etcd.js'
+import {quorumOf} from '../../src/doctor/etcd-endpoints.js'
 /**
  * kflan doctor's checks, pure: a healthy five-host cluster built in memory (real certificates from
  * the PKI module), then one fault at a time, asserting exactly which checks change.
  */
-import {blockingInputRules, forwardVerdict} from '../../src/doctor/host.js'
 import {evaluate, formatReport, limitTo, summarize} from '../../src/doctor/index.js'
 import {expectedOwned} from '../../src/doctor/owned.js'
 import {firewalldOpens, parseFirewalld} from '../../src/host/firewalld.js'

@@ -11,7 +11,13 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {InputError} from '../../src/errors.js'
-import {type Finding, ignorableChecks, parseIgnored, preflightChecks, preflightHint} from '../../src/init/preflight.js'
+import {
+  type Finding,
+  ignorableChecks,
+  parseIgnored,
+  preflightChecks,
+  preflightHint,
+} from '../../src/init/preflight-checks.js'
 import {identityFileProblem, keyProblem} from '../../src/inventory/credentials.js'
 import {formatDiagnostic} from '../../src/inventory/diagnostics.js'
 import {parseInventory} from '../../src/inventory/load.js'

@@ -10,7 +10,8 @@ import {incompatibleChanges, parseNetworkConfig} from '../../src/cluster/netconf
 import {parseSs} from '../../src/host/net.js'
 import {resetFailedStep, vendorExecStart} from '../../src/init/common.js'
 import {deviceMtuChange} from '../../src/init/flannel.js'
-import {commentOutSwap, preflightChecks, selinuxDisabled} from '../../src/init/preflight.js'
+import {preflightChecks} from '../../src/init/preflight-checks.js'
+import {commentOutSwap, selinuxDisabled} from '../../src/init/preflight.js'
 import {clusterFrom, exampleCluster, minimalInventory, sampleFacts} from './helpers.js'
 
 describe('preflight checks', () => {

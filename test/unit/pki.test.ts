@@ -4,6 +4,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 
+import {KflanError} from '../../src/errors.js'
 import {
   certCoversAddress,
   daysLeft,
@@ -351,6 +352,9 @@ describe('ensurePki', () => {
     expect(missing).toBeInstanceOf(PkiError)
     expect((missing as PkiError).message).toMatch(/CA key .*ca-key\.pem is missing/)
     expect((missing as PkiError).hint).toMatch(/restore it from a backup/)
+    // One error hierarchy: the CLI prints it as a message and a hint, exit 1.
+    expect(missing).toBeInstanceOf(KflanError)
+    expect((missing as KflanError).exitCode).toBe(1)
 
     await writeFile(join(pki, 'ca-key.pem'), '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n', {
       mode: 0o600,

@@ -23,19 +23,10 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {ExecOptions, ExecResult, Remote} from '../../src/remote/ssh.js'
 
 import {RemoteCommandError} from '../../src/remote/errors.js'
-import {
-  checkRemotePath,
-  parseStatOutput,
-  planFile,
-  readRemoteFile,
-  type RemoteFileState,
-  remoteTempPath,
-  removeFiles,
-  RUN_ID,
-  statFiles,
-  writeFile,
-  writeFiles,
-} from '../../src/remote/files.js'
+import {removeFiles} from '../../src/remote/file-remove.js'
+import {parseStatOutput, planFile, type RemoteFileState, statFiles} from '../../src/remote/file-stat.js'
+import {readRemoteFile, writeFile, writeFiles} from '../../src/remote/files.js'
+import {checkRemotePath, remoteTempPath, RUN_ID} from '../../src/remote/state-dir.js'
 import {findMember, listTar, listTarball} from '../../src/remote/tarball.js'
 import {installFromTarball, uploadFile} from '../../src/remote/upload.js'
 

@@ -5,12 +5,10 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {HostKeyError} from '../../src/remote/errors.js'
+import {decideHostKey, hostKeyAlgorithmsFor, hostKeyError} from '../../src/remote/hostkey-trust.js'
 import {
-  decideHostKey,
   entriesForHost,
   fingerprintSha256,
-  hostKeyAlgorithmsFor,
-  hostKeyError,
   hostsFieldMatches,
   keyTypeOf,
   knownHostId,

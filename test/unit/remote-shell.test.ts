@@ -6,10 +6,11 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import type {Host} from '../../src/inventory/model.js'
 
+import {classifyConnectError} from '../../src/remote/connect-errors.js'
 import {AuthError, RemoteCommandError, trimOutput, UnreachableHostError} from '../../src/remote/errors.js'
 import {FileLogger, formatLogEntry, MemoryLogger, Redactor, truncateForLog} from '../../src/remote/logger.js'
 import {shq, sudoFailure, wrapCommand} from '../../src/remote/shell.js'
-import {classifyConnectError, targetFromHost} from '../../src/remote/ssh.js'
+import {targetFromHost} from '../../src/remote/target.js'
 
 let dir: string
 beforeAll(() => {

@@ -53,7 +53,12 @@ export default class CertsCheck extends BaseCommand<typeof CertsCheck> {
 
     const bad = rows.filter((r) => r.problems.some((p) => !p.startsWith('warning')))
     if (bad.length > 0 || unreadable.length > 0) {
-      if (this.jsonEnabled()) return {certificates: rows, unreadable, ok: false}
+      // --json: the report on stdout, and the same exit code as without it.
+      if (this.jsonEnabled()) {
+        this.logJson({certificates: rows, unreadable, ok: false})
+        this.exit(1)
+      }
+
       throw new KflanError(`${bad.length + unreadable.length} certificate(s) with problems`, {
         hint: 'run `kflan init` to re-issue them and roll them out',
       })
