@@ -14,7 +14,7 @@ import {availableParallelism, tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {gatherFacts} from '../src/remote/facts.js'
+import {gatherFacts} from '../src/host/facts.js'
 import {writeFiles} from '../src/remote/files.js'
 import {closeAll, type ConnectOptions, Remote, type TargetSpec} from '../src/remote/ssh.js'
 import {connectAll} from '../test/e2e/remote-helpers.js'

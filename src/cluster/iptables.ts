@@ -1,29 +1,25 @@
 /**
  * iptables rules as `iptables -S` prints them (pure): the parser, the FORWARD verdict for the pod
  * network, and the INPUT rules that block a port. Moved whole from doctor/host.ts (doctor's host
- * and data-plane checks use them); reset/iptables.ts still has its own tokenizer (issue 9).
+ * and data-plane checks use them); the tokenizer is src/host/iptables.ts's, shared with reset.
  */
+import {splitRule} from '../host/iptables.js'
 
 /** iptables -S output → rules per chain and policies. */
-export function parseIptables(text: string): {policy: Map<string, string>; chains: Map<string, string[][]>} {
+export function parseIptables(rules: string | string[]): {
+  policy: Map<string, string>
+  chains: Map<string, string[][]>
+} {
   const policy = new Map<string, string>()
   const chains = new Map<string, string[][]>()
-  for (const line of text.split('\n')) {
-    const t = tokenize(line.trim())
+  for (const line of typeof rules === 'string' ? rules.split('\n') : rules) {
+    const t = splitRule(line.trim())
     if (t[0] === '-P' && t.length >= 3) policy.set(t[1], t[2])
     else if (t[0] === '-N' && t[1]) chains.set(t[1], chains.get(t[1]) ?? [])
     else if (t[0] === '-A' && t[1]) chains.set(t[1], [...(chains.get(t[1]) ?? []), t.slice(2)])
   }
 
   return {policy, chains}
-}
-
-/** Splits an iptables-save style line, keeping "quoted comments" together. */
-function tokenize(line: string): string[] {
-  const out: string[] = []
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g
-  for (let m = re.exec(line); m; m = re.exec(line)) out.push(m[1] ?? m[2])
-  return out
 }
 
 interface RuleView {
@@ -80,7 +76,10 @@ const TERMINAL = new Set(['ACCEPT', 'DROP', 'REJECT', 'RETURN'])
  * an ACCEPT for the Network before any unconditional DROP, directly or in a chain jumped to
  * (FLANNEL-FWD, DOCKER-USER, ...).
  */
-export function forwardVerdict(rulesText: string, network: string): {ok: boolean; policy?: string; via: string[]} {
+export function forwardVerdict(
+  rulesText: string | string[],
+  network: string,
+): {ok: boolean; policy?: string; via: string[]} {
   const {policy, chains} = parseIptables(rulesText)
   const via: string[] = []
   const walk = (chain: string, dir: '-s' | '-d', depth: number): 'ACCEPT' | 'DROP' | undefined => {
@@ -115,7 +114,7 @@ export function forwardVerdict(rulesText: string, network: string): {ok: boolean
 }
 
 /** INPUT rules that drop or reject one of `ports` ("8472/udp"), directly or in a chain INPUT jumps to. */
-export function blockingInputRules(rulesText: string, ports: string[]): {port: string; rule: string}[] {
+export function blockingInputRules(rulesText: string | string[], ports: string[]): {port: string; rule: string}[] {
   const {chains} = parseIptables(rulesText)
   const out: {port: string; rule: string}[] = []
   const seen = new Set<string>()

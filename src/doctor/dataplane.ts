@@ -5,8 +5,8 @@ import {blockingInputRules} from '../cluster/iptables.js'
  * overlay. A host whose docker0 is not on its flannel subnet takes no part (docker.bridge says
  * why); a host that could not be reached is left out (ssh.reachable says why).
  */
+import {docker0Of} from '../host/net.js'
 import {flannelHosts} from '../inventory/model.js'
-import {docker0} from './docker.js'
 import {subnetEnvOf} from './flannel.js'
 import {type CheckResult, type DoctorInput, listing, resultFor, stateOf} from './types.js'
 
@@ -36,7 +36,7 @@ export function pingPlan(input: DoctorInput): PingPlan {
     }
 
     const env = subnetEnvOf(c, s.data)
-    const b = docker0(s.data)
+    const b = docker0Of(s.data.interfaces)
     const gw = env?.subnet?.split('/')[0]
     if (!gw) skipped.push({name: h.name, why: 'no flannel subnet file'})
     else if (!b?.address) skipped.push({name: h.name, why: 'no docker0 address'})

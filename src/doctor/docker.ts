@@ -5,6 +5,7 @@
  */
 import type {Cluster, Host} from '../inventory/model.js'
 
+import {docker0Of} from '../host/net.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import {subnetEnvOf} from './flannel.js'
 import {expectedOwned} from './owned.js'
@@ -13,13 +14,6 @@ import {type CheckResult, type DoctorInput, type HostData, resultFor, withData} 
 /** The drop-in `kflan init` would write on this host (pure). */
 export function expectedDropIn(c: Cluster, h: Host, d: HostData): string | undefined {
   return expectedOwned(c, h, d).get(DOCKER_DROPIN)
-}
-
-export function docker0(d: HostData): {address?: string; prefixLen?: number; mtu?: number} | undefined {
-  const i = d.addrs.find((x) => x.name === 'docker0')
-  if (!i) return undefined
-  const a = i.addresses.find((x) => x.family === 'inet')
-  return {address: a?.address, prefixLen: a?.prefixLen, mtu: i.mtu}
 }
 
 export function dockerChecks(input: DoctorInput): CheckResult[] {
@@ -50,10 +44,10 @@ export function hostDocker(c: Cluster, h: Host, d: HostData): CheckResult[] {
     out.push(
       dr.fail(`${DOCKER_DROPIN} does not pass $DOCKER_NETWORK_OPTIONS to dockerd`, 'run `kflan init` to rewrite it'),
     )
-  else if (u && !u.dropIns.includes(DOCKER_DROPIN))
+  else if (u && !u.dropInPaths.includes(DOCKER_DROPIN))
     out.push(
       dr.fail(
-        `${DOCKER_DROPIN} exists, but systemd has not loaded it (DropInPaths: ${u.dropIns.join(' ') || 'none'})`,
+        `${DOCKER_DROPIN} exists, but systemd has not loaded it (DropInPaths: ${u.dropInPaths.join(' ') || 'none'})`,
         restart,
       ),
     )
@@ -64,7 +58,7 @@ export function hostDocker(c: Cluster, h: Host, d: HostData): CheckResult[] {
         `check \`systemctl cat docker\` for a later ExecStart=, then ${restart}`,
       ),
     )
-  else if (u?.active === 'active' && d.dockerCmdline && !/--bip[= ]/.test(d.dockerCmdline))
+  else if (u?.activeState === 'active' && d.dockerCmdline && !/--bip[= ]/.test(d.dockerCmdline))
     out.push(
       dr.fail(
         `the running dockerd has no --bip (started before the drop-in, or ${'$'}DOCKER_NETWORK_OPTIONS was empty): ${d.dockerCmdline.trim()}`,
@@ -81,18 +75,18 @@ export function hostDocker(c: Cluster, h: Host, d: HostData): CheckResult[] {
 
   // Unit
   const ur = r('docker.unit')
-  if (!u || u.load === 'not-found')
+  if (!u || u.loadState === 'not-found')
     out.push(
       ur.fail(
         'docker.service is not installed',
         'install docker from the distribution (docker.io or docker-ce), then run `kflan init`',
       ),
     )
-  else if (u.active === 'active') out.push(ur.ok(`docker.service is active (${u.sub})`))
+  else if (u.activeState === 'active') out.push(ur.ok(`docker.service is active (${u.subState ?? ''})`))
   else
     out.push(
       ur.fail(
-        `docker.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`,
+        `docker.service is ${u.activeState}${u.subState ? ` (${u.subState})` : ''}`,
         `run \`systemctl start docker\` on ${h.name} (it needs flanneld) and read \`journalctl -u docker -n 50\``,
       ),
     )
@@ -101,7 +95,7 @@ export function hostDocker(c: Cluster, h: Host, d: HostData): CheckResult[] {
   const env = subnetEnvOf(c, d)
   if (env?.subnet) {
     const br = r('docker.bridge')
-    const b = docker0(d)
+    const b = docker0Of(d.interfaces)
     const [gw, len] = env.subnet.split('/')
     if (b) {
       const problems: string[] = []

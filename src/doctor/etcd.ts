@@ -33,17 +33,17 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     const u = unitOf(m.name)
     if (!u) continue
     const r = resultFor('etcd.unit', m.name)
-    if (u.active === 'active') {
-      out.push(r.ok(`etcd.service is active (${u.sub})`))
+    if (u.activeState === 'active') {
+      out.push(r.ok(`etcd.service is active (${u.subState ?? ''})`))
       continue
     }
 
     const what =
-      u.load === 'not-found'
+      u.loadState === 'not-found'
         ? 'etcd.service is not installed'
-        : `etcd.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`
+        : `etcd.service is ${u.activeState}${u.subState ? ` (${u.subState})` : ''}`
     const hint =
-      u.load === 'not-found'
+      u.loadState === 'not-found'
         ? 'run `kflan init`'
         : `run \`systemctl start etcd\` on ${m.name} and read \`journalctl -u etcd -n 50\``
     out.push(
@@ -60,12 +60,12 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     const describe = (e: EndpointState) => {
       if (e.healthy === undefined) return `${e.member.name} (not checked: no host could ask it)`
       const u = unitOf(e.member.name)
-      const down = u && u.active !== 'active' ? `etcd.service ${u.active}` : undefined
+      const down = u && u.activeState !== 'active' ? `etcd.service ${u.activeState}` : undefined
       return `${e.member.name} (${[down, e.error].filter(Boolean).join(': ')})`
     }
 
     const isDown = (e: EndpointState) =>
-      unitOf(e.member.name)?.active !== undefined && unitOf(e.member.name)?.active !== 'active'
+      unitOf(e.member.name)?.activeState !== undefined && unitOf(e.member.name)?.activeState !== 'active'
     const isTls = (e: EndpointState) => /x509|tls:/.test(e.error ?? '')
     const down = bad.filter(isDown).map((e) => e.member.name)
     const tls = bad.filter((e) => !isDown(e) && isTls(e)).map((e) => e.member.name)

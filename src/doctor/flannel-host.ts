@@ -24,19 +24,19 @@ export function hostFlannel(
 
   const u = d.units.flanneld
   const ur = r('flannel.unit')
-  if (!u || u.load === 'not-found')
+  if (!u || u.loadState === 'not-found')
     out.push(ur.fail('flanneld.service is not installed', 'run `kflan init` (or `kflan join node` for a new node)'))
-  else if (u.active === 'active') out.push(ur.ok(`flanneld.service is active (${u.sub})`))
+  else if (u.activeState === 'active') out.push(ur.ok(`flanneld.service is active (${u.subState ?? ''})`))
   else
     out.push(
       ur.fail(
-        `flanneld.service is ${u.active}${u.sub ? ` (${u.sub})` : ''}`,
+        `flanneld.service is ${u.activeState}${u.subState ? ` (${u.subState ?? ''})` : ''}`,
         `run \`systemctl start flanneld\` on ${h.name} and read \`journalctl -u flanneld -n 50\` (docker and its containers keep running without it, but new leases get no routes)`,
       ),
     )
 
   // flanneld's own health endpoints (only asked while the unit runs: flannel.unit names the rest).
-  if (u?.active === 'active' && d.health) {
+  if (u?.activeState === 'active' && d.health) {
     const hr = r('flannel.healthz')
     const probes = [d.health.healthz, d.health.readyz].filter((p): p is NonNullable<typeof p> => p !== undefined)
     const bad = probes.filter((p) => p.code !== 200)

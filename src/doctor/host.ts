@@ -7,6 +7,7 @@ import type {Cluster, Host} from '../inventory/model.js'
 
 import {hostPorts as neededPorts} from '../cluster/flannel.js'
 import {blockingInputRules, forwardVerdict} from '../cluster/iptables.js'
+import {clockSpread} from '../host/clock.js'
 import {type CheckResult, type DoctorInput, type HostData, listing, resultFor, withData} from './types.js'
 
 export function sshChecks(input: DoctorInput): CheckResult[] {
@@ -48,22 +49,22 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
 
   const swap = r('host.swap')
   out.push(
-    d.swaps.length === 0
+    d.swap.devices.length === 0
       ? swap.ok('swap is off')
       : swap.fail(
-          `swap is on: ${d.swaps.map((x) => `${x.path} (${x.type}, ${Math.round(x.sizeKb / 1024)} MiB)`).join(', ')}`,
+          `swap is on: ${d.swap.devices.map((x) => `${x.path} (${x.type}, ${Math.round(x.sizeKb / 1024)} MiB)`).join(', ')}`,
           'run `swapoff -a` and comment out the swap lines in /etc/fstab (`kflan init` does both)',
         ),
   )
 
   const se = r('host.selinux')
   out.push(
-    d.selinux === 'enforcing'
+    d.selinux.mode === 'enforcing'
       ? se.fail(
           'SELinux is enforcing',
           'run `setenforce 0` and set SELINUX=disabled (or permissive) in /etc/selinux/config (`kflan init` does both)',
         )
-      : se.ok(d.selinux ? `SELinux is ${d.selinux}` : 'no SELinux'),
+      : se.ok(d.selinux.mode ? `SELinux is ${d.selinux.mode}` : 'no SELinux'),
   )
 
   const fw = r('host.firewalld')
@@ -112,20 +113,20 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
 
   const br = r('host.br-netfilter')
   out.push(
-    d.bridgeDir
+    d.brNetfilter.procDir
       ? br.ok('br_netfilter is loaded (/proc/sys/net/bridge exists)')
       : br.fail(
           'br_netfilter is not loaded: /proc/sys/net/bridge is missing (flanneld 0.26+ exits without it)',
           'run `modprobe br_netfilter` and list it in /etc/modules-load.d/ (`kflan init` does both)',
         ),
   )
-  if (d.bridgeDir) {
+  if (d.brNetfilter.procDir) {
     const nf = r('host.bridge-nf-call-iptables')
     out.push(
-      d.bridgeNfCallIptables === '1'
+      d.sysctl.bridgeNfCallIptables
         ? nf.ok('net.bridge.bridge-nf-call-iptables = 1')
         : nf.fail(
-            `net.bridge.bridge-nf-call-iptables = ${d.bridgeNfCallIptables ?? '(missing)'}`,
+            `net.bridge.bridge-nf-call-iptables = ${sysctlValue(d.sysctl.bridgeNfCallIptables)}`,
             'run `sysctl -w net.bridge.bridge-nf-call-iptables=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)',
           ),
     )
@@ -133,10 +134,10 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
 
   const fwd = r('host.ip-forward')
   out.push(
-    d.ipForward === '1'
+    d.sysctl.ipForward
       ? fwd.ok('net.ipv4.ip_forward = 1')
       : fwd.fail(
-          `net.ipv4.ip_forward = ${d.ipForward ?? '(missing)'}: the host does not route pod traffic`,
+          `net.ipv4.ip_forward = ${sysctlValue(d.sysctl.ipForward)}: the host does not route pod traffic`,
           'run `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/ (`kflan init` writes /etc/sysctl.d/99-kflan.conf)',
         ),
   )
@@ -172,23 +173,22 @@ export function hostPrep(c: Cluster, h: Host, d: HostData): CheckResult[] {
 }
 
 export function clockSkew(input: DoctorInput): CheckResult[] {
-  const readings = withData(input).flatMap((s) => (s.data.clock ? [{name: s.host.name, ...s.data.clock}] : []))
-  if (readings.length < 2) return []
-  const max = readings.reduce((a, b) => (b.skewMs > a.skewMs ? b : a))
-  const min = readings.reduce((a, b) => (b.skewMs < a.skewMs ? b : a))
-  const spread = (max.skewMs - min.skewMs) / 1000
-  // Only what the round trips cannot explain counts.
-  const certain = Math.max(0, spread - (max.uncertaintyMs + min.uncertaintyMs) / 1000)
+  const readings = withData(input).flatMap((s) => (s.data.clock ? [{name: s.host.name, clock: s.data.clock}] : []))
+  const k = clockSpread(readings)
+  if (!k) return []
   const limit = input.cluster.preflight.maxClockSkew
   const r = resultFor('host.clock-skew')
-  if (certain > limit) {
+  if (k.certain > limit) {
     return [
       r.warn(
-        `clocks differ by ${spread.toFixed(2)} s between ${max.name} (ahead) and ${min.name} (above preflight.maxClockSkew ${limit} s)`,
+        `clocks differ by ${k.spread.toFixed(2)} s between ${k.ahead} (ahead) and ${k.behind} (above preflight.maxClockSkew ${limit} s)`,
         'run NTP (chrony or systemd-timesyncd) on every host: etcd leases and TLS validity need synchronised clocks',
       ),
     ]
   }
 
-  return [r.ok(`clocks of ${readings.length} hosts within ${spread.toFixed(2)} s (limit ${limit} s)`)]
+  return [r.ok(`clocks of ${readings.length} hosts within ${k.spread.toFixed(2)} s (limit ${limit} s)`)]
 }
+
+/** A sysctl as read: 1, 0 (not 1), or missing. */
+const sysctlValue = (v: boolean | undefined) => (v === undefined ? '(missing)' : v ? '1' : '0')

@@ -1,3 +1,4 @@
+import {etcdSetting} from '../host/etcd.js'
 import {vendorExecStart} from '../init/common.js'
 /**
  * What an edited or injected file would change (pure):
@@ -13,7 +14,7 @@ import {vendorExecStart} from '../init/common.js'
 import {clientUrl, type Cluster, type Host, peerUrl} from '../inventory/model.js'
 import {renderHost} from '../render/index.js'
 import {etcdPaths} from '../render/paths.js'
-import {etcdSetting, ownedFiles} from './gather.js'
+import {ownedFiles} from './gather.js'
 import {type CheckResult, type DoctorInput, type HostData, resultFor, withData} from './types.js'
 
 /** What `kflan init` would write to each owned file on this host (pure); the join file has no fixed content. */

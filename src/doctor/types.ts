@@ -1,10 +1,19 @@
+import type {Clock} from '../host/clock.js'
+import type {EtcdProcess} from '../host/etcd.js'
+import type {FileContents} from '../host/files.js'
+import type {Firewalld} from '../host/firewalld.js'
+import type {HttpProbe} from '../host/http.js'
+import type {IptablesTable} from '../host/iptables.js'
+import type {BrNetfilter, Selinux, Swap, Sysctl} from '../host/kernel.js'
+import type {Interface, Route, VxlanLink} from '../host/net.js'
+import type {RunOut} from '../host/probe.js'
+import type {UnitState} from '../host/units.js'
 /**
  * The doctor's data model: what is gathered from each host (parsed, no I/O here), and what every
  * check returns. The evaluation modules (host, etcd, certs, network, flannel, docker, dataplane)
  * are pure functions from a DoctorInput to CheckResults.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {Interface} from '../remote/facts.js'
 
 export type Status = 'ok' | 'warn' | 'fail'
 
@@ -33,64 +42,32 @@ export interface DoctorReport {
   results: CheckResult[]
 }
 
-/** A command's outcome; rc null when it did not run or was killed. */
-export interface RunOut {
-  stdout: string
-  stderr: string
-  rc: number | null
-}
+/** One HTTP GET from the host (src/host/http.ts). */
+export type {HttpProbe} from '../host/http.js'
+export type {RunOut} from '../host/probe.js'
 
-export interface UnitStatus {
-  /** `loaded`, `not-found`, ... */
-  load: string
-  /** `active`, `inactive`, `failed`, ... */
-  active: string
-  sub: string
-  mainPid: number
-  /** ExecStart as systemd resolved it (argv joined), for docker. */
-  execStart?: string
-  dropIns: string[]
-}
-
-export interface Route {
-  dst: string
-  gateway?: string
-  dev?: string
-  flags: string[]
-}
-
-export interface VxlanLink {
-  name: string
-  mtu?: number
-  up: boolean
-  kind?: string
-  vni?: number
-  local?: string
-  port?: number
-}
-
-/** Everything the checks script read on one host (parsed). */
+/**
+ * Everything the checks script read on one host (parsed): the host facts are src/host's types,
+ * read by the same probes init and reset use.
+ */
 export interface HostData {
   /** This host's clock against the local one. */
-  clock?: {skewMs: number; uncertaintyMs: number}
-  swaps: {path: string; type: string; sizeKb: number}[]
-  /** undefined: no SELinux on the host. */
-  selinux?: 'enforcing' | 'permissive' | 'disabled'
-  /** trustedSources: `firewall-cmd --zone=trusted --list-sources` (undefined when not read). */
-  firewalld: {state: string; ports: {port: string; open: boolean}[]; trustedSources?: string[]}
-  /** Raw values of /proc/sys/...; undefined when the file is missing. */
-  ipForward?: string
-  bridgeNfCallIptables?: string
-  /** /proc/sys/net/bridge exists (br_netfilter loaded or built in). */
-  bridgeDir: boolean
+  clock?: Clock
+  swap: Swap
+  selinux: Selinux
+  /** `ports`: which of the ports this host needs the default zone opens. */
+  firewalld: Firewalld & {ports: {port: string; open: boolean}[]}
+  sysctl: Sysctl
+  brNetfilter: BrNetfilter
   /** `iptables -S` of the filter table; undefined when iptables is missing. */
-  iptables?: {rules: string; error?: string}
-  units: {etcd?: UnitStatus; flanneld?: UnitStatus; docker?: UnitStatus}
+  iptables: IptablesTable
+  /** The units systemd knows about (undefined: not in systemctl's answer). */
+  units: {etcd?: UnitState; flanneld?: UnitState; docker?: UnitState}
   /** Etcd members only: the member's own view (its endpoint), plus members it checked for others. */
   etcd?: EtcdView
   /** Files read from the host by absolute path; undefined when missing. Keys included (never printed). */
-  files: Record<string, string | undefined>
-  addrs: Interface[]
+  files: FileContents
+  interfaces: Interface[]
   routes: Route[]
   vxlan?: VxlanLink
   /** docker's main process command line. */
@@ -103,18 +80,11 @@ export interface HostData {
   missingTools: string[]
 }
 
-/** One HTTP GET: the status code (undefined: no answer) and the body, or curl's error. */
-export interface HttpProbe {
-  url: string
-  code?: number
-  body: string
-}
-
 export interface EtcdView {
   /** --quota-backend-bytes of the running member (undefined: etcd's default). */
   quotaBytes?: number
   /** The running member's argv and ETCD_* environment (undefined: not running, or not readable). */
-  process?: {args: string[]; env: Record<string, string>}
+  process?: EtcdProcess
   /** endpoint health / status (-w json) per member name, each asked on its own endpoint from this host. */
   endpoints: Record<string, {health: RunOut; status: RunOut}>
   /** Cluster reads, on the one member that was asked for them (against every endpoint). */

@@ -1,8 +1,8 @@
 import type {Phase} from './context.js'
 
-import {BastionPool} from '../remote/bastion.js'
 /** connect: one SSH connection per host (host key verified), then its facts in one round trip. */
-import {gatherFacts} from '../remote/facts.js'
+import {gatherFacts} from '../host/facts.js'
+import {BastionPool} from '../remote/bastion.js'
 import {Remote} from '../remote/ssh.js'
 import {targetFromHost} from '../remote/target.js'
 

@@ -1,3 +1,4 @@
+import type {HostFacts} from '../host/facts.js'
 /**
  * What phases share: the cluster, one connection and one fact sheet per host, and the record of
  * what was (or, in a dry run, would be) changed. Every remote change goes through `wet()` (or
@@ -5,7 +6,6 @@
  * run is decided, k0sctl's Wet pattern. Phases never test `dryRun` themselves; reads stay reads.
  */
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostFacts} from '../remote/facts.js'
 import type {RemoteFileState} from '../remote/file-stat.js'
 import type {Logger} from '../remote/logger.js'
 import type {Remote} from '../remote/ssh.js'

@@ -5,8 +5,8 @@
 import {mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 
+import type {HostFacts} from '../host/facts.js'
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostFacts} from '../remote/facts.js'
 
 import {FileLogger} from '../remote/logger.js'
 import {closeAll, type Remote} from '../remote/ssh.js'

@@ -1,7 +1,7 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {HostRun, RunContext} from '../engine/context.js'
-import type {UnitState} from '../remote/facts.js'
+import type {UnitState} from '../host/units.js'
 
 import {throwIfInterrupted} from '../engine/interrupt.js'
 import {pkiFiles} from '../pki/cluster.js'

@@ -7,6 +7,8 @@ import type {HostPhase, HostRun} from '../engine/context.js'
  * flannel's MTU; a docker unit found failed (start-limit-hit) is reset first.
  */
 import {KflanError} from '../errors.js'
+import {type Bridge, docker0Of, interfacesProbe} from '../host/net.js'
+import {readProbe} from '../host/probe.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import {applyFiles, desiredFiles, enableStep, resetFailedStep, systemd, unitState, waitFor} from './common.js'
 
@@ -27,14 +29,14 @@ export const dockerPhase: HostPhase = {
     const bridge = await docker0(h)
     // Known once flanneld is up in this run; a dry run starts nothing, so it cannot compare docker0.
     const want = h.flannelSubnet
-    const matches = (b: {address?: string; mtu?: number}) =>
-      want !== undefined && b.address === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
+    const matches = (b: Bridge) =>
+      want !== undefined && b.cidr === want && (h.flannelMtu === undefined || b.mtu === h.flannelMtu)
     if (st.active !== 'active' || h.restart.has('docker') || (want !== undefined && !matches(bridge))) {
       const why =
         st.active === 'active'
           ? h.restart.has('docker')
             ? 'drop-in changed'
-            : `docker0 is ${bridge.address ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
+            : `docker0 is ${bridge.cidr ?? 'absent'} mtu ${bridge.mtu}, not ${want} mtu ${h.flannelMtu}`
           : 'not running'
       // reset-failed also clears the start counter: docker.service's StartLimitBurst=3 in 60 s
       // refuses a restart after recent restarts even when docker is running.
@@ -60,7 +62,7 @@ export const dockerPhase: HostPhase = {
       )
       if (!ok) {
         throw new KflanError(
-          `docker0 is ${now.address ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`,
+          `docker0 is ${now.cidr ?? 'absent'} mtu ${now.mtu} after restarting docker, expected ${want} mtu ${h.flannelMtu}`,
           {
             hint: 'check `systemctl cat docker` for another drop-in overriding ExecStart, and /run/flannel/docker',
           },
@@ -70,12 +72,7 @@ export const dockerPhase: HostPhase = {
   },
 }
 
-/** docker0's IPv4 address with prefix, and its MTU. */
-export async function docker0(h: HostRun): Promise<{address?: string; mtu?: number}> {
-  const r = await h.remote.exec(
-    'ip -4 -o addr show dev docker0 2>/dev/null; cat /sys/class/net/docker0/mtu 2>/dev/null',
-  )
-  const addr = /inet (\d+\.\d+\.\d+\.\d+\/\d+)/.exec(r.stdout)?.[1]
-  const mtu = /^(\d+)\s*$/m.exec(r.stdout)?.[1]
-  return {address: addr, mtu: mtu ? Number(mtu) : undefined}
+/** docker0 as it is now (the host probe, on its own: a re-read after docker restarted). */
+export async function docker0(h: HostRun): Promise<Bridge> {
+  return docker0Of(await readProbe(h.remote, interfacesProbe({dev: 'docker0'}))) ?? {}
 }

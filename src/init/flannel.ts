@@ -1,4 +1,5 @@
 import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
+import type {HostFacts} from '../host/facts.js'
 import type {Cluster, Host} from '../inventory/model.js'
 
 import {parseSubnetEnv, subnetOfGateway} from '../cluster/flannel-state.js'
@@ -11,7 +12,7 @@ import {parseSubnetEnv, subnetOfGateway} from '../cluster/flannel-state.js'
 import {backendMtuSupported, expectedVxlanMtu, vxlanDevice} from '../cluster/flannel.js'
 import {type Lease, leasePrefix, readLeases} from '../cluster/leases.js'
 import {KflanError} from '../errors.js'
-import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
+import {interfaceWithAddress} from '../host/net.js'
 import {shq} from '../remote/shell.js'
 import {flannelPaths} from '../render/paths.js'
 import {
@@ -116,7 +117,7 @@ export function deviceMtuChange(
   const device = vxlanDevice(c)
   const dev = device ? f.interfaces.find((i) => i.name === device) : undefined
   if (!device || dev?.mtu === undefined) return undefined
-  const to = expectedVxlanMtu(c, interfaceWithAddress(f, h.address)?.mtu)
+  const to = expectedVxlanMtu(c, interfaceWithAddress(f.interfaces, h.address)?.mtu)
   return to !== undefined && to !== dev.mtu ? {device, from: dev.mtu, to} : undefined
 }
 

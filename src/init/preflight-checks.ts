@@ -1,3 +1,4 @@
+import type {HostFacts} from '../host/facts.js'
 /**
  * The preflight checks (pure, kubeadm style): each failed check is `[ERROR Name]: message` and
  * `--ignore-preflight-errors=Name` downgrades it, except the guard checks. The phase that runs
@@ -7,8 +8,8 @@ import type {Cluster, Host} from '../inventory/model.js'
 
 import {vxlanDevice} from '../cluster/flannel.js'
 import {InputError} from '../errors.js'
+import {interfaceWithAddress} from '../host/net.js'
 import {intToIp, ipToInt} from '../inventory/net.js'
-import {type HostFacts, interfaceWithAddress} from '../remote/facts.js'
 
 export interface Finding {
   name: string
@@ -52,7 +53,7 @@ export function preflightChecks(c: Cluster, h: Host, f: HostFacts): Finding[] {
     error('Arch', `host is ${f.arch} but the release tarballs are linux-amd64`)
   }
 
-  const own = interfaceWithAddress(f, h.address)
+  const own = interfaceWithAddress(f.interfaces, h.address)
   if (own) {
     const a = own.addresses.find((x) => x.address === h.address)!
     const edge = subnetEdge(h.address, a.prefixLen)

@@ -8,6 +8,7 @@ import type {HostPhase, HostRun, RunContext} from '../engine/context.js'
 
 import {hostPorts} from '../cluster/flannel.js'
 import {KflanError} from '../errors.js'
+import {clockSpread} from '../host/clock.js'
 import {readFiles} from '../remote/files.js'
 import {shq} from '../remote/shell.js'
 import {type FileSpec, withHostsBlock} from '../render/index.js'
@@ -55,16 +56,12 @@ export const preflightPhase: HostPhase = {
   },
 
   async runCluster(ctx) {
-    const skews = ctx.hosts.map((h) => ({h, s: h.facts.clock.skewMs}))
-    const min = Math.min(...skews.map((x) => x.s))
-    const max = Math.max(...skews.map((x) => x.s))
-    const spread = (max - min) / 1000
-    if (spread > ctx.cluster.preflight.maxClockSkew) {
-      const ahead = skews.find((x) => x.s === max)!.h.host.name
-      const behind = skews.find((x) => x.s === min)!.h.host.name
+    // The same rule as doctor's host.clock-skew: only what the round trips cannot explain counts.
+    const k = clockSpread(ctx.hosts.map((h) => ({name: h.host.name, clock: h.facts.clock})))
+    if (k && k.certain > ctx.cluster.preflight.maxClockSkew) {
       ctx.warn(
         undefined,
-        `[WARNING ClockSkew]: clocks differ by ${spread.toFixed(1)} s between ${ahead} and ${behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`,
+        `[WARNING ClockSkew]: clocks differ by ${k.spread.toFixed(1)} s between ${k.ahead} and ${k.behind} (above ${ctx.cluster.preflight.maxClockSkew} s); etcd and TLS need synchronised clocks`,
       )
     }
   },

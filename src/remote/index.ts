@@ -1,9 +1,8 @@
-/** The SSH layer: connections, host keys, commands, files, uploads, facts. */
+/** The SSH layer: connections, host keys, commands, files, uploads (host facts: src/host). */
 export * from './bastion.js'
 export * from './connect-errors.js'
 export * from './diff.js'
 export * from './errors.js'
-export * from './facts.js'
 export * from './file-remove.js'
 export * from './file-stat.js'
 export * from './files.js'

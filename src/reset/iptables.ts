@@ -1,3 +1,4 @@
+import {splitRule} from '../host/iptables.js'
 /**
  * The iptables rules kflan's stack leaves behind, found in `iptables -S` output (pure):
  *  - flanneld's chains FLANNEL-POSTRTG (nat) and FLANNEL-FWD (filter) and their jumps, recognised
@@ -14,35 +15,6 @@ export type IptablesOp =
   | {kind: 'drop-chain'; table: 'filter' | 'nat'; chain: string}
 
 export const FLANNEL_CHAINS = {nat: 'FLANNEL-POSTRTG', filter: 'FLANNEL-FWD'} as const
-
-/** Splits an `iptables -S` line into arguments (double quotes as iptables prints them). */
-export function splitRule(line: string): string[] {
-  const out: string[] = []
-  let cur = ''
-  let inTok = false
-  let quoted = false
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]
-    if (quoted) {
-      if (ch === '\\' && i + 1 < line.length) cur += line[++i]
-      else if (ch === '"') quoted = false
-      else cur += ch
-    } else if (ch === '"') {
-      quoted = true
-      inTok = true
-    } else if (/\s/.test(ch)) {
-      if (inTok) out.push(cur)
-      cur = ''
-      inTok = false
-    } else {
-      cur += ch
-      inTok = true
-    }
-  }
-
-  if (inTok) out.push(cur)
-  return out
-}
 
 /** The rule of an `-A CHAIN ...` line in a chain, or undefined. */
 function ruleIn(line: string, chain: string): string[] | undefined {

@@ -6,10 +6,12 @@
  */
 import {posix} from 'node:path'
 
+import type {HostFacts} from '../host/facts.js'
+import type {Route} from '../host/net.js'
 import type {Cluster, Host} from '../inventory/model.js'
-import type {HostFacts} from '../remote/facts.js'
 import type {ResetFacts} from './facts.js'
 
+import {docker0Of} from '../host/net.js'
 import {type Cidr, cidrContains, ipToInt, parseCidr} from '../inventory/net.js'
 import {HOSTS_BEGIN, HOSTS_END} from '../render/index.js'
 import {DOCKER_DROPIN, SYSTEMD_DIR} from '../render/paths.js'
@@ -176,23 +178,20 @@ export function onFlannelSubnet(c: Cluster, address: string, prefixLen: number):
 
 /** docker0's IPv4 address when it sits in a flannel subnet (docker was started with flannel's --bip). */
 export function dockerBridgeOnFlannel(c: Cluster, f: HostFacts): string | undefined {
-  const a = f.interfaces.find((i) => i.name === 'docker0')?.addresses.find((x) => x.family === 'inet')
-  return a && onFlannelSubnet(c, a.address, a.prefixLen) ? `${a.address}/${a.prefixLen}` : undefined
+  const b = docker0Of(f.interfaces)
+  return b?.address && b.prefixLen !== undefined && onFlannelSubnet(c, b.address, b.prefixLen) ? b.cidr : undefined
 }
 
 /** Routes into the flannel network that stay after flanneld stops (host-gw), except docker0's and the deleted devices'. */
-export function leftoverRoutes(c: Cluster, routes: string[], gone: string[]): string[] {
+export function leftoverRoutes(c: Cluster, routes: Route[], gone: string[]): string[] {
   const net = cidr(c.flannel.network)
   if (!net) return []
   const out: string[] = []
-  for (const line of routes) {
-    const t = line.trim().split(/\s+/)
-    const at = t.indexOf('dev')
-    const dst = cidr(t[0] ?? '')
-    if (!dst || at === -1) continue
-    const dev = t[at + 1]
-    if (dev === 'docker0' || gone.includes(dev)) continue
-    if (dst.prefix > net.prefix && cidrContains(net, dst.base)) out.push(`${t[0]} dev ${dev}`)
+  for (const r of routes) {
+    const dst = cidr(r.dst)
+    if (!dst || !r.dev) continue
+    if (r.dev === 'docker0' || gone.includes(r.dev)) continue
+    if (dst.prefix > net.prefix && cidrContains(net, dst.base)) out.push(`${r.dst} dev ${r.dev}`)
   }
 
   return out

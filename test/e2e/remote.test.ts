@@ -15,8 +15,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {parse as parseYaml} from 'yaml'
 
+import {factsScript, gatherFacts} from '../../src/host/facts.js'
+import {interfaceWithAddress} from '../../src/host/net.js'
 import {AuthError, HostKeyError, RemoteCommandError, UnreachableHostError} from '../../src/remote/errors.js'
-import {factsScript, gatherFacts, interfaceWithAddress} from '../../src/remote/facts.js'
 import {readRemoteFile, writeFile, writeFiles} from '../../src/remote/files.js'
 import {readKnownHosts} from '../../src/remote/hostkeys.js'
 import {FileLogger, MemoryLogger} from '../../src/remote/logger.js'
@@ -371,7 +372,7 @@ describe.skipIf(!requireLab())('remote: the SSH layer on lab hosts', () => {
       expect(f.systemd).toMatchObject({present: true, running: true})
       expect(f.docker.installed).toBe(true)
       expect(f.docker.unit.exists).toBe(true)
-      expect(interfaceWithAddress(f, h.address)?.name).toBe('eth0')
+      expect(interfaceWithAddress(f.interfaces, h.address)?.name).toBe('eth0')
       expect(f.hostname).toBe(h.name)
       expect(f.arch).toBe('x86_64')
       expect(Math.abs(f.clock.skewMs)).toBeLessThan(1000)

@@ -3,7 +3,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import type {CheckResult, DoctorInput, HostData, HostState, RunOut, UnitStatus} from '../../src/doctor/types.js'
+import type {CheckResult, DoctorInput, HostData, HostState, RunOut} from '../../src/doctor/types.js'
+import type {UnitState} from '../../src/host/units.js'
 import type {Cluster, Host} from '../../src/inventory/model.js'
 
 import {blockingInputRules, forwardVerdict} from '../../src/cluster/iptables.js'
@@ -13,9 +14,9 @@ import {quorumOf} from '../../src/doctor/etcd-endpoints.js'
  * kflan doctor's checks, pure: a healthy five-host cluster built in memory (real certificates from
  * the PKI module), then one fault at a time, asserting exactly which checks change.
  */
-import {parseFirewalld} from '../../src/doctor/gather.js'
 import {evaluate, formatReport, limitTo, summarize} from '../../src/doctor/index.js'
 import {expectedOwned} from '../../src/doctor/owned.js'
+import {firewalldOpens, parseFirewalld} from '../../src/host/firewalld.js'
 import {pkiRequest} from '../../src/pki/cluster.js'
 import {ensurePki} from '../../src/pki/index.js'
 import {DOCKER_DROPIN} from '../../src/render/paths.js'
@@ -31,14 +32,18 @@ const NOW = new Date()
 
 const ok = (stdout: string): RunOut => ({stdout, stderr: '', rc: 0})
 const b64 = (s: string) => Buffer.from(s).toString('base64')
-const unit = (active = 'active', extra: Partial<UnitStatus> = {}): UnitStatus => ({
-  load: 'loaded',
-  active,
-  sub: active === 'active' ? 'running' : 'dead',
-  mainPid: active === 'active' ? 100 : 0,
-  dropIns: [],
+const unit = (active = 'active', extra: Partial<UnitState> = {}): UnitState => ({
+  loadState: 'loaded',
+  activeState: active,
+  subState: active === 'active' ? 'running' : 'dead',
+  mainPid: active === 'active' ? 100 : undefined,
+  dropInPaths: [],
+  exists: true,
+  active: active === 'active',
   ...extra,
 })
+/** `iptables -S` text → the probe's rule lines. */
+const rules = (text: string) => text.split('\n').filter(Boolean)
 
 let c: Cluster
 let stateDir: string
@@ -105,18 +110,18 @@ function host(name: string): Host {
 
 function baseData(): HostData {
   return {
-    clock: {skewMs: 3, uncertaintyMs: 2},
-    swaps: [],
-    firewalld: {state: 'inactive', ports: []},
-    ipForward: '1',
-    bridgeNfCallIptables: '1',
-    bridgeDir: true,
-    iptables: {rules: '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n'},
+    clock: {remoteMs: 0, skewMs: 3, uncertaintyMs: 2},
+    swap: {active: false, devices: []},
+    selinux: {present: false},
+    firewalld: {installed: false, active: false, state: 'inactive', ports: []},
+    sysctl: {ipForward: true, bridgeNfCallIptables: true, bridgeNfCallIp6tables: true},
+    brNetfilter: {loaded: true, procDir: true, module: true},
+    iptables: {rules: rules('-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n')},
     units: {
       docker: unit('active', {execStart: '/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock'}),
     },
     files: {},
-    addrs: [],
+    interfaces: [],
     routes: [],
     missingTools: [],
   }
@@ -166,12 +171,12 @@ function nodeData(n: string): HostData {
   const other = n === 'n1' ? 'n2' : 'n1'
   const ssl = '/opt/flannel/ssl'
   const gw = `${SUBNETS[n]}.1`
-  d.iptables = {rules: FORWARD_RULES}
+  d.iptables = {rules: rules(FORWARD_RULES)}
   d.units.flanneld = unit()
   d.units.docker = unit('active', {
     execStart:
       '/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS $DOCKER_NETWORK_OPTIONS',
-    dropIns: [DOCKER_DROPIN],
+    dropInPaths: [DOCKER_DROPIN],
   })
   d.files = {
     [`${ssl}/ca.pem`]: pki(stateDir, 'ca.pem'),
@@ -180,7 +185,7 @@ function nodeData(n: string): HostData {
     '/run/flannel/subnet.env': `FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=${gw}/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
   }
   Object.assign(d.files, renderedOwned(n, d))
-  d.addrs = [
+  d.interfaces = [
     {name: 'eth0', mtu: 1500, addresses: [{family: 'inet', address: host(n).address, prefixLen: 24}]},
     {name: 'docker0', mtu: 1450, addresses: [{family: 'inet', address: gw, prefixLen: 24}]},
     {name: 'flannel.1', mtu: 1450, addresses: [{family: 'inet', address: `${SUBNETS[n]}.0`, prefixLen: 32}]},
@@ -537,19 +542,21 @@ describe('doctor: one fault at a time', () => {
 
   it('host preparation: swap, SELinux, firewalld, br_netfilter, sysctls', () => {
     const input = healthy()
-    data(input, 'n1').swaps = [{path: '/swapfile', type: 'file', sizeKb: 1_048_572}]
-    data(input, 'm1').selinux = 'enforcing'
-    data(input, 'm3').selinux = 'permissive'
+    data(input, 'n1').swap = {active: true, devices: [{path: '/swapfile', type: 'file', sizeKb: 1_048_572, usedKb: 0}]}
+    data(input, 'm1').selinux = {present: true, mode: 'enforcing'}
+    data(input, 'm3').selinux = {present: true, mode: 'permissive'}
     data(input, 'm2').firewalld = {
+      installed: true,
+      active: true,
       state: 'active',
       ports: [
         {port: '2379/tcp', open: true},
         {port: '2380/tcp', open: false},
       ],
     }
-    data(input, 'n2').bridgeDir = false
-    data(input, 'm3').bridgeNfCallIptables = '0'
-    data(input, 'n2').ipForward = '0'
+    data(input, 'n2').brNetfilter = {loaded: false, procDir: false, module: false}
+    data(input, 'm3').sysctl.bridgeNfCallIptables = false
+    data(input, 'n2').sysctl.ipForward = false
     const results = evaluate(input)
     expect(problems(results)).toEqual([
       'fail m1 host.selinux',
@@ -570,29 +577,39 @@ describe('doctor: one fault at a time', () => {
       {port: '8472/udp', open: true},
       {port: '8471/tcp', open: true},
     ]
-    data(input, 'n1').firewalld = {state: 'active', ports, trustedSources: []}
-    data(input, 'n2').firewalld = {state: 'active', ports, trustedSources: ['10.244.0.0/16']}
+    data(input, 'n1').firewalld = {installed: true, active: true, state: 'active', ports, trustedSources: []}
+    data(input, 'n2').firewalld = {
+      installed: true,
+      active: true,
+      state: 'active',
+      ports,
+      trustedSources: ['10.244.0.0/16'],
+    }
     const results = evaluate(input)
     expect(problems(results)).toEqual(['fail n1 host.firewalld'])
     expect(find(results, 'host.firewalld', 'n1').message).toBe(
       'firewalld is running and its trusted zone lacks the pod network 10.244.0.0/16: forwarded pod traffic is rejected',
     )
-    expect(
-      parseFirewalld(
-        'state=active\npublic (active)\n  target: default\n  ports: 8472/udp\n@trusted-sources=10.244.0.0/16 10.9.0.0/16\n',
-        ['8472/udp'],
-      ),
-    ).toEqual({
+    const fw = parseFirewalld(
+      'installed=1\nstate=active\nzone=1\npublic (active)\n  target: default\n  ports: 8472/udp\n@trusted-sources=10.244.0.0/16 10.9.0.0/16\n',
+    )
+    expect(fw).toEqual({
+      installed: true,
+      active: true,
       state: 'active',
-      ports: [{port: '8472/udp', open: true}],
+      zone: {target: 'default', ports: ['8472/udp'], services: []},
       trustedSources: ['10.244.0.0/16', '10.9.0.0/16'],
     })
+    expect(firewalldOpens(fw, ['8472/udp', '2379/tcp'])).toEqual([
+      {port: '8472/udp', open: true},
+      {port: '2379/tcp', open: false},
+    ])
   })
 
   it('the FORWARD chain and INPUT rules', () => {
     const input = healthy()
-    data(input, 'n1').iptables = {rules: '-P FORWARD DROP\n-A FORWARD -o docker0 -j ACCEPT\n'}
-    data(input, 'n2').iptables = {rules: `${FORWARD_RULES}-A INPUT -p udp -m udp --dport 8472 -j DROP\n`}
+    data(input, 'n1').iptables = {rules: rules('-P FORWARD DROP\n-A FORWARD -o docker0 -j ACCEPT\n')}
+    data(input, 'n2').iptables = {rules: rules(`${FORWARD_RULES}-A INPUT -p udp -m udp --dport 8472 -j DROP\n`)}
     const results = evaluate(input)
     expect(problems(results)).toEqual(['fail n1 host.forward-chain', 'fail n2 host.iptables-input'])
     expect(find(results, 'host.iptables-input', 'n2').message).toBe(
@@ -602,7 +619,7 @@ describe('doctor: one fault at a time', () => {
 
   it('clock skew above preflight.maxClockSkew warns', () => {
     const input = healthy()
-    data(input, 'm3').clock = {skewMs: 4200, uncertaintyMs: 5}
+    data(input, 'm3').clock = {remoteMs: 0, skewMs: 4200, uncertaintyMs: 5}
     const results = evaluate(input)
     expect(problems(results)).toEqual(['warn host.clock-skew'])
     expect(find(results, 'host.clock-skew').message).toMatch(/^clocks differ by 4\.20 s between m3 \(ahead\) and /)
@@ -819,7 +836,7 @@ describe('doctor: docker', () => {
     expect(find(results, 'docker.dropin', 'n1').message).toMatch(/10-kflan-flannel.conf is missing/)
 
     const input2 = healthy()
-    data(input2, 'n1').units.docker!.dropIns = []
+    data(input2, 'n1').units.docker!.dropInPaths = []
     expect(find(evaluate(input2), 'docker.dropin', 'n1').message).toMatch(/systemd has not loaded it/)
 
     const input3 = healthy()
@@ -891,7 +908,7 @@ describe('doctor: docker', () => {
 
   it('docker0 off the flannel subnet: docker.bridge fails, and that host takes no part in the pings', () => {
     const input = healthy()
-    data(input, 'n2').addrs.find((a) => a.name === 'docker0')!.addresses[0] = {
+    data(input, 'n2').interfaces.find((a) => a.name === 'docker0')!.addresses[0] = {
       family: 'inet',
       address: '172.17.0.1',
       prefixLen: 16,
@@ -909,7 +926,7 @@ describe('doctor: docker', () => {
 
   it('docker stopped', () => {
     const input = healthy()
-    data(input, 'n2').units.docker!.active = 'inactive'
+    Object.assign(data(input, 'n2').units.docker!, {activeState: 'inactive', active: false})
     expect(problems(evaluate(input))).toEqual(['fail n2 docker.unit'])
   })
 })
@@ -917,7 +934,7 @@ describe('doctor: docker', () => {
 describe('doctor: data plane', () => {
   it('pings that fail name the host whose iptables drop the vxlan port', () => {
     const input = healthy()
-    data(input, 'n2').iptables = {rules: `${FORWARD_RULES}-A INPUT -p udp -m udp --dport 8472 -j DROP\n`}
+    data(input, 'n2').iptables = {rules: rules(`${FORWARD_RULES}-A INPUT -p udp -m udp --dport 8472 -j DROP\n`)}
     input.pings = new Map([
       ['n1', [{target: 'n2', address: '10.244.5.1', ok: false, detail: 'no reply within 1 s'}]],
       ['n2', [{target: 'n1', address: '10.244.64.1', ok: false, detail: 'no reply within 1 s'}]],
@@ -994,8 +1011,8 @@ describe('doctor: iptables reading', () => {
 describe('doctor: the report for people', () => {
   it('groups by host, failures first, hints under them, a summary naming the failures', () => {
     const input = healthy()
-    data(input, 'n1').ipForward = '0'
-    data(input, 'm2').selinux = 'enforcing'
+    data(input, 'n1').sysctl.ipForward = false
+    data(input, 'm2').selinux = {present: true, mode: 'enforcing'}
     const report = summarize(c, evaluate(input), 900)
     expect(report.ok).toBe(false)
     const text = formatReport(

@@ -1,8 +1,8 @@
 import {readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 
+import type {HostFacts} from '../../src/host/facts.js'
 import type {Cluster} from '../../src/inventory/model.js'
-import type {HostFacts} from '../../src/remote/facts.js'
 
 import {parseInventory} from '../../src/inventory/load.js'
 

@@ -1,17 +1,17 @@
 import {describe, expect, it} from 'vitest'
 
-import type {HostFacts} from '../../src/remote/facts.js'
+import type {HostFacts} from '../../src/host/facts.js'
 
 import {etcdctl, parseEndpointHealth, parseMemberList} from '../../src/cluster/etcdctl.js'
 import {parseSubnetEnv, subnetOfGateway} from '../../src/cluster/flannel-state.js'
 import {expectedVxlanMtu} from '../../src/cluster/flannel.js'
 import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
 import {incompatibleChanges, parseNetworkConfig} from '../../src/cluster/netconfig.js'
+import {parseSs} from '../../src/host/net.js'
 import {resetFailedStep, vendorExecStart} from '../../src/init/common.js'
 import {deviceMtuChange} from '../../src/init/flannel.js'
 import {preflightChecks} from '../../src/init/preflight-checks.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/init/preflight.js'
-import {parseSs} from '../../src/remote/facts.js'
 import {clusterFrom, exampleCluster, minimalInventory, sampleFacts} from './helpers.js'
 
 describe('preflight checks', () => {

@@ -1,9 +1,12 @@
 import {describe, expect, it} from 'vitest'
 
+import type {HostFacts} from '../../src/host/facts.js'
+import type {UnitState} from '../../src/host/units.js'
 import type {Cluster} from '../../src/inventory/model.js'
-import type {HostFacts, UnitState} from '../../src/remote/facts.js'
 
 import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
+import {splitRule} from '../../src/host/iptables.js'
+import {parseRoutes} from '../../src/host/net.js'
 import {commentOutSwap, selinuxDisabled} from '../../src/init/preflight.js'
 import {withHostsBlock} from '../../src/render/index.js'
 import {DOCKER_DEFAULT_POOLS, poolsDropIn} from '../../src/reset/docker.js'
@@ -16,7 +19,7 @@ import {
   quorum,
 } from '../../src/reset/etcd.js'
 import {parseResetFacts, type ResetFacts} from '../../src/reset/facts.js'
-import {describeOp, iptablesCleanup, iptablesScript, splitRule} from '../../src/reset/iptables.js'
+import {describeOp, iptablesCleanup, iptablesScript} from '../../src/reset/iptables.js'
 import {
   type HostResetPlan,
   leftoverRoutes,
@@ -67,7 +70,7 @@ const NODE_OUT = `
 @@kflan:state@@
 exists=1
 
-@@kflan:files@@
+@@kflan:kflan-files@@
 F\t/etc/hosts\t-\t644\t-\t0\t-\tB
 F\t/etc/modules-load.d/kflan.conf\t-\t644\t-\t0\tM\t-
 F\t/etc/sysctl.d/99-kflan.conf\t-\t644\t-\t0\tM\t-
@@ -79,13 +82,20 @@ F\t/opt/flannel/ssl/ca.pem\t-\t644\t-\t0\tM\t-
 F\t/opt/flannel/ssl/flanneld-key.pem\t-\t600\t-\t0\tM\t-
 F\t/opt/flannel/ssl/flanneld.pem\t-\t644\t-\t0\tM\t-
 
-@@kflan:ipt-filter@@
+@@kflan:iptables-filter@@
 ${NODE_FILTER}
 
-@@kflan:ipt-nat@@
+@@kflan:iptables-filter--rc@@
+0
+
+@@kflan:iptables-nat@@
 ${NODE_NAT}
 
+@@kflan:iptables-nat--rc@@
+0
+
 @@kflan:routes@@
+#text
 default via 10.211.3.1 dev eth0
 10.211.3.0/24 dev eth0 proto kernel scope link src 10.211.3.21
 10.244.32.0/24 dev docker0 proto kernel scope link src 10.244.32.1 linkdown
@@ -108,18 +118,25 @@ default via 10.211.3.1 dev eth0
 const NOTHING_OUT = `
 @@kflan:state@@
 
-@@kflan:files@@
+@@kflan:kflan-files@@
 
-@@kflan:ipt-filter@@
+@@kflan:iptables-filter@@
 -P INPUT ACCEPT
 -P FORWARD DROP
 -A FORWARD -j DOCKER-USER
 
-@@kflan:ipt-nat@@
+@@kflan:iptables-filter--rc@@
+0
+
+@@kflan:iptables-nat@@
 -P POSTROUTING ACCEPT
 -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
 
+@@kflan:iptables-nat--rc@@
+0
+
 @@kflan:routes@@
+#text
 default via 10.211.3.1 dev eth0
 172.17.0.0/16 dev docker0 proto kernel scope link src 172.17.0.1 linkdown
 
@@ -187,7 +204,7 @@ function plan(name: string, f: HostFacts, reset: ResetFacts, over: Partial<PlanI
 
 describe('reset facts', () => {
   it("parses kflan's bookkeeping, iptables, routes and runtime files", () => {
-    const r = parseResetFacts(NODE_OUT)
+    const r = parseResetFacts(cluster, NODE_OUT)
     expect(r.stateDir).toBe(true)
     expect([...r.files.keys()]).toContain('/opt/flannel/bin/flanneld')
     expect(r.files.get('/etc/hosts')).toMatchObject({exists: true, managed: false, hasBackup: true, mode: 0o644})
@@ -205,8 +222,8 @@ describe('reset facts', () => {
 
   it("reads docker's daemon.json settings that forbid the matching flags, and refuses a truncated output", () => {
     const withJson = NODE_OUT.replace('@@kflan:daemon-json@@\n', '@@kflan:daemon-json@@\n{"bip": "10.9.0.1/24"}\n')
-    expect(parseResetFacts(withJson).dockerDaemonJson).toEqual({bip: true, pools: false})
-    expect(() => parseResetFacts(NODE_OUT.replace('@@kflan:end@@', ''))).toThrow(/incomplete/)
+    expect(parseResetFacts(cluster, withJson).dockerDaemonJson).toEqual({bip: true, pools: false})
+    expect(() => parseResetFacts(cluster, NODE_OUT.replace('@@kflan:end@@', ''))).toThrow(/incomplete/)
   })
 })
 
@@ -301,7 +318,7 @@ describe("undoing kflan's text edits", () => {
 
 describe('the reset plan of a host', () => {
   it('a converged node: flanneld, lease traces, drop-in, iptables, flannel.1, docker back to its pools, files', () => {
-    const p = plan('n1', convergedNode(), parseResetFacts(NODE_OUT))
+    const p = plan('n1', convergedNode(), parseResetFacts(cluster, NODE_OUT))
     expect(p.flanneld).toBe(true)
     expect(p.flannelTraces).toBe(true)
     expect(p.dropIn).toEqual({path: '/etc/systemd/system/docker.service.d/10-kflan-flannel.conf', action: 'remove'})
@@ -339,23 +356,23 @@ describe('the reset plan of a host', () => {
 
   it('an etcd member: stop etcd; its data only with --purge-data', () => {
     const out = NODE_OUT.replace(
-      /@@kflan:files@@\n[^@]*/,
-      '@@kflan:files@@\nF\t/etc/systemd/system/etcd.service\t-\t644\t-\t0\tM\t-\nF\t/opt/etcd/bin/etcd\t-\t755\t-\t0\tM\t-\n\n',
+      /@@kflan:kflan-files@@\n[^@]*/,
+      '@@kflan:kflan-files@@\nF\t/etc/systemd/system/etcd.service\t-\t644\t-\t0\tM\t-\nF\t/opt/etcd/bin/etcd\t-\t755\t-\t0\tM\t-\n\n',
     ).replace(/@@kflan:run@@\n[^@]*/, '@@kflan:run@@\n\n')
     const f = facts({
       etcd: {dataDir: '/var/lib/etcd/default.etcd', exists: true, nonEmpty: true, hasMember: true, unit: running},
     })
-    const keep = plan('m1', f, parseResetFacts(out))
+    const keep = plan('m1', f, parseResetFacts(cluster, out))
     expect(keep.etcd).toBe(true)
     expect(keep.purgeData).toBeUndefined()
     expect(keep.dirs).toEqual(['/opt/etcd/bin', '/opt/etcd'])
-    const purge = plan('m1', f, parseResetFacts(out), {options: {purgeData: true}})
+    const purge = plan('m1', f, parseResetFacts(cluster, out), {options: {purgeData: true}})
     expect(purge.purgeData).toBe('/var/lib/etcd/default.etcd')
     expect(purge.dirs).toEqual(['/opt/etcd/bin', '/var/lib/etcd', '/opt/etcd'])
   })
 
   it('a host kflan left nothing on: an empty plan (a second reset does nothing)', () => {
-    const p = plan('n1', facts(), parseResetFacts(NOTHING_OUT))
+    const p = plan('n1', facts(), parseResetFacts(cluster, NOTHING_OUT))
     expect(p.empty).toBe(true)
     expect(p.docker).toEqual({action: 'none'})
     expect(p.iptables).toEqual([])
@@ -364,13 +381,13 @@ describe('the reset plan of a host', () => {
   it('keeps later edits of /etc/hosts instead of restoring a stale backup', () => {
     const original = '127.0.0.1 localhost\n'
     const current = `${withHostsBlock(original, cluster)}10.0.0.9 later\n`
-    const p = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {
+    const p = plan('n1', convergedNode(), parseResetFacts(cluster, NODE_OUT), {
       texts: new Map([['/etc/hosts', {current: Buffer.from(current), original: Buffer.from(original)}]]),
     })
     const op = p.files.find((f) => f.path === '/etc/hosts')!
     expect(op.action).toBe('rewrite')
     expect(op.content?.toString()).toBe(`${original}10.0.0.9 later\n`)
-    const same = plan('n1', convergedNode(), parseResetFacts(NODE_OUT), {
+    const same = plan('n1', convergedNode(), parseResetFacts(cluster, NODE_OUT), {
       texts: new Map([
         ['/etc/hosts', {current: Buffer.from(withHostsBlock(original, cluster)), original: Buffer.from(original)}],
       ]),
@@ -379,7 +396,7 @@ describe('the reset plan of a host', () => {
   })
 
   it('docker: no pools flag when daemon.json sets bip; left stopped when it was stopped and disabled', () => {
-    const r = {...parseResetFacts(NODE_OUT), dockerDaemonJson: {bip: true, pools: false}}
+    const r = {...parseResetFacts(cluster, NODE_OUT), dockerDaemonJson: {bip: true, pools: false}}
     expect(plan('n1', convergedNode(), r).docker).toEqual({
       action: 'restart',
       pools: false,
@@ -390,7 +407,10 @@ describe('the reset plan of a host', () => {
       ...stopped.docker,
       unit: {...stopped.docker.unit, active: false, activeState: 'inactive', unitFileState: 'disabled'},
     }
-    expect(plan('n1', stopped, parseResetFacts(NODE_OUT)).docker).toEqual({action: 'leave-stopped', deleteBridge: true})
+    expect(plan('n1', stopped, parseResetFacts(cluster, NODE_OUT)).docker).toEqual({
+      action: 'leave-stopped',
+      deleteBridge: true,
+    })
   })
 
   it('a docker0 on docker\'s own default pool is not "on flannel", even when the flannel network contains it', () => {
@@ -405,7 +425,7 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 172.17.0.0/16}
       cluster: c,
       host: c.hosts[0],
       facts: facts(),
-      reset: parseResetFacts(NOTHING_OUT),
+      reset: parseResetFacts(cluster, NOTHING_OUT),
       texts: new Map(),
       options: {purgeData: false},
     })
@@ -414,12 +434,15 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 172.17.0.0/16}
   })
 
   it("host-gw leaves routes to the other hosts' subnets; vxlan's go with the device", () => {
-    const routes = [
-      '10.244.5.0/24 via 10.211.3.22 dev eth0',
-      '10.244.32.0/24 dev docker0 proto kernel scope link src 10.244.32.1',
-      '10.244.83.0/24 via 10.244.83.0 dev flannel.1 onlink',
-      '10.9.0.0/24 via 10.211.3.1 dev eth0',
-    ]
+    const routes = parseRoutes(
+      [
+        '#text',
+        '10.244.5.0/24 via 10.211.3.22 dev eth0',
+        '10.244.32.0/24 dev docker0 proto kernel scope link src 10.244.32.1',
+        '10.244.83.0/24 via 10.244.83.0 dev flannel.1 onlink',
+        '10.9.0.0/24 via 10.211.3.1 dev eth0',
+      ].join('\n'),
+    )
     expect(leftoverRoutes(cluster, routes, ['flannel.1'])).toEqual(['10.244.5.0/24 dev eth0'])
   })
 

@@ -8,8 +8,10 @@ import {posix} from 'node:path'
 import type {HostPhase, HostRun, RunContext} from '../../engine/context.js'
 import type {ResetState} from '../state.js'
 
+import {docker0Of, interfacesProbe} from '../../host/net.js'
+import {readProbe} from '../../host/probe.js'
+import {unitsProbe} from '../../host/units.js'
 import {waitFor} from '../../init/common.js'
-import {parseExecStart, parseSystemctlShow} from '../../remote/facts.js'
 import {removeFiles} from '../../remote/file-remove.js'
 import {shq} from '../../remote/shell.js'
 import {poolsDropIn, RESET_DOCKER_DROPIN} from '../docker.js'
@@ -67,11 +69,10 @@ export function networkPhase(state: ResetState): HostPhase {
   }
 }
 
-/** docker0 as `address/prefix`, or undefined. */
+/** docker0's address as it is now (the host probe, on its own). */
 async function docker0(h: HostRun): Promise<{address: string; prefixLen: number} | undefined> {
-  const r = await h.remote.exec('ip -4 -o addr show dev docker0 2>/dev/null')
-  const m = /inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(r.stdout)
-  return m ? {address: m[1], prefixLen: Number(m[2])} : undefined
+  const b = docker0Of(await readProbe(h.remote, interfacesProbe({dev: 'docker0'})))
+  return b?.address && b.prefixLen !== undefined ? {address: b.address, prefixLen: b.prefixLen} : undefined
 }
 
 async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promise<void> {
@@ -116,8 +117,7 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promis
  * leaves the flannel subnet, then takes the drop-in out. True when docker runs afterwards.
  */
 async function restartWithPools(ctx: RunContext, h: HostRun, offFlannel: () => Promise<boolean>): Promise<boolean> {
-  const show = await h.remote.run('systemctl show docker.service -p ExecStart')
-  const execStart = parseExecStart(parseSystemctlShow(show.stdout)[0]?.ExecStart)
+  const {execStart} = (await readProbe(h.remote, unitsProbe(['docker.service'])))['docker.service']
   if (!execStart) return false
   try {
     // Not through writeFiles: this file is not kflan's to keep (never in the managed list).

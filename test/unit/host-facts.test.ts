@@ -1,18 +1,12 @@
 import {execFileSync} from 'node:child_process'
 import {describe, expect, it} from 'vitest'
 
-import {
-  computeSkew,
-  factsScript,
-  interfaceWithAddress,
-  parseExecStart,
-  parseFacts,
-  parseIpAddr,
-  parseOsRelease,
-  parseSs,
-  parseSystemctlShow,
-  splitSections,
-} from '../../src/remote/facts.js'
+import {computeSkew} from '../../src/host/clock.js'
+import {factsScript, parseFacts} from '../../src/host/facts.js'
+import {interfaceWithAddress, parseIpAddr, parseSs} from '../../src/host/net.js'
+import {splitSections} from '../../src/host/probe.js'
+import {parseOsRelease} from '../../src/host/system.js'
+import {parseExecStart, parseSystemctlShow} from '../../src/host/units.js'
 
 /** Captured from a lab host (Debian 12 systemd-nspawn container with docker.io) by the e2e test (KFLAN_CAPTURE_FACTS). */
 const DEBIAN = `
@@ -56,12 +50,14 @@ net/bridge/bridge-nf-call-ip6tables=1
 
 @@kflan:br_netfilter@@
 procdir=1
+sysctl=1
 
 @@kflan:docker@@
 dockerd=/usr/sbin/dockerd
 Docker version 20.10.24+dfsg1, build 5d6db84
 
-@@kflan:docker-unit@@
+@@kflan:units@@
+Id=docker.service
 ExecStart={ path=/usr/sbin/dockerd ; argv[]=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS ; ignore_errors=no ; start_time=[Sun 2026-11-22 11:44:36 UTC] ; stop_time=[n/a] ; pid=51 ; code=(null) ; status=0/0 }
 LoadState=loaded
 ActiveState=active
@@ -70,7 +66,6 @@ FragmentPath=/lib/systemd/system/docker.service
 DropInPaths=
 UnitFileState=enabled
 
-@@kflan:units@@
 Id=etcd.service
 LoadState=not-found
 ActiveState=inactive
@@ -95,8 +90,15 @@ tcp LISTEN 0      128         [::]:22       [::]:*
 @@kflan:ip@@
 [{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue","operstate":"UNKNOWN","group":"default","txqlen":1000,"link_type":"loopback","address":"00:00:00:00:00:00","broadcast":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"::1","prefixlen":128,"scope":"host","valid_life_time":4294967295,"preferred_life_time":4294967295}]},{"ifindex":2,"link_index":138,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"qdisc":"noqueue","operstate":"UP","group":"default","txqlen":1000,"link_type":"ether","address":"4a:65:cc:d0:25:81","broadcast":"ff:ff:ff:ff:ff:ff","link_netnsid":0,"addr_info":[{"family":"inet","local":"10.211.0.11","prefixlen":24,"scope":"global","label":"eth0","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"fe80::4865:ccff:fed0:2581","prefixlen":64,"scope":"link","valid_life_time":4294967295,"preferred_life_time":4294967295}]},{"ifindex":3,"ifname":"docker0","flags":["NO-CARRIER","BROADCAST","MULTICAST","UP"],"mtu":1500,"qdisc":"noqueue","operstate":"DOWN","group":"default","link_type":"ether","address":"02:42:c5:5a:d7:f2","broadcast":"ff:ff:ff:ff:ff:ff","addr_info":[{"family":"inet","local":"172.17.0.1","prefixlen":16,"broadcast":"172.17.255.255","scope":"global","label":"docker0","valid_life_time":4294967295,"preferred_life_time":4294967295}]}]
 
-@@kflan:iptables@@
+@@kflan:iptables-filter@@
+-P INPUT ACCEPT
 -P FORWARD DROP
+-P OUTPUT ACCEPT
+
+@@kflan:iptables-filter--err@@
+
+@@kflan:iptables-filter--rc@@
+0
 
 @@kflan:tools@@
 sha256sum=1
@@ -162,7 +164,8 @@ net/ipv4/ip_forward=0
 dockerd=/usr/bin/dockerd
 Docker version 19.03.15, build 99e3ed8919
 
-@@kflan:docker-unit@@
+@@kflan:units@@
+Id=docker.service
 ExecStart={ path=/usr/bin/dockerd ; argv[]=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock ; ignore_errors=no ; start_time=[Mon 2024-01-01 10:00:00 UTC] ; stop_time=[n/a] ; pid=1234 ; code=(null) ; status=0/0 }
 LoadState=loaded
 ActiveState=active
@@ -171,7 +174,6 @@ FragmentPath=/usr/lib/systemd/system/docker.service
 UnitFileState=enabled
 DropInPaths=/etc/systemd/system/docker.service.d/http-proxy.conf /etc/systemd/system/docker.service.d/kflan.conf
 
-@@kflan:units@@
 Id=etcd.service
 LoadState=loaded
 ActiveState=active
@@ -208,8 +210,15 @@ tcp    LISTEN     0      128    [::]:22                 [::]:*
 3: eth1    inet6 fe80::a00:27ff:fe4e:66a1/64 scope link \\       valid_lft forever preferred_lft forever
 5: flannel.1    inet 10.5.72.0/32 scope global flannel.1\\       valid_lft forever preferred_lft forever
 
-@@kflan:iptables@@
+@@kflan:iptables-filter@@
+-P INPUT ACCEPT
 -P FORWARD ACCEPT
+-P OUTPUT ACCEPT
+
+@@kflan:iptables-filter--err@@
+
+@@kflan:iptables-filter--rc@@
+0
 
 @@kflan:tools@@
 sha256sum=1
@@ -271,7 +280,7 @@ describe('facts parsing', () => {
     })
     expect(f.flanneld.unit.exists).toBe(false)
     expect(f.ports).toEqual({tcp2379: false, tcp2380: false, udp8472: false})
-    expect(interfaceWithAddress(f, '10.211.0.11')?.name).toBe('eth0')
+    expect(interfaceWithAddress(f.interfaces, '10.211.0.11')?.name).toBe('eth0')
     expect(f.interfaces.find((i) => i.name === 'eth0')).toMatchObject({
       mtu: 1500,
       state: 'UP',
@@ -310,7 +319,7 @@ describe('facts parsing', () => {
     expect(f.etcd).toMatchObject({exists: true, nonEmpty: true, hasMember: true, unit: {exists: true, active: true}})
     expect(f.flanneld.unit).toMatchObject({exists: true, active: false, activeState: 'failed'})
     expect(f.ports).toEqual({tcp2379: true, tcp2380: true, udp8472: true})
-    expect(interfaceWithAddress(f, '192.168.56.12')?.name).toBe('eth1')
+    expect(interfaceWithAddress(f.interfaces, '192.168.56.12')?.name).toBe('eth1')
     expect(f.interfaces.map((i) => i.name)).toEqual(['lo', 'eth0', 'eth1', 'flannel.1'])
     expect(f.interfaces.find((i) => i.name === 'flannel.1')?.addresses).toEqual([
       {family: 'inet', address: '10.5.72.0', prefixLen: 32, scope: 'global'},
@@ -321,7 +330,7 @@ describe('facts parsing', () => {
 
   it('tolerates missing tools and an incomplete output', () => {
     const out = DEBIAN.replace(/@@kflan:listen@@\n[^@]*/, '@@kflan:listen@@\n#no-ss\n\n')
-      .replace(/@@kflan:iptables@@\n[^@]*/, '@@kflan:iptables@@\n#missing\n\n')
+      .replace(/@@kflan:iptables-filter@@\n[^@]*/, '@@kflan:iptables-filter@@\n#missing\n\n')
       .replace('@@kflan:end@@', '')
     const f = parseFacts(out, {etcdDataDir: '/d', localSendMs: 0, localRecvMs: 0})
     expect(f.iptables).toEqual({present: false})
@@ -389,13 +398,14 @@ describe('facts helpers', () => {
       'sysctl',
       'br_netfilter',
       'docker',
-      'docker-unit',
       'units',
       'etcd-data',
       'listen',
       'ip',
-      'iptables',
       'tools',
+      'iptables-filter',
+      'iptables-filter--err',
+      'iptables-filter--rc',
       'end',
     ])
     const f = parseFacts(out, {etcdDataDir: '/x', localSendMs: Date.now(), localRecvMs: Date.now()})
