@@ -5,7 +5,7 @@
  */
 import {describe, expect, it} from 'vitest'
 
-import type {HostFacts} from '../../src/remote/facts.js'
+import type {HostFacts} from '../../src/host/facts.js'
 import type {ExecOptions, ExecResult, Remote} from '../../src/remote/ssh.js'
 
 import {type HostRun, type Phase, RunContext} from '../../src/engine/context.js'
