@@ -9,7 +9,8 @@ import {knownHostsPath, newLogger, runSession} from '../engine/session.js'
 import {resetPhases} from './phases/index.js'
 import {ResetState} from './state.js'
 
-export {type HostResetPlan, planHostReset, undoTextEdit} from './plan.js'
+export {undoTextEdit} from './file-ops.js'
+export {type HostResetPlan, planHostReset} from './plan.js'
 
 export interface ResetRequest {
   cluster: Cluster

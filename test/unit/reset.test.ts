@@ -19,15 +19,9 @@ import {
   parseMemberList,
 } from '../../src/reset/etcd.js'
 import {parseResetFacts, type ResetFacts} from '../../src/reset/facts.js'
+import {removableDir, undoTextEdit} from '../../src/reset/file-ops.js'
 import {describeOp, iptablesCleanup, iptablesScript} from '../../src/reset/iptables.js'
-import {
-  type HostResetPlan,
-  leftoverRoutes,
-  planHostReset,
-  type PlanInput,
-  removableDir,
-  undoTextEdit,
-} from '../../src/reset/plan.js'
+import {type HostResetPlan, leftoverRoutes, planHostReset, type PlanInput} from '../../src/reset/plan.js'
 import {clusterFrom, sampleFacts, threeMastersTwoNodes} from './helpers.js'
 
 /** The lab's topology: 3 etcd masters, 2 flannel nodes, network 10.244.0.0/16 over vxlan. */

@@ -14,7 +14,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {InputError} from '../../src/errors.js'
 import {cacheDir, cachedPath, fileNameOf, formatProgress} from '../../src/tarballs/cache.js'
-import {DigestMismatchError, DownloadError, downloadVerified, removeStalePartials} from '../../src/tarballs/download.js'
+import {downloadVerified, removeStalePartials} from '../../src/tarballs/download.js'
+import {DigestMismatchError, DownloadError} from '../../src/tarballs/errors.js'
 import {prepareTarballs} from '../../src/tarballs/index.js'
 import {clusterFrom, minimalInventory} from './helpers.js'
 

@@ -9,7 +9,8 @@ import {removeFiles} from '../../remote/file-remove.js'
 import {writeFiles} from '../../remote/files.js'
 import {shq} from '../../remote/shell.js'
 import {statePaths} from '../../remote/state-dir.js'
-import {describeFileOp, hasFileWork} from '../plan.js'
+import {describeFileOp} from '../file-ops.js'
+import {hasFileWork} from '../plan.js'
 
 export function filesPhase(state: ResetState): HostPhase {
   return {

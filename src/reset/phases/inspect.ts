@@ -13,7 +13,8 @@ import {readFiles} from '../../remote/files.js'
 import {statePaths} from '../../remote/state-dir.js'
 import {checkMemberReset, etcdStatus} from '../etcd.js'
 import {gatherResetFacts} from '../facts.js'
-import {planHostReset, TEXT_EDITED} from '../plan.js'
+import {TEXT_EDITED} from '../file-ops.js'
+import {planHostReset} from '../plan.js'
 
 export function inspectPhase(state: ResetState): HostPhase {
   const s = state.settings

@@ -15,8 +15,9 @@ import {waitFor} from '../../init/common.js'
 import {removeFiles} from '../../remote/file-remove.js'
 import {shq} from '../../remote/shell.js'
 import {poolsDropIn, RESET_DOCKER_DROPIN} from '../docker.js'
+import {describeFileOp} from '../file-ops.js'
 import {describeOp, iptablesScript} from '../iptables.js'
-import {describeFileOp, hasNetworkWork, type HostResetPlan, onFlannelSubnet} from '../plan.js'
+import {hasNetworkWork, type HostResetPlan, onFlannelSubnet} from '../plan.js'
 
 export function networkPhase(state: ResetState): HostPhase {
   return {
