@@ -57,26 +57,55 @@ export function parseEndpointHealth(stdout: string): EndpointHealth[] {
   }
 }
 
+/** etcd's quorum: a majority of the members. */
+export const quorum = (n: number): number => Math.floor(n / 2) + 1
+
+/** JSON.parse of etcdctl's `-w json` output with etcd's 64-bit IDs kept exact (as decimal strings). */
+export function parseEtcdJson<T>(text: string): T | undefined {
+  const start = text.search(/[[{]/)
+  if (start < 0) return undefined
+  const quoted = text
+    .slice(start)
+    .replaceAll(/("(?:ID|id|member_id|leader|cluster_id|memberID)"\s*:\s*)(\d+)/g, '$1"$2"')
+  try {
+    return JSON.parse(quoted) as T
+  } catch {
+    return undefined
+  }
+}
+
+/** A member ID as etcdctl's tables print it and `member remove` takes it (hex), from the JSON's decimal. */
+export const memberIdHex = (decimal: string): string => BigInt(decimal).toString(16)
+
 export interface EtcdMember {
   /** Hex member ID, as etcdctl prints and `member remove` takes it. */
   id: string
-  status: string
+  /** Empty for a member added but never started. */
   name: string
   peerUrls: string[]
   clientUrls: string[]
+  learner: boolean
 }
 
-/** Parses `etcdctl member list -w simple` (pure): `ID, status, name, peers, clients, learner`. */
-export function parseMemberList(stdout: string): EtcdMember[] {
-  const out: EtcdMember[] = []
-  for (const line of stdout.split('\n')) {
-    const f = line.split(',').map((x) => x.trim())
-    if (f.length < 5 || !/^[0-9a-f]+$/.test(f[0])) continue
-    const urls = (s: string) => s.split(/\s+/).filter(Boolean)
-    out.push({id: f[0], status: f[1], name: f[2], peerUrls: urls(f[3]), clientUrls: urls(f[4])})
-  }
+/** The `member list` every command runs (JSON: exact IDs, no table to split). */
+export const MEMBER_LIST = 'member list -w json'
 
-  return out
+/**
+ * Parses `etcdctl member list -w json` (pure); undefined when the output is not that JSON.
+ * A member added but never started has no name and no client URLs.
+ */
+export function parseMemberList(stdout: string): EtcdMember[] | undefined {
+  const parsed = parseEtcdJson<{
+    members?: {ID: string; name?: string; peerURLs?: string[]; clientURLs?: string[]; isLearner?: boolean}[]
+  }>(stdout)
+  if (!parsed || typeof parsed !== 'object' || !('header' in parsed || 'members' in parsed)) return undefined
+  return (parsed.members ?? []).map((m) => ({
+    id: memberIdHex(m.ID),
+    name: m.name ?? '',
+    peerUrls: m.peerURLs ?? [],
+    clientUrls: m.clientURLs ?? [],
+    learner: m.isLearner === true,
+  }))
 }
 
 /**

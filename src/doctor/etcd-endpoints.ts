@@ -1,10 +1,11 @@
+import {parseEtcdJson} from '../cluster/etcdctl.js'
 /**
  * Every etcd member's endpoint as doctor saw it (pure): health and status from the member's own
  * view, or from another member's when it could not be reached over SSH; the quorum rule. Moved
  * whole from doctor/etcd.ts.
  */
 import {clientUrl, etcdMembers, type Host} from '../inventory/model.js'
-import {etcdctlError, parseEtcdJson, specificError} from './etcd-output.js'
+import {etcdctlError, specificError} from './etcd-output.js'
 import {type DoctorInput, stateOf, withData} from './types.js'
 
 export interface EndpointState {
@@ -68,8 +69,4 @@ export function endpointStates(input: DoctorInput): EndpointState[] {
         : undefined,
     }
   })
-}
-
-export function quorumOf(n: number): number {
-  return Math.floor(n / 2) + 1
 }

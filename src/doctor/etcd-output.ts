@@ -3,21 +3,8 @@
  * deadline exceeded", `get -w json` key/values, byte counts for people. Moved whole from
  * doctor/etcd.ts; used by the etcd, flannel and network checks.
  */
+import {parseEtcdJson} from '../cluster/etcdctl.js'
 import {type RunOut} from './types.js'
-
-/** JSON.parse with etcd's 64-bit IDs kept exact (as decimal strings). */
-export function parseEtcdJson<T>(text: string): T | undefined {
-  const start = text.search(/[[{]/)
-  if (start < 0) return undefined
-  const quoted = text
-    .slice(start)
-    .replaceAll(/("(?:ID|id|member_id|leader|cluster_id|memberID)"\s*:\s*)(\d+)/g, '$1"$2"')
-  try {
-    return JSON.parse(quoted) as T
-  } catch {
-    return undefined
-  }
-}
 
 /** The specific cause in etcdctl's output (a TLS or dial error), if it names one. */
 export function specificError(r: RunOut): string | undefined {

@@ -6,9 +6,10 @@
  * SANs are exercised); a member that cannot be reached over SSH is checked from another member.
  * Cluster reads (member list, alarms) come from the first member that answered.
  */
+import {memberIdHex, parseMemberList, quorum} from '../cluster/etcdctl.js'
 import {clientUrl, etcdMembers, peerUrl} from '../inventory/model.js'
-import {type EndpointState, endpointStates, quorumOf} from './etcd-endpoints.js'
-import {bytes, parseEtcdJson} from './etcd-output.js'
+import {type EndpointState, endpointStates} from './etcd-endpoints.js'
+import {bytes} from './etcd-output.js'
 import {type CheckResult, type DoctorInput, listing, plural, readsOf, resultFor, stateOf} from './types.js'
 
 /** etcd's default --quota-backend-bytes (2 GiB). */
@@ -23,8 +24,8 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
   const eps = endpointStates(input)
   const known = eps.filter((e) => e.healthy !== undefined)
   const healthy = eps.filter((e) => e.healthy === true)
-  const quorum = quorumOf(members.length)
-  const quorumKept = healthy.length >= quorum
+  const need = quorum(members.length)
+  const quorumKept = healthy.length >= need
   const reads = readsOf(input)
   const unitOf = (name: string) => stateOf(input, name)?.data?.units.etcd
 
@@ -87,14 +88,14 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     else if (quorumKept) {
       out.push(
         r.warn(
-          `${plural(bad.length, 'member')} of ${members.length} unhealthy: ${bad.map(describe).join(', ')}; quorum kept (${healthy.length} healthy, ${quorum} needed)`,
+          `${plural(bad.length, 'member')} of ${members.length} unhealthy: ${bad.map(describe).join(', ')}; quorum kept (${healthy.length} healthy, ${need} needed)`,
           `one more failure loses quorum: ${fix}`,
         ),
       )
     } else {
       out.push(
         r.fail(
-          `quorum lost: ${healthy.length} of ${members.length} members healthy, ${quorum} needed; unhealthy: ${bad.map(describe).join(', ')}`,
+          `quorum lost: ${healthy.length} of ${members.length} members healthy, ${need} needed; unhealthy: ${bad.map(describe).join(', ')}`,
           `etcd accepts no writes: flanneld cannot renew leases and new nodes cannot join; ${fix}`,
         ),
       )
@@ -106,27 +107,23 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
   const idToName = new Map<string, string>()
   if (ml) {
     const r = resultFor('etcd.members')
-    const parsed = parseEtcdJson<{members?: {ID: string; name?: string; peerURLs?: string[]; clientURLs?: string[]}[]}>(
-      ml.run.stdout,
-    )
-    if (parsed?.members) {
+    const list = parseMemberList(ml.run.stdout)
+    if (list) {
       const problems: string[] = []
-      for (const x of parsed.members) idToName.set(x.ID, x.name || x.ID)
+      for (const x of list) idToName.set(x.id, x.name || x.id)
       for (const m of members) {
-        const x = parsed.members.find((y) => y.name === m.name)
+        const x = list.find((y) => y.name === m.name)
         const want = peerUrl(c, m)
         if (!x) {
-          const unstarted = parsed.members.find((y) => !y.name && (y.peerURLs ?? []).includes(want))
+          const unstarted = list.find((y) => !y.name && y.peerUrls.includes(want))
           problems.push(unstarted ? `${m.name} was added (${want}) but never started` : `${m.name} is not a member`)
-        } else if ((x.peerURLs ?? []).join(',') !== want)
-          problems.push(`${m.name} has peer URLs ${(x.peerURLs ?? []).join(',') || '(none)'}, not ${want}`)
+        } else if (x.peerUrls.join(',') !== want)
+          problems.push(`${m.name} has peer URLs ${x.peerUrls.join(',') || '(none)'}, not ${want}`)
       }
 
-      const extra = parsed.members.filter((y) => y.name && !members.some((m) => m.name === y.name))
+      const extra = list.filter((y) => y.name && !members.some((m) => m.name === y.name))
       for (const y of extra)
-        problems.push(
-          `${y.name} (ID ${BigInt(y.ID).toString(16)}, ${(y.peerURLs ?? []).join(',')}) is a member but not in the inventory`,
-        )
+        problems.push(`${y.name} (ID ${y.id}, ${y.peerUrls.join(',')}) is a member but not in the inventory`)
       out.push(
         problems.length === 0
           ? r.ok(`member list matches the inventory: ${members.map((m) => `${m.name}=${peerUrl(c, m)}`).join(', ')}`)
@@ -142,14 +139,14 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     }
   }
 
-  for (const e of eps) if (e.status?.memberId) idToName.set(e.status.memberId, e.member.name)
+  for (const e of eps) if (e.status?.memberId) idToName.set(memberIdHex(e.status.memberId), e.member.name)
 
   // etcd.leader
   const statuses = eps.filter((e) => e.status)
   if (statuses.length > 0) {
     const r = resultFor('etcd.leader')
     const leaders = [...new Set(statuses.map((e) => e.status!.leader).filter((x): x is string => x !== undefined))]
-    const name = (id: string) => idToName.get(id) ?? `ID ${BigInt(id).toString(16)}`
+    const name = (id: string) => idToName.get(memberIdHex(id)) ?? `ID ${memberIdHex(id)}`
     const errs = [...new Set(statuses.flatMap((e) => e.status!.errors))]
     if (leaders.length === 0) {
       out.push(
@@ -178,7 +175,7 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
       const noLeader = statuses.filter((e) => !e.status!.leader)
       const term = Math.max(...statuses.map((e) => e.status!.raftTerm ?? 0))
       const leader = leaders[0]
-      if (!idToName.has(leader))
+      if (!idToName.has(memberIdHex(leader)))
         out.push(
           r.warn(
             `the leader ${name(leader)} is not one of the members seen`,
@@ -208,7 +205,7 @@ export function etcdChecks(input: DoctorInput): CheckResult[] {
     else {
       const shown = alarms.map((a) => {
         const m = /memberID:(\d+)\s+alarm:(\S+)/.exec(a)
-        return m ? `${m[2]} on ${idToName.get(m[1]) ?? m[1]}` : a
+        return m ? `${m[2]} on ${idToName.get(memberIdHex(m[1])) ?? `ID ${memberIdHex(m[1])}`}` : a
       })
       const nospace = alarms.some((a) => a.includes('NOSPACE'))
       out.push(

@@ -5,7 +5,7 @@
  */
 import type {ClusterReads, EtcdView} from './types.js'
 
-import {etcdctl, etcdctlV2} from '../cluster/etcdctl.js'
+import {etcdctl, etcdctlV2, MEMBER_LIST} from '../cluster/etcdctl.js'
 import {leaseListCommand} from '../cluster/leases.js'
 import {commandProbe, type Probe, type RunOut} from '../host/probe.js'
 import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
@@ -34,7 +34,7 @@ export function endpointProbes(c: Cluster, members: Host[]): Record<string, Prob
 export function readProbes(c: Cluster): Record<string, Probe<RunOut | undefined>> {
   const p = c.flannel.prefix
   const out: Record<string, Probe<RunOut | undefined>> = {
-    members: commandProbe('members', etcdctl(c, `member list -w json ${ETCD_TIMEOUTS}`)),
+    members: commandProbe('members', etcdctl(c, `${MEMBER_LIST} ${ETCD_TIMEOUTS}`)),
     alarms: commandProbe('alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`)),
     keys3: commandProbe('keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)),
   }

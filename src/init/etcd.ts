@@ -4,6 +4,7 @@ import {ROOT} from '../cluster/etcd-auth.js'
 import {
   etcdctl,
   type EtcdMember,
+  MEMBER_LIST,
   parseEndpointHealth,
   parseInitialCluster,
   parseMemberList,
@@ -109,17 +110,17 @@ export const etcdPhase: HostPhase = {
 
 /** The cluster's members as a running member sees them (an added, never started one has no name). */
 async function memberList(ctx: RunContext, via: HostRun, endpoints: HostRun[]): Promise<EtcdMember[]> {
-  return parseMemberList(
-    (
-      await via.remote.run(
-        etcdctl(
-          ctx.cluster,
-          'member list',
-          endpoints.map((x) => x.host),
-        ),
-      )
-    ).stdout,
+  const cmd = etcdctl(
+    ctx.cluster,
+    MEMBER_LIST,
+    endpoints.map((x) => x.host),
   )
+  const list = parseMemberList((await via.remote.run(cmd)).stdout)
+  if (!list)
+    throw new KflanError(`${via.host.name}: cannot parse \`etcdctl ${MEMBER_LIST}\``, {
+      hint: `run \`etcdctl ${MEMBER_LIST}\` on ${via.host.name} by hand`,
+    })
+  return list
 }
 
 /**

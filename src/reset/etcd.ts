@@ -6,15 +6,20 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Remote} from '../remote/ssh.js'
 
-import {etcdctl, type EtcdMember, parseEndpointHealth, parseMemberList} from '../cluster/etcdctl.js'
+import {
+  etcdctl,
+  type EtcdMember,
+  MEMBER_LIST,
+  parseEndpointHealth,
+  parseMemberList,
+  quorum,
+} from '../cluster/etcdctl.js'
 import {type Lease, leaseDeleteCommand, readLeases} from '../cluster/leases.js'
 import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
 import {RemoteCommandError} from '../remote/errors.js'
 import {shq} from '../remote/shell.js'
 
 export {type EtcdMember, parseMemberList} from '../cluster/etcdctl.js'
-
-export const quorum = (n: number): number => Math.floor(n / 2) + 1
 
 export type MemberCheck =
   {ok: true; member?: EtcdMember; othersUp: number; total: number} | {ok: false; message: string; hint: string}
@@ -89,9 +94,10 @@ export async function etcdStatus(
   c: Cluster,
   via: EtcdVia,
 ): Promise<{members: EtcdMember[]; healthy: Set<string>} | undefined> {
-  const list = await via.remote.exec(etcdctl(c, 'member list -w simple'), {timeoutMs: 15_000})
+  const list = await via.remote.exec(etcdctl(c, MEMBER_LIST), {timeoutMs: 15_000})
   if (list.code !== 0) return undefined
   const members = parseMemberList(list.stdout)
+  if (!members) return undefined
   const h = await via.remote.exec(etcdctl(c, 'endpoint health -w json'), {timeoutMs: 15_000})
   const healthy = new Set(
     parseEndpointHealth(h.stdout)

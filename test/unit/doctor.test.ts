@@ -7,9 +7,9 @@ import type {CheckResult, DoctorInput, HostData, HostState, RunOut} from '../../
 import type {UnitState} from '../../src/host/units.js'
 import type {Cluster, Host} from '../../src/inventory/model.js'
 
+import {quorum as quorumOf} from '../../src/cluster/etcdctl.js'
 import {blockingInputRules, forwardVerdict} from '../../src/cluster/iptables.js'
 import {pingPlan} from '../../src/doctor/dataplane.js'
-import {quorumOf} from '../../src/doctor/etcd-endpoints.js'
 /**
  * kflan doctor's checks, pure: a healthy five-host cluster built in memory (real certificates from
  * the PKI module), then one fault at a time, asserting exactly which checks change.

@@ -139,19 +139,21 @@ describe('flannel and etcd state parsers', () => {
   })
 
   it('parses etcdctl member list, including a member added but never started (no name yet)', () => {
+    // `member list -w json`: the IDs are 64-bit JSON numbers (beyond a double's exact range here).
     const out =
-      '8211f1d0f64f3269, started, lab-m1, https://10.211.0.11:2380, https://10.211.0.11:2379, false\n91bc3c398fb3c146, unstarted, , https://10.211.0.12:2380, , false\n'
+      '{"header":{"cluster_id":5341224225792870368,"member_id":9372538179322589801,"raft_term":2},"members":[{"ID":9372538179322589801,"name":"lab-m1","peerURLs":["https://10.211.0.11:2380"],"clientURLs":["https://10.211.0.11:2379"]},{"ID":10501334649042878790,"peerURLs":["https://10.211.0.12:2380"],"isLearner":true}]}\n'
     expect(parseMemberList(out)).toEqual([
       {
         id: '8211f1d0f64f3269',
-        status: 'started',
         name: 'lab-m1',
         peerUrls: ['https://10.211.0.11:2380'],
         clientUrls: ['https://10.211.0.11:2379'],
+        learner: false,
       },
-      {id: '91bc3c398fb3c146', status: 'unstarted', name: '', peerUrls: ['https://10.211.0.12:2380'], clientUrls: []},
+      {id: '91bc3c398fb3c146', name: '', peerUrls: ['https://10.211.0.12:2380'], clientUrls: [], learner: true},
     ])
-    expect(parseMemberList('')).toEqual([])
+    expect(parseMemberList('')).toBeUndefined()
+    expect(parseMemberList('Error: context deadline exceeded')).toBeUndefined()
   })
 })
 

@@ -4,6 +4,7 @@ import type {HostFacts} from '../../src/host/facts.js'
 import type {UnitState} from '../../src/host/units.js'
 import type {Cluster} from '../../src/inventory/model.js'
 
+import {quorum} from '../../src/cluster/etcdctl.js'
 import {parseLeaseListing as parseLeases} from '../../src/cluster/leases.js'
 import {splitRule} from '../../src/host/iptables.js'
 import {parseRoutes} from '../../src/host/net.js'
@@ -16,7 +17,6 @@ import {
   leasesOf,
   parseLeaderEndpoints,
   parseMemberList,
-  quorum,
 } from '../../src/reset/etcd.js'
 import {parseResetFacts, type ResetFacts} from '../../src/reset/facts.js'
 import {describeOp, iptablesCleanup, iptablesScript} from '../../src/reset/iptables.js'
@@ -455,16 +455,14 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 172.17.0.0/16}
 })
 
 describe('etcd during a reset', () => {
-  const list = `182ceda1a3430b48, started, lab-m1, https://10.211.3.11:2380, https://10.211.3.11:2379, false
-5d7e08c1dad7c557, started, lab-m3, https://10.211.3.13:2380, https://10.211.3.13:2379, false
-90c6e7477a986c29, started, lab-m2, https://10.211.3.12:2380, https://10.211.3.12:2379, false
-661bc65effd983fb, unstarted, , https://10.211.3.14:2380, , false
+  // `etcdctl member list -w json` (etcd 3.4/3.5 shape: 64-bit IDs as JSON numbers, empty fields left out).
+  const list = `{"header":{"cluster_id":5341224225792870368,"member_id":1742028434370136904,"raft_term":10},"members":[{"ID":1742028434370136904,"name":"lab-m1","peerURLs":["https://10.211.3.11:2380"],"clientURLs":["https://10.211.3.11:2379"]},{"ID":6736831721286124887,"name":"lab-m3","peerURLs":["https://10.211.3.13:2380"],"clientURLs":["https://10.211.3.13:2379"]},{"ID":10432279881035836457,"name":"lab-m2","peerURLs":["https://10.211.3.12:2380"],"clientURLs":["https://10.211.3.12:2379"]},{"ID":7357692527561507835,"peerURLs":["https://10.211.3.14:2380"]}]}
 `
-  const members = parseMemberList(list)
+  const members = parseMemberList(list)!
   const all = new Set(['https://10.211.3.11:2379', 'https://10.211.3.12:2379', 'https://10.211.3.13:2379'])
 
   it('parses member list and endpoint status', () => {
-    expect(members.map((m) => `${m.id} ${m.name || '-'} ${m.status}`)).toEqual([
+    expect(members.map((m) => `${m.id} ${m.name || '-'} ${m.name ? 'started' : 'unstarted'}`)).toEqual([
       '182ceda1a3430b48 lab-m1 started',
       '5d7e08c1dad7c557 lab-m3 started',
       '90c6e7477a986c29 lab-m2 started',
