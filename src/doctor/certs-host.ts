@@ -3,6 +3,8 @@
  * Moved whole from doctor/certs.ts, which keeps the file list, the CA comparison across hosts and
  * calls this per host.
  */
+import {posix} from 'node:path'
+
 import type {Cluster, Host} from '../inventory/model.js'
 
 import {WARN_DAYS} from '../pki/check.js'
@@ -12,6 +14,7 @@ import {
   type CertSpec,
   describeCertificate,
   keyMatchesCert,
+  memberCertNames,
   verifyChain,
 } from '../pki/index.js'
 import {etcdPaths} from '../render/paths.js'
@@ -99,7 +102,9 @@ export function hostCerts(
     const sr = r('certs.san')
     const lacking: string[] = []
     const extra: string[] = []
-    for (const f of files.filter((x) => x.plan?.startsWith('server-') || x.plan?.startsWith('peer-'))) {
+    const names = memberCertNames(h.name)
+    const paths = etcdPaths(c)
+    for (const f of files.filter((x) => x.plan === names.server || x.plan === names.peer)) {
       const pem = d.files[f.path]
       if (!pem || !parsed.has(f.path)) continue
       const x = parsed.get(f.path)!
@@ -127,7 +132,8 @@ export function hostCerts(
           'run `kflan init` to re-issue them with every SAN the inventory asks for',
         ),
       )
-    else if (parsed.has(`${etcdPaths(c).ssl}/server.pem`)) out.push(sr.ok(`server.pem and peer.pem cover ${h.address}`))
+    else if (parsed.has(paths.serverCert))
+      out.push(sr.ok(`${posix.basename(paths.serverCert)} and ${posix.basename(paths.peerCert)} cover ${h.address}`))
   }
 
   // Extended key usages

@@ -4,11 +4,12 @@
  * on every host (equal to the state directory's CA when there is one).
  */
 import {X509Certificate} from 'node:crypto'
+import {posix} from 'node:path'
 
 import type {Cluster, Host} from '../inventory/model.js'
 
 import {pkiRequest} from '../pki/cluster.js'
-import {type CertSpec, planCertificates} from '../pki/index.js'
+import {type CertSpec, FLANNEL_CERT_NAME, memberCertNames, planCertificates} from '../pki/index.js'
 import {etcdPaths, flannelPaths} from '../render/paths.js'
 import {hostCerts} from './certs-host.js'
 import {type CheckResult, type DoctorInput, withData} from './types.js'
@@ -28,33 +29,20 @@ export interface CertFile {
 export function certFiles(c: Cluster, h: Host): CertFile[] {
   const out: CertFile[] = []
   if (h.roles.etcd) {
-    const {ssl} = etcdPaths(c)
-    const ca = `${ssl}/ca.pem`
+    const p = etcdPaths(c)
+    const names = memberCertNames(h.name)
     out.push(
-      {label: 'etcd ca.pem', path: ca, caPath: ca, isCa: true},
-      {
-        label: 'server.pem',
-        path: `${ssl}/server.pem`,
-        keyPath: `${ssl}/server-key.pem`,
-        caPath: ca,
-        plan: `server-${h.name}`,
-      },
-      {label: 'peer.pem', path: `${ssl}/peer.pem`, keyPath: `${ssl}/peer-key.pem`, caPath: ca, plan: `peer-${h.name}`},
+      {label: `etcd ${posix.basename(p.ca)}`, path: p.ca, caPath: p.ca, isCa: true},
+      {label: posix.basename(p.serverCert), path: p.serverCert, keyPath: p.serverKey, caPath: p.ca, plan: names.server},
+      {label: posix.basename(p.peerCert), path: p.peerCert, keyPath: p.peerKey, caPath: p.ca, plan: names.peer},
     )
   }
 
   if (h.roles.flannel) {
-    const {ssl} = flannelPaths(c)
-    const ca = `${ssl}/ca.pem`
+    const p = flannelPaths(c)
     out.push(
-      {label: 'flannel ca.pem', path: ca, caPath: ca, isCa: true},
-      {
-        label: 'flanneld.pem',
-        path: `${ssl}/flanneld.pem`,
-        keyPath: `${ssl}/flanneld-key.pem`,
-        caPath: ca,
-        plan: 'flanneld',
-      },
+      {label: `flannel ${posix.basename(p.ca)}`, path: p.ca, caPath: p.ca, isCa: true},
+      {label: posix.basename(p.cert), path: p.cert, keyPath: p.key, caPath: p.ca, plan: FLANNEL_CERT_NAME},
     )
   }
 

@@ -22,7 +22,7 @@ import {parseProbes, type Probe, probeScript, runProbes} from '../host/probe.js'
 import {unitsProbe} from '../host/units.js'
 import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
 import {renderHost} from '../render/index.js'
-import {etcdPaths, flannelPaths} from '../render/paths.js'
+import {certificateFiles, etcdPaths} from '../render/paths.js'
 import {endpointProbes, endpointsOf, readProbes, readsOf} from './reads.js'
 
 /**
@@ -30,28 +30,18 @@ import {endpointProbes, endpointsOf, readProbes, readsOf} from './reads.js'
  * environment files, sysctl and modules files): doctor compares each with what kflan renders.
  */
 export function ownedFiles(c: Cluster, h: Host): string[] {
+  const certs = new Set(Object.values(certificateFiles(c, h)).flat())
   const rendered = renderHost(c, h, {pki: () => ''})
-    .filter((f) => !f.secret && !f.path.endsWith('.pem'))
+    .filter((f) => !f.secret && !certs.has(f.path))
     .map((f) => f.path)
   return h.roles.etcd ? [...rendered, etcdPaths(c).join] : rendered
 }
 
 /** The files the checks read on a host: kflan's own files, certificates, the subnet file. */
 export function hostFiles(c: Cluster, h: Host): {public: string[]; keys: string[]} {
-  const pub: string[] = []
-  const keys: string[] = []
-  if (h.roles.etcd) {
-    const {ssl} = etcdPaths(c)
-    pub.push(`${ssl}/ca.pem`, `${ssl}/server.pem`, `${ssl}/peer.pem`)
-    keys.push(`${ssl}/server-key.pem`, `${ssl}/peer-key.pem`)
-  }
-
-  if (h.roles.flannel) {
-    const {ssl} = flannelPaths(c)
-    pub.push(`${ssl}/ca.pem`, `${ssl}/flanneld.pem`, c.flannel.subnetFile)
-    keys.push(`${ssl}/flanneld-key.pem`)
-  }
-
+  const {certs, keys} = certificateFiles(c, h)
+  const pub = [...certs]
+  if (h.roles.flannel) pub.push(c.flannel.subnetFile)
   pub.push(...ownedFiles(c, h))
   return {public: [...new Set(pub)], keys}
 }

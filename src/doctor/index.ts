@@ -21,7 +21,7 @@ import {knownHostsPath} from '../engine/session.js'
 import {hintOf, InputError, messageOf} from '../errors.js'
 import {didYouMean} from '../inventory/diagnostics.js'
 import {type Cluster, etcdMembers} from '../inventory/model.js'
-import {pkiDir} from '../pki/index.js'
+import {CA_NAME, certificatePaths} from '../pki/index.js'
 import {BastionPool} from '../remote/bastion.js'
 import {AuthError, HostKeyError, UnreachableHostError} from '../remote/errors.js'
 import {type Logger, nullLogger} from '../remote/logger.js'
@@ -146,7 +146,7 @@ export async function runDoctor(
   const bastionPool = new BastionPool()
   const states: HostState[] = involved.map((host) => ({host, connected: false}))
   const remotes = new Map<string, Remote>()
-  const localCaPem = await readFile(`${pkiDir(stateDir)}/ca.pem`, 'utf8').catch(() => undefined)
+  const localCaPem = await readFile(certificatePaths(stateDir, CA_NAME).certFile, 'utf8').catch(() => undefined)
   // One member does the cluster reads (member list, alarms, config, leases) against every endpoint.
   const reader = involved.find((h) => h.roles.etcd)?.name
   let results: CheckResult[]

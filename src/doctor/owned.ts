@@ -112,7 +112,7 @@ export function etcdTlsChecks(input: DoctorInput): CheckResult[] {
     const p = s.data.etcd?.process
     if (!h.roles.etcd || !p) continue
     const r = resultFor('etcd.tls', h.name)
-    const ca = `${etcdPaths(c).ssl}/ca.pem`
+    const {ca} = etcdPaths(c)
     const get = (name: string) => etcdSetting(p, name)
     const urls = (name: string) =>
       (get(name) ?? '')

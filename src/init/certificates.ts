@@ -6,7 +6,7 @@ import {removeFiles} from '../remote/file-remove.js'
  * certificate to every flannel host. Keys 0600. The kflan admin key that earlier versions copied
  * to the members is removed from them (it stays in the operator's state dir).
  */
-import {retiredFiles} from '../render/paths.js'
+import {certificateFiles, retiredFiles} from '../render/paths.js'
 import {applyFiles, desiredFiles} from './common.js'
 
 export const certificatesPhase: HostPhase = {
@@ -15,10 +15,11 @@ export const certificatesPhase: HostPhase = {
   title: 'install the certificates',
   hosts: (ctx) => ctx.targets.filter((h) => h.host.roles.etcd || h.host.roles.flannel),
   async runHost(ctx, h) {
+    const pki = new Set(Object.values(certificateFiles(ctx.cluster, h.host)).flat())
     await applyFiles(
       ctx,
       h,
-      desiredFiles(ctx, h).filter((f) => f.path.endsWith('.pem')),
+      desiredFiles(ctx, h).filter((f) => pki.has(f.path)),
     )
     // Only files kflan created (managed); known from preflight's stat, no extra round trip.
     const retired = retiredFiles(ctx.cluster, h.host).filter(

@@ -11,8 +11,12 @@ export const DEFAULT_VALIDITY_DAYS = 3650
 export const DEFAULT_CA_VALIDITY_DAYS = 3650
 export const ORGANIZATION = 'kflan'
 export const CA_COMMON_NAME = 'etcd-ca'
+/** File base name of the CA in pki/. */
+export const CA_NAME = 'ca'
+/** File base name (and CN) of flanneld's client certificate. */
+export const FLANNEL_CERT_NAME = 'flanneld'
 /** Client certificates: flanneld's, and kflan's own for etcdctl. */
-export const CLIENT_NAMES = ['flanneld', 'kflan'] as const
+export const CLIENT_NAMES = [FLANNEL_CERT_NAME, 'kflan'] as const
 /** Every server and peer certificate covers the host itself. */
 export const LOCAL_SANS = ['127.0.0.1', '::1', 'localhost'] as const
 

@@ -17,10 +17,16 @@ export function pkiDir(stateDir: string): string {
   return join(stateDir, PKI_SUBDIR)
 }
 
+/** File names (in pki/) of one certificate and its key: `<name>.pem`, `<name>-key.pem`. */
+export function certificateFileNames(name: string): {certFile: string; keyFile: string} {
+  return {certFile: `${name}.pem`, keyFile: `${name}-key.pem`}
+}
+
 /** Paths of one certificate and its key: `<dir>/<name>.pem`, `<dir>/<name>-key.pem`. */
 export function certificatePaths(stateDir: string, name: string): {certFile: string; keyFile: string} {
   const dir = pkiDir(stateDir)
-  return {certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}-key.pem`)}
+  const f = certificateFileNames(name)
+  return {certFile: join(dir, f.certFile), keyFile: join(dir, f.keyFile)}
 }
 
 /** Create <stateDir>/pki with mode 0700 (tightening it if it exists wider). Returns true if its mode was tightened. */

@@ -3,6 +3,7 @@
  * The same inventory and PKI always render the same bytes.
  */
 import {clientUrl, type Cluster, etcdEndpoints, etcdMembers, type Host, peerUrl} from '../inventory/model.js'
+import {CA_NAME, certificateFileNames, FLANNEL_CERT_NAME, memberCertNames} from '../pki/index.js'
 import {RenderBug} from './escape.js'
 import {DOCKER_DROPIN, DOCKER_OPTS_FILE, etcdPaths, flannelPaths, MODULES_FILE, SYSCTL_FILE} from './paths.js'
 import {renderTemplate} from './templates.js'
@@ -32,7 +33,7 @@ export interface BinarySpec {
 }
 
 export interface RenderContext {
-  /** PEM of a PKI file by its base name (ca.pem, server-<host>.pem, …). */
+  /** PEM of a PKI file by its file name in pki/ (src/pki/store.ts `certificateFileNames`). */
   pki: (file: string) => string
   /**
    * The host's docker.service ExecStart (from facts). Without facts (kflan render), docker-ce's
@@ -68,9 +69,15 @@ export function renderHost(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] 
   return files
 }
 
-function pem(path: string, content: string, restart: Service): FileSpec {
-  const secret = path.endsWith('-key.pem')
-  return {path, mode: secret ? 0o600 : 0o644, content, secret, follow: [{restart}]}
+const CA_FILE = certificateFileNames(CA_NAME).certFile
+
+/** A certificate (public, 0644) and a private key (secret, 0600) installed for a service. */
+function cert(path: string, content: string, restart: Service): FileSpec {
+  return {path, mode: 0o644, content, secret: false, follow: [{restart}]}
+}
+
+function key(path: string, content: string, restart: Service): FileSpec {
+  return {path, mode: 0o600, content, secret: true, follow: [{restart}]}
 }
 
 function etcdFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
@@ -91,27 +98,37 @@ function etcdFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
     confFile: p.conf,
     joinFile: p.join,
     binDir: p.bin,
-    sslDir: p.ssl,
+    ca: p.ca,
+    serverCert: p.serverCert,
+    serverKey: p.serverKey,
+    peerCert: p.peerCert,
+    peerKey: p.peerKey,
     enableV2: c.etcd.enableV2,
   })
+  const names = memberCertNames(h.name)
+  const server = certificateFileNames(names.server)
+  const peer = certificateFileNames(names.peer)
   return [
     {path: p.conf, mode: 0o644, content: conf, secret: false, follow: [{restart: 'etcd'}]},
     {path: p.unit, mode: 0o644, content: unit, secret: false, follow: [daemonReload, {restart: 'etcd'}]},
-    pem(`${p.ssl}/ca.pem`, ctx.pki('ca.pem'), 'etcd'),
-    pem(`${p.ssl}/server.pem`, ctx.pki(`server-${h.name}.pem`), 'etcd'),
-    pem(`${p.ssl}/server-key.pem`, ctx.pki(`server-${h.name}-key.pem`), 'etcd'),
-    pem(`${p.ssl}/peer.pem`, ctx.pki(`peer-${h.name}.pem`), 'etcd'),
-    pem(`${p.ssl}/peer-key.pem`, ctx.pki(`peer-${h.name}-key.pem`), 'etcd'),
+    cert(p.ca, ctx.pki(CA_FILE), 'etcd'),
+    cert(p.serverCert, ctx.pki(server.certFile), 'etcd'),
+    key(p.serverKey, ctx.pki(server.keyFile), 'etcd'),
+    cert(p.peerCert, ctx.pki(peer.certFile), 'etcd'),
+    key(p.peerKey, ctx.pki(peer.keyFile), 'etcd'),
   ]
 }
 
 function flannelFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
   const p = flannelPaths(c)
+  const flannel = certificateFileNames(FLANNEL_CERT_NAME)
   const unit = renderTemplate('flanneld.service', {
     cluster: c.name,
     localEtcd: h.roles.etcd,
     binDir: p.bin,
-    sslDir: p.ssl,
+    ca: p.ca,
+    cert: p.cert,
+    key: p.key,
     endpoints: etcdEndpoints(c),
     prefix: c.flannel.prefix,
     // flanneld's --iface takes a name or an address; the address picks the right NIC on
@@ -125,9 +142,9 @@ function flannelFiles(c: Cluster, h: Host, ctx: RenderContext): FileSpec[] {
   })
   return [
     {path: p.unit, mode: 0o644, content: unit, secret: false, follow: [daemonReload, {restart: 'flanneld'}]},
-    pem(`${p.ssl}/ca.pem`, ctx.pki('ca.pem'), 'flanneld'),
-    pem(`${p.ssl}/flanneld.pem`, ctx.pki('flanneld.pem'), 'flanneld'),
-    pem(`${p.ssl}/flanneld-key.pem`, ctx.pki('flanneld-key.pem'), 'flanneld'),
+    cert(p.ca, ctx.pki(CA_FILE), 'flanneld'),
+    cert(p.cert, ctx.pki(flannel.certFile), 'flanneld'),
+    key(p.key, ctx.pki(flannel.keyFile), 'flanneld'),
   ]
 }
 

@@ -5,6 +5,7 @@ import {describe, expect, it} from 'vitest'
 
 import {ensureClusterPki, pkiFiles} from '../../src/pki/cluster.js'
 import {binaries, networkConfig, renderHost, withHostsBlock} from '../../src/render/index.js'
+import {certificateFiles, etcdPaths, flannelPaths} from '../../src/render/paths.js'
 import {writeRendered} from '../../src/render/write.js'
 import {clusterFrom, exampleCluster, fakePki, minimalInventory, repoRoot} from './helpers.js'
 
@@ -162,5 +163,32 @@ describe('rendering', () => {
       '/opt/flannel/bin/flanneld',
       '/opt/flannel/bin/mk-docker-opts.sh',
     ])
+  })
+
+  it('installs exactly the certificate and key files paths.ts names, each from its PKI file, keys 0600', () => {
+    const c = exampleCluster('ha')
+    for (const h of c.hosts) {
+      const files = renderHost(c, h, {pki: fakePki})
+      const {certs, keys} = certificateFiles(c, h)
+      const pem = files.filter((f) => f.content.startsWith('-----FAKE'))
+      expect(pem.map((f) => f.path).sort(), h.name).toEqual([...certs, ...keys].sort())
+      for (const f of pem)
+        expect([f.mode, f.secret], f.path).toEqual(keys.includes(f.path) ? [0o600, true] : [0o644, false])
+      const content = (path: string) => files.find((f) => f.path === path)?.content
+      if (h.roles.etcd) {
+        const p = etcdPaths(c)
+        expect(content(p.serverKey)).toBe(fakePki(`server-${h.name}-key.pem`))
+        expect(content(p.peerCert)).toBe(fakePki(`peer-${h.name}.pem`))
+        const unit = content(p.unit)!
+        for (const f of [p.ca, p.serverCert, p.serverKey, p.peerCert, p.peerKey]) expect(unit).toContain(`=${f} `)
+      }
+
+      if (h.roles.flannel) {
+        const p = flannelPaths(c)
+        expect(content(p.key)).toBe(fakePki('flanneld-key.pem'))
+        const unit = content(p.unit)!
+        for (const f of [p.ca, p.cert, p.key]) expect(unit).toContain(`=${f} `)
+      }
+    }
   })
 })
