@@ -1,9 +1,11 @@
+import type {Remote} from '../remote/ssh.js'
+
 /**
  * The host's network as the kernel shows it: interfaces and addresses (docker0 among them),
  * IPv4 routes, the flannel VXLAN device's details, listening sockets.
  */
 import {shq} from '../remote/shell.js'
-import {type Probe} from './probe.js'
+import {type Probe, readProbe} from './probe.js'
 
 export interface Interface {
   name: string
@@ -105,6 +107,11 @@ export function docker0Of(interfaces: Interface[]): Bridge | undefined {
     mtu: i.mtu,
     cidr: a ? `${a.address}/${a.prefixLen}` : undefined,
   }
+}
+
+/** docker0 as it is now, read on its own (a re-read while docker restarts); undefined: no docker0. */
+export async function readDocker0(remote: Remote): Promise<Bridge | undefined> {
+  return docker0Of(await readProbe(remote, interfacesProbe({dev: 'docker0'})))
 }
 
 export interface Route {

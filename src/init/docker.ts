@@ -1,4 +1,4 @@
-import type {HostPhase, HostRun} from '../engine/context.js'
+import type {HostPhase} from '../engine/context.js'
 
 /**
  * docker: a drop-in that starts the installed docker.service with $DOCKER_NETWORK_OPTIONS from
@@ -7,8 +7,7 @@ import type {HostPhase, HostRun} from '../engine/context.js'
  * flannel's MTU; a docker unit found failed (start-limit-hit) is reset first.
  */
 import {KflanError} from '../errors.js'
-import {type Bridge, docker0Of, interfacesProbe} from '../host/net.js'
-import {readProbe} from '../host/probe.js'
+import {type Bridge, readDocker0} from '../host/net.js'
 import {DOCKER_DROPIN} from '../render/paths.js'
 import {applyFiles, desiredFiles, enableStep, resetFailedStep, systemd, unitState, waitFor} from './common.js'
 
@@ -26,7 +25,7 @@ export const dockerPhase: HostPhase = {
     )
     const st = unitState(h.facts.docker.unit) // as found before this run touched it
     const steps = [...enableStep('docker', st.enabled), ...resetFailedStep('docker', st)]
-    const bridge = await docker0(h)
+    const bridge = (await readDocker0(h.remote)) ?? {}
     // Known once flanneld is up in this run; a dry run starts nothing, so it cannot compare docker0.
     const want = h.flannelSubnet
     const matches = (b: Bridge) =>
@@ -54,7 +53,7 @@ export const dockerPhase: HostPhase = {
       let now = bridge
       const ok = await waitFor(
         async () => {
-          now = await docker0(h)
+          now = (await readDocker0(h.remote)) ?? {}
           return matches(now)
         },
         10_000,
@@ -70,9 +69,4 @@ export const dockerPhase: HostPhase = {
       }
     }
   },
-}
-
-/** docker0 as it is now (the host probe, on its own: a re-read after docker restarted). */
-export async function docker0(h: HostRun): Promise<Bridge> {
-  return docker0Of(await readProbe(h.remote, interfacesProbe({dev: 'docker0'}))) ?? {}
 }

@@ -8,7 +8,7 @@ import {posix} from 'node:path'
 import type {HostPhase, HostRun, RunContext} from '../../engine/context.js'
 import type {ResetState} from '../state.js'
 
-import {docker0Of, interfacesProbe} from '../../host/net.js'
+import {readDocker0} from '../../host/net.js'
 import {readProbe} from '../../host/probe.js'
 import {unitsProbe} from '../../host/units.js'
 import {waitFor} from '../../init/common.js'
@@ -70,12 +70,6 @@ export function networkPhase(state: ResetState): HostPhase {
   }
 }
 
-/** docker0's address as it is now (the host probe, on its own). */
-async function docker0(h: HostRun): Promise<{address: string; prefixLen: number} | undefined> {
-  const b = docker0Of(await readProbe(h.remote, interfacesProbe({dev: 'docker0'})))
-  return b?.address && b.prefixLen !== undefined ? {address: b.address, prefixLen: b.prefixLen} : undefined
-}
-
 async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promise<void> {
   const c = ctx.cluster
   const d = p.docker
@@ -95,8 +89,8 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promis
   }
 
   const offFlannel = async () => {
-    const b = await docker0(h)
-    return b === undefined || !onFlannelSubnet(c, b.address, b.prefixLen)
+    const b = await readDocker0(h.remote)
+    return !b?.address || b.prefixLen === undefined || !onFlannelSubnet(c, b.address, b.prefixLen)
   }
 
   const what = `restart docker ${d.why}${d.pools ? ", once with docker's default address pools so docker0 leaves the flannel subnet" : ''}`
@@ -104,7 +98,7 @@ async function dockerStep(ctx: RunContext, h: HostRun, p: HostResetPlan): Promis
     if (!(d.pools && (await restartWithPools(ctx, h, offFlannel))))
       await h.remote.run('systemctl restart docker', {timeoutMs: ctx.cluster.timeouts.dockerStart})
     if (!(await waitFor(offFlannel, 15_000, 300))) {
-      const b = await docker0(h)
+      const b = await readDocker0(h.remote)
       ctx.warn(
         h,
         `docker0 is still ${b?.address}/${b?.prefixLen}, in the flannel network: docker keeps its default bridge's address (live-restore with running containers, or a bip in /etc/docker/daemon.json)`,
