@@ -7,8 +7,25 @@ import {clientUrl, type Cluster, etcdMembers, type Host} from '../inventory/mode
 import {shq} from '../remote/shell.js'
 import {etcdPaths} from '../render/paths.js'
 
+/** etcdctl's time bounds: connecting (`--dial-timeout`) and the whole request (`--command-timeout`). */
+export interface EtcdBounds {
+  dialMs: number
+  commandMs: number
+}
+
+/** One request of kflan's: `ms` in all (`timeouts.etcdRequest`, 5s by default), connecting within 2/5 of it. */
+export const requestBounds = (ms: number): EtcdBounds => ({dialMs: Math.round((ms * 2) / 5), commandMs: ms})
+
+/** A duration as etcdctl reads it (Go's time.ParseDuration). */
+const goDuration = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${Math.max(1, Math.round(ms))}ms`)
+
 /** etcdctl (v3 API) against the given members (default: all), e.g. etcdctl(c, 'endpoint health'). */
-export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
+export function etcdctl(
+  c: Cluster,
+  args: string,
+  members: Host[] = etcdMembers(c),
+  bounds: EtcdBounds = requestBounds(c.timeouts.etcdRequest),
+): string {
   const p = etcdPaths(c)
   return [
     'ETCDCTL_API=3',
@@ -17,14 +34,19 @@ export function etcdctl(c: Cluster, args: string, members: Host[] = etcdMembers(
     shq(`--cert=${p.serverCert}`),
     shq(`--key=${p.serverKey}`),
     shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
-    '--dial-timeout=2s',
-    '--command-timeout=5s',
+    `--dial-timeout=${goDuration(bounds.dialMs)}`,
+    `--command-timeout=${goDuration(bounds.commandMs)}`,
     args,
   ].join(' ')
 }
 
 /** etcdctl through the v2 API (flannel < 0.18 reads its config there). */
-export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMembers(c)): string {
+export function etcdctlV2(
+  c: Cluster,
+  args: string,
+  members: Host[] = etcdMembers(c),
+  bounds: EtcdBounds = requestBounds(c.timeouts.etcdRequest),
+): string {
   const p = etcdPaths(c)
   return [
     'ETCDCTL_API=2',
@@ -33,8 +55,8 @@ export function etcdctlV2(c: Cluster, args: string, members: Host[] = etcdMember
     shq(`--cert-file=${p.serverCert}`),
     shq(`--key-file=${p.serverKey}`),
     shq(`--endpoints=${members.map((m) => clientUrl(c, m)).join(',')}`),
-    '--timeout=2s',
-    '--total-timeout=5s',
+    `--timeout=${goDuration(bounds.dialMs)}`,
+    `--total-timeout=${goDuration(bounds.commandMs)}`,
     args,
   ].join(' ')
 }

@@ -5,23 +5,30 @@
  */
 import type {ClusterReads, EtcdView} from './types.js'
 
-import {etcdctl, etcdctlV2, MEMBER_LIST} from '../cluster/etcdctl.js'
+import {type EtcdBounds, etcdctl, etcdctlV2, MEMBER_LIST} from '../cluster/etcdctl.js'
 import {leaseListCommand} from '../cluster/leases.js'
 import {commandProbe, type Probe, type RunOut} from '../host/probe.js'
 import {type Cluster, etcdMembers, type Host} from '../inventory/model.js'
 import {shq} from '../remote/shell.js'
 
-/** etcdctl bounds for the doctor: a dead member must not hold the run for long. */
-const ETCD_TIMEOUTS = '--dial-timeout=1s --command-timeout=2s'
+/**
+ * etcdctl bounds for the doctor: a dead member must not hold the run for long, so 1/5 of
+ * `timeouts.etcdRequest` to connect and 2/5 in all (1s and 2s by default).
+ */
+const doctorBounds = (c: Cluster): EtcdBounds => ({
+  dialMs: c.timeouts.etcdRequest / 5,
+  commandMs: (c.timeouts.etcdRequest * 2) / 5,
+})
 
 /** `endpoint health` and `endpoint status` of `members`, each on its own endpoint. */
 export function endpointProbes(c: Cluster, members: Host[]): Record<string, Probe<RunOut | undefined>> {
   const all = etcdMembers(c)
   const out: Record<string, Probe<RunOut | undefined>> = {}
+  const bounds = doctorBounds(c)
   for (const m of members) {
     const i = all.findIndex((x) => x.name === m.name)
-    out[`eh-${i}`] = commandProbe(`eh-${i}`, etcdctl(c, `endpoint health -w json ${ETCD_TIMEOUTS}`, [m]))
-    out[`es-${i}`] = commandProbe(`es-${i}`, etcdctl(c, `endpoint status -w json ${ETCD_TIMEOUTS}`, [m]))
+    out[`eh-${i}`] = commandProbe(`eh-${i}`, etcdctl(c, 'endpoint health -w json', [m], bounds))
+    out[`es-${i}`] = commandProbe(`es-${i}`, etcdctl(c, 'endpoint status -w json', [m], bounds))
   }
 
   return out
@@ -33,13 +40,14 @@ export function endpointProbes(c: Cluster, members: Host[]): Record<string, Prob
  */
 export function readProbes(c: Cluster): Record<string, Probe<RunOut | undefined>> {
   const p = c.flannel.prefix
+  const bounds = doctorBounds(c)
   const out: Record<string, Probe<RunOut | undefined>> = {
-    members: commandProbe('members', etcdctl(c, `${MEMBER_LIST} ${ETCD_TIMEOUTS}`)),
-    alarms: commandProbe('alarms', etcdctl(c, `alarm list ${ETCD_TIMEOUTS}`)),
-    keys3: commandProbe('keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s ${ETCD_TIMEOUTS}`)),
+    members: commandProbe('members', etcdctl(c, MEMBER_LIST, undefined, bounds)),
+    alarms: commandProbe('alarms', etcdctl(c, 'alarm list', undefined, bounds)),
+    keys3: commandProbe('keys3', etcdctl(c, `get ${shq(`${p}/`)} --prefix -w json --consistency=s`, undefined, bounds)),
   }
   for (const [i, m] of etcdMembers(c).entries())
-    out[`cfg2-${i}`] = commandProbe(`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m]))
+    out[`cfg2-${i}`] = commandProbe(`cfg2-${i}`, etcdctlV2(c, `--no-sync get ${shq(`${p}/config`)}`, [m], bounds))
   if (c.flannel.etcdApi === 'v2') out.leases2 = commandProbe('leases2', leaseListCommand(c, {local: true}))
   return out
 }

@@ -86,6 +86,7 @@ export interface Timeouts {
   flannelStart: number
   dockerStart: number
   doctorHost: number
+  etcdRequest: number
 }
 
 export const etcdMembers = (c: Cluster): Host[] => c.hosts.filter((h) => h.roles.etcd)

@@ -259,6 +259,8 @@ const timeouts = z
     dockerStart: timeout('120s'),
     /** doctor: the checks script on one host (and the etcd follow-up round). */
     doctorHost: timeout('20s'),
+    /** etcdctl: one request kflan makes of etcd (connecting takes at most 2/5 of it); doctor's take 2/5. */
+    etcdRequest: timeout('5s'),
   })
   .strict()
 

@@ -9,15 +9,16 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
-import {parseEtcdJson} from '../../src/cluster/etcdctl.js'
+import {etcdctl, etcdctlV2, parseEtcdJson} from '../../src/cluster/etcdctl.js'
 import {etcdctlError, parseGetJson, specificError} from '../../src/doctor/etcd-output.js'
 import {doctorScript, followUpProbes, hostFiles, parseDoctorOutput} from '../../src/doctor/gather.js'
 import {readV2, readV3} from '../../src/doctor/network.js'
 import {parsePingOutput, pingScript} from '../../src/doctor/ping.js'
+import {endpointProbes, readProbes} from '../../src/doctor/reads.js'
 import {etcdSetting} from '../../src/host/etcd.js'
 import {fileContentsProbe} from '../../src/host/files.js'
 import {probeScript} from '../../src/host/probe.js'
-import {clusterFrom} from './helpers.js'
+import {clusterFrom, minimalInventory} from './helpers.js'
 
 const c = clusterFrom(`cluster: lab
 ssh: {user: root, identityFile: /dev/null}
@@ -294,5 +295,30 @@ describe('parsing what the hosts said', () => {
     expect(
       readV2([{run: {stdout: '', stderr: 'Error: dial tcp: connect: connection refused', rc: 4}, from: 'a'}]),
     ).toEqual({state: 'unknown', error: 'a: connect: connection refused'})
+  })
+})
+
+describe('etcdctl bounds (timeouts.etcdRequest)', () => {
+  const v3 = (cl: typeof c) => Object.values({...readProbes(cl), ...endpointProbes(cl, [cl.hosts[0]])}).map((p) => p.sh)
+
+  it('default: 2s to connect and 5s in all; doctor 1s and 2s, given once', () => {
+    expect(etcdctl(c, 'member list')).toContain(' --dial-timeout=2s --command-timeout=5s member list')
+    expect(etcdctlV2(c, 'ls')).toContain(' --timeout=2s --total-timeout=5s ls')
+    const doctor = v3(c)
+    expect(doctor.length).toBeGreaterThan(4)
+    for (const sh of doctor) {
+      expect(sh).toMatch(/--(dial-)?timeout=1s --(command|total)-timeout=2s /)
+      expect(sh.match(/timeout=/g)).toHaveLength(2)
+    }
+  })
+
+  it('follow the inventory for slow hosts, in etcdctl v3 and v2 alike', () => {
+    const slow = clusterFrom(minimalInventory('timeouts: {etcdRequest: 30s}\n'))
+    expect(etcdctl(slow, 'member list')).toContain(' --dial-timeout=12s --command-timeout=30s member list')
+    expect(etcdctlV2(slow, 'ls')).toContain(' --timeout=12s --total-timeout=30s ls')
+    for (const sh of v3(slow)) expect(sh).toMatch(/--(dial-)?timeout=6s --(command|total)-timeout=12s /)
+    const odd = clusterFrom(minimalInventory('timeouts: {etcdRequest: 7s}\n'))
+    expect(etcdctl(odd, 'x')).toContain(' --dial-timeout=2800ms --command-timeout=7s x')
+    expect(v3(odd)[0]).toContain('--dial-timeout=1400ms --command-timeout=2800ms ')
   })
 })

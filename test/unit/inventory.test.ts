@@ -197,9 +197,18 @@ flannel: {version: 0.26.1, tarball: f.tgz, network: 10.244.0.0/16, backend: {typ
       flannelStart: 45_000,
       dockerStart: 120_000,
       doctorHost: 20_000,
+      etcdRequest: 5000,
     })
-    const c = clusterFrom(minimalInventory('timeouts: {dockerStart: 5m, doctorHost: 1m30s, etcdStart: 200s}\n'))
-    expect(c.timeouts).toEqual({etcdStart: 200_000, flannelStart: 45_000, dockerStart: 300_000, doctorHost: 90_000})
+    const c = clusterFrom(
+      minimalInventory('timeouts: {dockerStart: 5m, doctorHost: 1m30s, etcdStart: 200s, etcdRequest: 30s}\n'),
+    )
+    expect(c.timeouts).toEqual({
+      etcdStart: 200_000,
+      flannelStart: 45_000,
+      dockerStart: 300_000,
+      doctorHost: 90_000,
+      etcdRequest: 30_000,
+    })
   })
 
   it('refuses a timeout without its unit, out of range, or unknown, at its line', () => {

@@ -103,12 +103,14 @@ docker:
 EOF
 if [[ ${KFLAN_VAGRANT_LIBVIRT_DRIVER:-} == qemu ]]; then
   # Several times kflan's defaults: under QEMU TCG on a loaded 2-core machine `systemctl restart docker` took more
-  # than 90 s with 3 guests and doctor's checks script more than 20 s right after init (docs/vagrant.md).
+  # than 90 s with 3 guests and doctor's checks script more than 20 s right after init; doctor's etcdctl requests
+  # (2 s each by default, several at once on one emulated vCPU) timed out against a healthy member (docs/vagrant.md).
   cat >>"$OUT" <<EOF
 timeouts: # software-emulated guests (KFLAN_VAGRANT_LIBVIRT_DRIVER=qemu)
   etcdStart: 4m
   flannelStart: 4m
   dockerStart: 6m
   doctorHost: 2m
+  etcdRequest: 30s
 EOF
 fi
