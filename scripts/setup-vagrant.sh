@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Vagrant job (test/vagrant/, docs/vagrant.md) needs on a Debian machine:
 # Vagrant with the libvirt provider, libvirt + QEMU, qemu-img for the box, debootstrap for the box's root,
-# and the tools the job uses around them. Called by `npm run test:vagrant` (and `KFLAN_TEST_VAGRANT=1 npm test`); safe to re-run.
+# and the tools the job uses around them. Called by `npm test` and `npm run test:vagrant`; safe to re-run.
 set -euo pipefail
 
 debs=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils

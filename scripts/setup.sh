@@ -30,8 +30,9 @@ if [ ${#missing[@]} -gt 0 ] || [ $lists_stale -eq 1 ]; then
 fi
 
 [ -x /usr/local/go/bin/go ] || echo "setup: warning: no Go at /usr/local/go/bin: the lab cannot build its flannel/etcd bundles" >&2
-# The Vagrant job's packages (vagrant, vagrant-libvirt, libvirt, QEMU) are installed by
-# `npm run test:vagrant` itself (scripts/setup-vagrant.sh): the default test run does not boot VMs.
+# The Vagrant job's packages (vagrant, vagrant-libvirt, libvirt, QEMU, actionlint) are installed by the
+# commands that boot VMs, `npm test` and `npm run test:vagrant` (scripts/setup-vagrant.sh), not here:
+# the demo does not need them.
 
 # `npm ci`: exactly the locked versions (a lock file out of step with package.json is an error,
 # as in any CI). Skipped when node_modules was installed from this very lock file.

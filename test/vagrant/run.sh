@@ -282,7 +282,7 @@ record_guests() {
   local h box g
   h=$(awk '$1 == "Host" {print $2; exit}' "$STATE/ssh_config")
   box=$([[ $BOX == kflan/debian12 ]] && basename "$(cat "$VAGRANT_HOME/kflan-box-source" 2>/dev/null)" || echo "$BOX")
-  g=$(remote "$h" '. /etc/os-release; echo "$PRETTY_NAME, kernel $(uname -r), $(dockerd --version 2>/dev/null | cut -d, -f1)"') ||
+  g=$(remote "$h" '. /etc/os-release; echo "$PRETTY_NAME, kernel $(uname -r), $(docker --version 2>/dev/null | cut -d, -f1)"') ||
     die "cannot ask $h for its kernel"
   echo "; box $box: $g; $(qemu-system-x86_64 --version | head -n1)" >>"$STATE/versions"
   log "guests: box $box: $g"
@@ -304,7 +304,9 @@ check_eth1() {
   local inv=$STATE/inventory.yaml h addr dev leases
   local etcd1
   etcd1=$(awk '/^  etcd: \[/ {gsub(/[][,]/, " "); print $2}' "$inv")
-  leases=$(remote "$etcd1" "sudo ETCDCTL_API=3 /opt/etcd/bin/etcdctl --endpoints=https://\$(ip -4 -o addr show dev eth1 | awk '{sub(/\\/.*/, \"\", \$4); print \$4}'):2379 --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/kflan.pem --key=/opt/etcd/ssl/kflan-key.pem get /coreos.com/network/subnets --prefix --print-value-only")
+  # As kflan's own remote etcdctl does: the member's server certificate (its CN is an etcd user with the root role).
+  leases=$(remote "$etcd1" "sudo ETCDCTL_API=3 /opt/etcd/bin/etcdctl --endpoints=https://\$(ip -4 -o addr show dev eth1 | awk '{sub(/\\/.*/, \"\", \$4); print \$4}'):2379 --cacert=/opt/etcd/ssl/ca.pem --cert=/opt/etcd/ssl/server.pem --key=/opt/etcd/ssl/server-key.pem --dial-timeout=20s --command-timeout=30s get /coreos.com/network/subnets --prefix --print-value-only" 2>&1) ||
+    { log "$etcd1: etcdctl get /coreos.com/network/subnets failed: $leases"; return 1; }
   log "flannel leases: $(tr '\n' ' ' <<<"$leases")"
   for h in $(yq_flannel_hosts "$inv"); do
     addr=$(awk -v h="$h" '$0 ~ "- name: "h"$" {f = 1; next} f && /address:/ {print $2; exit}' "$inv")
