@@ -19,9 +19,12 @@ fi
 results=$(mktemp)
 npx vitest run --reporter=default --reporter=json --outputFile="$results" "$@"
 rc=$?
+# A test file whose setup failed (a beforeAll hook: the lab did not come up) has its tests skipped, not
+# failed: it counts as one failure here, so that the last line never says "0 failed" for a failed run.
 counts=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))
-  console.log(r.numPassedTests, r.numFailedTests, r.numPendingTests + r.numTodoTests)
+  const broken = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"))
+  console.log(r.numPassedTests, r.numFailedTests + broken.length, r.numPendingTests + r.numTodoTests)
 ' "$results" 2>/dev/null) || counts=
 rm -f "$results"
 read -r p f s <<<"${counts:-0 0 0}"

@@ -481,7 +481,13 @@ wait_ssh() {
     for name in "${pending[@]}"; do
       addr=$(host_addr "$name")
       ssh_ok "$addr" || still+=("$name")
-      nspawn_pid "$name" >/dev/null || die "$name: systemd-nspawn exited, see $LAB_DIR/$name.log"
+      # The log is kept under another name (the next `up` rewrites NAME.log) and its end shown: an early exit
+      # of nspawn says why in its last lines.
+      nspawn_pid "$name" >/dev/null || {
+        cp -f "$LAB_DIR/$name.log" "$LAB_DIR/$name.failed.log" 2>/dev/null || true
+        die "$name: systemd-nspawn exited, see $LAB_DIR/$name.failed.log; its last lines:
+$(grep -v '^\s*$' "$LAB_DIR/$name.log" 2>/dev/null | tail -n 8 | sed 's/^/  /')"
+      }
     done
     pending=("${still[@]+"${still[@]}"}")
     ((${#pending[@]})) || break
